@@ -1,0 +1,8 @@
+// Package all registers every meter driver and emulator of the harness.
+// Import it for its side effects.
+package all
+
+import (
+	// One line per driver package; each registers itself from init.
+	_ "github.com/academemes/harness/meters/estimate"
+)

@@ -1,0 +1,99 @@
+package meters
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Spec is a parsed meter spec string.
+//
+// Grammar:
+//
+//	spec    = driver [ ":" rest ]
+//	rest    = arg [ "?" options ] | options
+//	options = key "=" value { ("&" | ",") key "=" value }
+//
+// arg is the driver's main argument (a device path, HOST:PORT); options are
+// keyed settings. When rest has no "?" but its first element holds "=", the
+// whole rest is options: "rapl:sysfs=/tmp/sys,rate=1000". Values may be
+// URL-escaped. Examples:
+//
+//	auto
+//	rapl
+//	rapl:sysfs=/tmp/fixture/sys&rate=1000
+//	estimate:idle=2W,max=15W
+//	powersensor3:/dev/ttyACM0
+//	pmd-usb:/dev/ttyUSB0?baud=460800
+//	modbus:192.0.2.7:502?unit=1&outlet=2&map=gude-1105&rate=2
+type Spec struct {
+	Raw     string
+	Driver  string
+	Arg     string
+	Options map[string]string
+}
+
+// ParseSpec parses s per the grammar on Spec.
+func ParseSpec(s string) (Spec, error) {
+	sp := Spec{Raw: s, Options: map[string]string{}}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return sp, fmt.Errorf("%w: empty spec", ErrSpec)
+	}
+	driver, rest, _ := strings.Cut(s, ":")
+	sp.Driver = strings.ToLower(driver)
+	if sp.Driver == "" {
+		return sp, fmt.Errorf("%w %q: no driver name before ':'", ErrSpec, s)
+	}
+	arg, opts, hasQuery := strings.Cut(rest, "?")
+	if !hasQuery {
+		first, _, _ := strings.Cut(strings.ReplaceAll(rest, ",", "&"), "&")
+		if strings.Contains(first, "=") {
+			arg, opts = "", rest
+		}
+	}
+	sp.Arg = arg
+	if opts != "" {
+		for _, kv := range strings.FieldsFunc(opts, func(r rune) bool { return r == '&' || r == ',' }) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return sp, fmt.Errorf("%w %q: option %q is not key=value", ErrSpec, s, kv)
+			}
+			uk, err1 := url.QueryUnescape(k)
+			uv, err2 := url.QueryUnescape(v)
+			if err1 != nil || err2 != nil {
+				return sp, fmt.Errorf("%w %q: option %q is badly escaped", ErrSpec, s, kv)
+			}
+			if _, dup := sp.Options[uk]; dup {
+				return sp, fmt.Errorf("%w %q: option %q given twice", ErrSpec, s, uk)
+			}
+			sp.Options[uk] = uv
+		}
+	}
+	return sp, nil
+}
+
+// Unknown returns an error naming the options of sp that are not in
+// allowed, or nil. Drivers call it so that a typo is an error, not ignored.
+func (sp Spec) Unknown(allowed ...string) error {
+	var bad []string
+	for k := range sp.Options {
+		ok := false
+		for _, a := range allowed {
+			if k == a {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%w %q: unknown option(s) %s; allowed: %s", ErrSpec, sp.Raw,
+		strings.Join(bad, ", "), strings.Join(allowed, ", "))
+}

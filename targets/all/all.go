@@ -1,0 +1,8 @@
+// Package all registers every target kind of the harness. Import it for its
+// side effects.
+package all
+
+import (
+	// One line per kind; each registers itself from init.
+	_ "github.com/academemes/harness/targets/wasm"
+)

@@ -1,0 +1,166 @@
+// Package targets defines a serving platform under test (a Target), the
+// per-request facts a target reports in response headers, and the registry
+// of target kinds.
+//
+// A kind lives in a subpackage (wasm, dockernode, openfaas) and registers
+// itself from init; a program that wants every kind imports targets/all.
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Mode says how a target treats instances between requests.
+type Mode string
+
+const (
+	// Cold: every request pays a start (a fresh instance or container).
+	Cold Mode = "cold"
+	// Prewarmed: a fresh single-use instance per request, made ahead of time.
+	Prewarmed Mode = "prewarmed"
+	// Warm: long-lived instances serve many requests.
+	Warm Mode = "warm"
+)
+
+// Valid reports whether m is one of the known modes.
+func (m Mode) Valid() bool { return m == Cold || m == Prewarmed || m == Warm }
+
+// Response headers by which a target reports server-side facts per request.
+const (
+	// HeaderColdStart is "1" when the request paid a start.
+	HeaderColdStart = "X-Cold-Start"
+	// HeaderStartNs is the start-up part of the request's latency in
+	// nanoseconds, when known.
+	HeaderStartNs = "X-Start-Ns"
+)
+
+// Info describes a target.
+type Info struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Mode     Mode   `json:"mode"`
+	Function string `json:"function"`
+}
+
+// Target is a serving platform with one function deployed.
+type Target interface {
+	Info() Info
+	// Start deploys or builds what is needed and waits until ready.
+	Start(ctx context.Context) error
+	// URL is where requests go. Valid after Start.
+	URL() *url.URL
+	// Reset scales to zero: the next request is a cold start.
+	Reset(ctx context.Context) error
+	// Stop removes everything Start created. It must be safe to call after
+	// a failed or partial Start, and more than once.
+	Stop(ctx context.Context) error
+}
+
+// Reporter is implemented by targets that have facts for run.json (image id
+// and size, containers' CPU time, how cold starts were forced).
+type Reporter interface {
+	Report() map[string]any
+}
+
+// Spec is what a scenario says about one target.
+type Spec struct {
+	Name     string
+	Kind     string
+	Function string
+	Mode     Mode
+	// Options are the kind-specific settings from the scenario, decoded
+	// from YAML (strings, numbers, bools, lists, maps).
+	Options map[string]any
+	// FunctionsDir is where function sources and builds are; "" means the
+	// copies embedded in the binary (package functions).
+	FunctionsDir string
+	// RunID names the run, for labels on what the target creates.
+	RunID string
+	// Logf reports progress and problems to people; never nil after New.
+	Logf func(format string, args ...any)
+}
+
+// Kind is a registered kind of target.
+type Kind struct {
+	Name string
+	// Doc is one line for --help and the README.
+	Doc string
+	// Options lists the kind-specific option keys with one line of doc
+	// each. The scenario validator rejects keys not listed here.
+	Options map[string]string
+	// Modes lists the modes this kind supports.
+	Modes []Mode
+	// New makes a target. It should check options and fail early; it
+	// should not start anything.
+	New func(spec Spec) (Target, error)
+}
+
+// ErrUnavailable means the platform behind a target cannot be reached (no
+// Docker Engine, no OpenFaaS gateway). The runner skips such a target with
+// the reason, unless the scenario requires it.
+var ErrUnavailable = errors.New("target platform unavailable")
+
+var (
+	mu    sync.RWMutex
+	kinds = map[string]Kind{}
+)
+
+// Register makes a target kind available. It panics on a duplicate.
+func Register(k Kind) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := kinds[k.Name]; dup {
+		panic("targets: kind registered twice: " + k.Name)
+	}
+	kinds[k.Name] = k
+}
+
+// Lookup returns the kind named name.
+func Lookup(name string) (Kind, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k, ok
+}
+
+// Kinds returns the registered kinds sorted by name.
+func Kinds() []Kind {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Kind, 0, len(kinds))
+	for _, k := range kinds {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// KindNames returns the registered kind names, sorted.
+func KindNames() []string {
+	var n []string
+	for _, k := range Kinds() {
+		n = append(n, k.Name)
+	}
+	return n
+}
+
+// New makes a target from a spec.
+func New(spec Spec) (Target, error) {
+	k, ok := Lookup(spec.Kind)
+	if !ok {
+		return nil, fmt.Errorf("unknown target kind %q; known: %s", spec.Kind, strings.Join(KindNames(), ", "))
+	}
+	if spec.Logf == nil {
+		spec.Logf = func(string, ...any) {}
+	}
+	if spec.Options == nil {
+		spec.Options = map[string]any{}
+	}
+	return k.New(spec)
+}
