@@ -1,0 +1,167 @@
+package runstore
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// Run is a run directory read back.
+type Run struct {
+	Dir      string
+	Meta     Meta
+	Scenario []byte
+	Requests []Request // in file order
+	Samples  []Sample  // in file order
+	// Warnings about the files themselves, such as a last row cut short
+	// by a crash.
+	Warnings []string
+}
+
+// ErrNotRun means a directory is not a run directory.
+var ErrNotRun = errors.New("not a run directory")
+
+// Load reads a run directory. A last CSV row cut short (the process was
+// killed while writing) is dropped with a warning; any other malformed row
+// is an error that names the file and line.
+func Load(dir string) (*Run, error) {
+	run := &Run{Dir: dir}
+	data, err := os.ReadFile(filepath.Join(dir, RunFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotRun, RunFile)
+		}
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &run.Meta); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
+	}
+	run.Scenario, _ = os.ReadFile(filepath.Join(dir, ScenarioFile))
+	if err := readCSV(run, RequestsFile, RequestsHeader, func(rec []string) error {
+		r, err := parseRequest(rec)
+		if err == nil {
+			run.Requests = append(run.Requests, r)
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := readCSV(run, SamplesFile, SamplesHeader, func(rec []string) error {
+		s, err := parseSample(rec)
+		if err == nil {
+			run.Samples = append(run.Samples, s)
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+func readCSV(run *Run, name string, header []string, row func([]string) error) error {
+	path := filepath.Join(run.Dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cr := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = -1
+	rec, err := cr.Read()
+	if err != nil {
+		return fmt.Errorf("%s: header: %w", path, err)
+	}
+	if !slices.Equal(rec, header) {
+		return fmt.Errorf("%s: header is %v, want %v", path, rec, header)
+	}
+	var pending error
+	pendingLine := 0
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if pending != nil {
+			// A bad row followed by more rows is corruption, not a crash.
+			return fmt.Errorf("%s:%d: %w", path, pendingLine, pending)
+		}
+		if err == nil && len(rec) != len(header) {
+			err = fmt.Errorf("%d fields, want %d", len(rec), len(header))
+		}
+		if err == nil {
+			err = row(rec)
+		}
+		if err != nil {
+			pending, pendingLine = err, line
+		}
+	}
+	if pending != nil {
+		run.Warnings = append(run.Warnings, fmt.Sprintf("%s:%d: last row cut short and dropped (%v)", name, pendingLine, pending))
+	}
+	return nil
+}
+
+func parseRequest(rec []string) (Request, error) {
+	if len(rec) != len(RequestsHeader) {
+		return Request{}, fmt.Errorf("%d fields, want %d", len(rec), len(RequestsHeader))
+	}
+	var p parser
+	r := Request{
+		Target:    rec[0],
+		Phase:     rec[1],
+		Rep:       int(p.int(rec[2], "rep")),
+		Seq:       p.int(rec[3], "seq"),
+		StartNs:   p.int(rec[4], "start_ns"),
+		LatencyNs: p.int(rec[5], "latency_ns"),
+		Status:    int(p.int(rec[6], "status")),
+		BytesIn:   p.int(rec[7], "bytes_in"),
+		BytesOut:  p.int(rec[8], "bytes_out"),
+		Cold:      rec[9] == "1" || rec[9] == "true",
+		StartUpNs: p.int(rec[10], "start_up_ns"),
+		Error:     rec[11],
+	}
+	return r, p.err
+}
+
+func parseSample(rec []string) (Sample, error) {
+	if len(rec) != len(SamplesHeader) {
+		return Sample{}, fmt.Errorf("%d fields, want %d", len(rec), len(SamplesHeader))
+	}
+	var p parser
+	s := Sample{
+		Meter:   rec[0],
+		Channel: int(p.int(rec[1], "channel")),
+		TNs:     p.int(rec[2], "t_ns"),
+		Watts:   p.float(rec[3], "watts"),
+		Joules:  p.float(rec[4], "joules"),
+	}
+	return s, p.err
+}
+
+// parser keeps the first error of a row's fields.
+type parser struct{ err error }
+
+func (p *parser) int(s, field string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %q is not an integer", field, s)
+	}
+	return v
+}
+
+func (p *parser) float(s, field string) float64 {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("%s: %q is not a number", field, s)
+	}
+	return v
+}

@@ -1,0 +1,118 @@
+package runstore
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestWriteLoadRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "20260101-000000-test")
+	w, err := Create(dir, []byte("name: test\n"), Meta{ID: "20260101-000000-test", Scenario: "test", Started: time.Unix(1, 0).UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []Request{
+		{Target: "wasm", Phase: "load", Rep: 0, Seq: 1, StartNs: 100, LatencyNs: 50, Status: 200, BytesIn: 10, BytesOut: 20, Cold: true, StartUpNs: 7},
+		{Target: "docker, node", Phase: "load/n=3", Rep: 1, Seq: 2, StartNs: 200, LatencyNs: 60, Status: 0, Error: `dial tcp: "refused"`},
+	}
+	smps := []Sample{
+		{Meter: "rapl", Channel: 0, TNs: 100, Watts: 1.5, Joules: math.NaN()},
+		{Meter: "rapl", Channel: 1, TNs: 110, Watts: math.NaN(), Joules: 0.25},
+	}
+	var wg sync.WaitGroup
+	for _, r := range reqs {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.AddRequest(r) }()
+	}
+	wg.Wait()
+	for _, s := range smps {
+		if err := w.AddSample(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Update(func(m *Meta) { m.Status = StatusComplete }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Meta.Status != StatusComplete || run.Meta.ID != "20260101-000000-test" {
+		t.Errorf("meta = %+v", run.Meta)
+	}
+	if string(run.Scenario) != "name: test\n" {
+		t.Errorf("scenario = %q", run.Scenario)
+	}
+	if len(run.Requests) != 2 {
+		t.Fatalf("got %d requests, want 2", len(run.Requests))
+	}
+	got := map[int64]Request{}
+	for _, r := range run.Requests {
+		got[r.Seq] = r
+	}
+	for _, want := range reqs {
+		if got[want.Seq] != want {
+			t.Errorf("request %d = %+v, want %+v", want.Seq, got[want.Seq], want)
+		}
+	}
+	if len(run.Samples) != 2 || run.Samples[0].Watts != 1.5 || !math.IsNaN(run.Samples[0].Joules) || run.Samples[1].Joules != 0.25 {
+		t.Errorf("samples = %+v", run.Samples)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, SamplesFile))
+	if !strings.HasPrefix(string(data), "meter,channel,t_ns,watts,joules\nrapl,0,100,1.5,NaN\n") {
+		t.Errorf("samples.csv = %q", data)
+	}
+}
+
+func TestLoadTolerance(t *testing.T) {
+	header := strings.Join(SamplesHeader, ",") + "\n"
+	for _, tc := range []struct {
+		name     string
+		samples  string
+		wantN    int
+		wantErr  string
+		wantWarn bool
+	}{
+		{"complete", header + "m,0,1,2,3\nm,0,2,2,3\n", 2, "", false},
+		{"cut short at the end", header + "m,0,1,2,3\nm,0,2", 1, "", true},
+		{"corrupt in the middle", header + "m,0,1,2,3\nm,0,x,2,3\nm,0,3,2,3\n", 0, "samples.csv:3: t_ns", false},
+		{"wrong header", "a,b\n", 0, "header", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, RunFile), []byte(`{"id":"x"}`), 0o644)
+			os.WriteFile(filepath.Join(dir, RequestsFile), []byte(strings.Join(RequestsHeader, ",")+"\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, SamplesFile), []byte(tc.samples), 0o644)
+			run, err := Load(dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(run.Samples) != tc.wantN {
+				t.Errorf("got %d samples, want %d", len(run.Samples), tc.wantN)
+			}
+			if (len(run.Warnings) > 0) != tc.wantWarn {
+				t.Errorf("warnings = %v", run.Warnings)
+			}
+		})
+	}
+}
+
+func TestLoadNotARun(t *testing.T) {
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
+		t.Fatalf("err = %v", err)
+	}
+}

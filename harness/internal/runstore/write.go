@@ -1,0 +1,275 @@
+package runstore
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Writer writes one run directory while the run goes. Its methods are safe
+// for concurrent use: meters append samples from their own goroutines while
+// the load generator appends requests.
+type Writer struct {
+	dir string
+
+	mu       sync.Mutex
+	meta     Meta
+	reqFile  *os.File
+	reqBuf   *bufio.Writer
+	smpFile  *os.File
+	smpBuf   *bufio.Writer
+	rowBuf   []byte
+	lastSync time.Time
+	closed   bool
+}
+
+// Create makes dir (which must not exist yet), writes the scenario as run
+// and an initial run.json, and opens the CSV files with their headers.
+func Create(dir string, scenario []byte, meta Meta) (*Writer, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("runstore: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("runstore: create run directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ScenarioFile), scenario, 0o644); err != nil {
+		return nil, fmt.Errorf("runstore: %w", err)
+	}
+	w := &Writer{dir: dir, meta: meta}
+	if w.meta.Status == "" {
+		w.meta.Status = StatusRunning
+	}
+	var err error
+	if w.reqFile, w.reqBuf, err = createCSV(filepath.Join(dir, RequestsFile), RequestsHeader); err != nil {
+		return nil, err
+	}
+	if w.smpFile, w.smpBuf, err = createCSV(filepath.Join(dir, SamplesFile), SamplesHeader); err != nil {
+		w.reqFile.Close()
+		return nil, err
+	}
+	if err := WriteJSON(filepath.Join(dir, RunFile), w.meta); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func createCSV(path string, header []string) (*os.File, *bufio.Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runstore: %w", err)
+	}
+	b := bufio.NewWriterSize(f, 64<<10)
+	cw := csv.NewWriter(b)
+	if err := cw.Write(header); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("runstore: %w", err)
+	}
+	cw.Flush()
+	return f, b, cw.Error()
+}
+
+// Dir is the run directory.
+func (w *Writer) Dir() string { return w.dir }
+
+// AddRequest appends one row to requests.csv.
+func (w *Writer) AddRequest(r Request) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errClosed
+	}
+	b := w.rowBuf[:0]
+	b = appendField(b, r.Target)
+	b = append(b, ',')
+	b = appendField(b, r.Phase)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(r.Rep), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.StartNs, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.LatencyNs, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.BytesIn, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.BytesOut, 10)
+	b = append(b, ',')
+	if r.Cold {
+		b = append(b, '1')
+	} else {
+		b = append(b, '0')
+	}
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.StartUpNs, 10)
+	b = append(b, ',')
+	b = appendField(b, r.Error)
+	b = append(b, '\n')
+	w.rowBuf = b
+	_, err := w.reqBuf.Write(b)
+	w.maybeSync()
+	return err
+}
+
+// AddSample appends one row to samples.csv.
+func (w *Writer) AddSample(s Sample) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errClosed
+	}
+	b := w.rowBuf[:0]
+	b = appendField(b, s.Meter)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(s.Channel), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, s.TNs, 10)
+	b = append(b, ',')
+	b = appendFloat(b, s.Watts)
+	b = append(b, ',')
+	b = appendFloat(b, s.Joules)
+	b = append(b, '\n')
+	w.rowBuf = b
+	_, err := w.smpBuf.Write(b)
+	w.maybeSync()
+	return err
+}
+
+var errClosed = errors.New("runstore: writer closed")
+
+// maybeSync flushes the buffers to the OS at most once a second, so that a
+// killed process loses at most a second of data. Called with w.mu held.
+func (w *Writer) maybeSync() {
+	if now := time.Now(); now.Sub(w.lastSync) >= time.Second {
+		w.lastSync = now
+		w.reqBuf.Flush()
+		w.smpBuf.Flush()
+	}
+}
+
+// Update changes run.json in memory through fn and writes it out
+// atomically, flushing the CSV files first so that run.json never claims
+// more than the files hold.
+func (w *Writer) Update(fn func(*Meta)) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fn != nil {
+		fn(&w.meta)
+	}
+	if !w.closed {
+		if err := w.flushLocked(); err != nil {
+			return err
+		}
+	}
+	return WriteJSON(filepath.Join(w.dir, RunFile), w.meta)
+}
+
+// Meta returns a copy of run.json as it stands.
+func (w *Writer) Meta() Meta {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.meta
+}
+
+// Flush writes buffered rows to the files and syncs them to disk.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked()
+}
+
+func (w *Writer) flushLocked() error {
+	if w.closed {
+		return nil
+	}
+	w.lastSync = time.Now()
+	return errors.Join(w.reqBuf.Flush(), w.smpBuf.Flush(), w.reqFile.Sync(), w.smpFile.Sync())
+}
+
+// Close flushes and closes the CSV files and writes run.json a last time.
+// It is safe to call more than once.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	err := w.flushLocked()
+	w.closed = true
+	err = errors.Join(err, w.reqFile.Close(), w.smpFile.Close())
+	return errors.Join(err, WriteJSON(filepath.Join(w.dir, RunFile), w.meta))
+}
+
+// WriteJSON writes v as indented JSON to path atomically (a temporary file
+// renamed over the old one), so a reader never sees half a file.
+func WriteJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("runstore: encode %s: %w", filepath.Base(path), err)
+	}
+	data = append(data, '\n')
+	return WriteFileAtomic(path, data)
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory and a rename.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("runstore: %w", err)
+	}
+	_, err = tmp.Write(data)
+	err = errors.Join(err, tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("runstore: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// appendField appends s as one CSV field, quoted only when it must be.
+func appendField(b []byte, s string) []byte {
+	needs := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\n', '\r':
+			needs = true
+		}
+	}
+	if s != "" && (s[0] == ' ' || s[0] == '\t') {
+		needs = true
+	}
+	if !needs {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// appendFloat writes NaN as "NaN", which pandas and R both read as a
+// missing number, and other values in the shortest exact form.
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) {
+		return append(b, "NaN"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
