@@ -99,6 +99,11 @@ type Kind struct {
 	// New makes a target. It should check options and fail early; it
 	// should not start anything.
 	New func(spec Spec) (Target, error)
+	// CheckFunction, when set, reports whether function names something
+	// this kind can serve; baseDir is the scenario's directory, against
+	// which relative paths resolve. The scenario validator calls it so that
+	// a missing function file is reported with its file:line:col.
+	CheckFunction func(function, baseDir string) error
 }
 
 // ErrUnavailable means the platform behind a target cannot be reached (no

@@ -1,0 +1,220 @@
+// Package scenario reads, overrides and validates scenario files.
+//
+// Configuration flows one way: the defaults below, then the file, then
+// --set overrides, then one Validate that reports every problem at once,
+// each with the file:line:col (or the --set) it came from.
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults, used where a scenario says nothing. They keep a default run of
+// scenarios/coldstart.yaml within a few minutes on a small machine while
+// still giving three repetitions for an interval.
+const (
+	DefaultRepeat   = 3
+	DefaultIdle     = 5 * time.Second
+	DefaultWarmup   = 2 * time.Second
+	DefaultCooldown = 2 * time.Second
+	DefaultMethod   = "POST"
+	DefaultTimeout  = 30 * time.Second
+)
+
+// Scenario is one experiment: targets, meters and the load to drive.
+type Scenario struct {
+	Name        string
+	Description string
+	Repeat      int
+	Idle        time.Duration // baseline with targets started but unloaded
+	Warmup      time.Duration // load that is not scored
+	Cooldown    time.Duration // unloaded tail, lets power settle
+	Meters      []string      // meter spec strings
+	Targets     []Target
+	Load        Load
+
+	// File is the path the scenario was read from; Dir is its directory,
+	// against which body_file and functions paths resolve.
+	File string
+	Dir  string
+	// Source is the scenario as run, overrides applied, as YAML.
+	Source []byte
+}
+
+// Target is one platform with one function.
+type Target struct {
+	Name     string
+	Kind     string
+	Function string
+	Mode     string
+	// Required makes an unavailable platform fail the run instead of being
+	// skipped.
+	Required bool
+	Options  map[string]any
+
+	optionKeys map[string]*yaml.Node // for positions of option errors
+}
+
+// Load is the request and how it is driven.
+type Load struct {
+	Request    Request
+	Stages     []Stage     // open model (constant arrival rate per stage)
+	Sequential *Sequential // closed loop, one request at a time
+	Inputs     []Input     // optional: one measured phase per input
+	Timeout    time.Duration
+	// Workers is the initial number of vegeta workers (0: vegeta's default).
+	Workers uint64
+}
+
+// Request is the HTTP request sent to every target.
+type Request struct {
+	Method   string
+	Path     string // appended to the target's URL; may hold a query
+	Body     string
+	BodyFile string
+	Headers  map[string]string
+}
+
+// Stage is a constant arrival rate for a duration.
+type Stage struct {
+	Rate     float64 // requests per second
+	Duration time.Duration
+}
+
+// Sequential is the original study's method: one request at a time, a
+// pause between them, for a number of requests or a duration.
+type Sequential struct {
+	Requests int
+	Duration time.Duration
+	Pause    time.Duration
+}
+
+// Input is one variant of the request; each gets its own measured phase.
+type Input struct {
+	Name     string
+	Body     string
+	BodyFile string
+	Path     string
+}
+
+// TotalLoadDuration is the planned length of one load phase per input, or 0
+// when a sequential run is bounded by a request count.
+func (l Load) TotalLoadDuration() time.Duration {
+	var d time.Duration
+	for _, s := range l.Stages {
+		d += s.Duration
+	}
+	if l.Sequential != nil {
+		d += l.Sequential.Duration
+	}
+	return d
+}
+
+// ReadFile reads, overrides and validates a scenario file. A *Errors lists
+// every problem found.
+func ReadFile(path string, sets []string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{List: []Error{{File: path, Msg: err.Error()}}}
+	}
+	return Parse(path, data, sets)
+}
+
+// Parse is ReadFile on data already read; path names it in errors.
+func Parse(path string, data []byte, sets []string) (*Scenario, error) {
+	p := &parser{file: path, origin: map[*yaml.Node]string{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		p.add(nil, "", "%s", yamlErrMsg(err))
+		if ln := yamlErrLine(err); ln > 0 {
+			p.errs[len(p.errs)-1].Line = ln
+		}
+		return nil, p.result()
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		p.add(root, "", "a scenario must be a mapping of fields (name:, targets:, load:, ...)")
+		return nil, p.result()
+	}
+	for _, s := range sets {
+		if err := p.applySet(root, s); err != nil {
+			p.errs = append(p.errs, Error{File: "--set " + s, Msg: err.Error()})
+		}
+	}
+	if len(p.errs) > 0 {
+		return nil, p.result()
+	}
+	sc := p.scenario(root)
+	sc.File = path
+	sc.Dir = filepath.Dir(path)
+	p.validate(sc, root)
+	if len(p.errs) > 0 {
+		return nil, p.result()
+	}
+	src, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, err
+	}
+	sc.Source = src
+	return sc, nil
+}
+
+// Error is one problem, with where it is.
+type Error struct {
+	File      string // path, or "--set PATH=VALUE"
+	Line, Col int    // 0 when unknown
+	Path      string // the field, e.g. load.stages[0].rate
+	Msg       string
+}
+
+func (e Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a scenario.
+type Errors struct{ List []Error }
+
+func (e *Errors) Error() string {
+	var lines []string
+	for _, x := range e.List {
+		lines = append(lines, x.Error())
+	}
+	return strings.Join(lines, "\n")
+}
+
+func yamlErrMsg(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "line ") && i > 0 {
+		msg = msg[i+2:]
+	}
+	return "bad YAML: " + msg
+}
+
+func yamlErrLine(err error) int {
+	var line int
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if _, e := fmt.Sscanf(msg, "line %d:", &line); e == nil {
+		return line
+	}
+	return 0
+}

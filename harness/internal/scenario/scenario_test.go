@@ -1,0 +1,182 @@
+package scenario
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/academemes/harness/meters"
+	"github.com/academemes/harness/targets"
+)
+
+func init() {
+	targets.Register(targets.Kind{
+		Name:    "fake",
+		Modes:   []targets.Mode{targets.Cold, targets.Warm},
+		Options: map[string]string{"cpus": "CPU limit"},
+		New:     func(targets.Spec) (targets.Target, error) { return nil, errors.New("not for running") },
+		CheckFunction: func(fn, dir string) error {
+			if fn == "memes" || fn == "fibonacci" {
+				return nil
+			}
+			return fmt.Errorf("no function %q", fn)
+		},
+	})
+	meters.Register(meters.Driver{Name: "testmeter", Open: func(meters.Spec, meters.Env) (meters.Meter, error) { return nil, nil }})
+}
+
+const good = `name: cold
+description: a test
+repeat: 2
+idle: 3s
+meters: [auto, testmeter]
+targets:
+  - name: w
+    kind: fake
+    function: memes
+    mode: cold
+    options: {cpus: 1}
+load:
+  request: {method: post, path: /, body: '{"id": 1}', headers: {Content-Type: application/json}}
+  stages:
+    - {rate: 50, duration: 10s}
+    - {rate: 3000/m, duration: 5s}
+`
+
+func TestParseGood(t *testing.T) {
+	sc, err := Parse("s.yaml", []byte(good), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Name != "cold" || sc.Repeat != 2 || sc.Idle != 3*time.Second || sc.Warmup != DefaultWarmup {
+		t.Errorf("scenario = %+v", sc)
+	}
+	if len(sc.Load.Stages) != 2 || sc.Load.Stages[1].Rate != 50 || sc.Load.Stages[0].Duration != 10*time.Second {
+		t.Errorf("stages = %+v", sc.Load.Stages)
+	}
+	if sc.Load.Request.Method != "POST" || sc.Load.Request.Headers["Content-Type"] != "application/json" {
+		t.Errorf("request = %+v", sc.Load.Request)
+	}
+	if sc.Targets[0].Options["cpus"] != 1 {
+		t.Errorf("options = %v", sc.Targets[0].Options)
+	}
+	if sc.Load.TotalLoadDuration() != 15*time.Second {
+		t.Errorf("total = %v", sc.Load.TotalLoadDuration())
+	}
+}
+
+func TestSet(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sets  []string
+		check func(*Scenario) error
+	}{
+		{"scalar", []string{"repeat=1", "idle=2s"}, func(s *Scenario) error {
+			if s.Repeat != 1 || s.Idle != 2*time.Second {
+				return fmt.Errorf("repeat %d idle %v", s.Repeat, s.Idle)
+			}
+			return nil
+		}},
+		{"indexed", []string{"load.stages[0].duration=3s"}, func(s *Scenario) error {
+			if s.Load.Stages[0].Duration != 3*time.Second {
+				return fmt.Errorf("duration %v", s.Load.Stages[0].Duration)
+			}
+			return nil
+		}},
+		{"append to a list", []string{"load.stages[2]={rate: 5, duration: 1s}"}, func(s *Scenario) error {
+			if len(s.Load.Stages) != 3 || s.Load.Stages[2].Rate != 5 {
+				return fmt.Errorf("stages %+v", s.Load.Stages)
+			}
+			return nil
+		}},
+		{"flow list", []string{"targets=[{name: a, kind: fake, function: fibonacci}]"}, func(s *Scenario) error {
+			if len(s.Targets) != 1 || s.Targets[0].Function != "fibonacci" || s.Targets[0].Mode != "cold" {
+				return fmt.Errorf("targets %+v", s.Targets)
+			}
+			return nil
+		}},
+		{"new field", []string{"warmup=0s", "meters[0]=testmeter:x"}, func(s *Scenario) error {
+			if s.Warmup != 0 || s.Meters[0] != "testmeter:x" {
+				return fmt.Errorf("warmup %v meters %v", s.Warmup, s.Meters)
+			}
+			return nil
+		}},
+		{"replace by sequential", []string{"load.stages=[]", "load.sequential={requests: 10, pause: 10ms}"}, func(s *Scenario) error {
+			if s.Load.Sequential == nil || s.Load.Sequential.Requests != 10 || len(s.Load.Stages) != 0 {
+				return fmt.Errorf("load %+v", s.Load)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := Parse("s.yaml", []byte(good), tc.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.check(sc); err != nil {
+				t.Error(err)
+			}
+			if !strings.Contains(string(sc.Source), "name: cold") {
+				t.Errorf("source lost: %s", sc.Source)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		sets []string
+		want []string // each must appear in the error text
+	}{
+		{"bad yaml", "name: [x\n", nil, []string{"s.yaml:", "bad YAML"}},
+		{"unknown field", strings.Replace(good, "repeat: 2", "repeet: 2", 1), nil, []string{"s.yaml:3:1: repeet: unknown field; allowed here: name,"}},
+		{"negative rate", strings.Replace(good, "rate: 50,", "rate: -5,", 1), nil, []string{"s.yaml:15:14: load.stages[0].rate: must be a positive number"}},
+		{"unknown kind", strings.Replace(good, "kind: fake", "kind: lambda", 1), nil, []string{"s.yaml:8:11: targets[0].kind: unknown target kind \"lambda\"; allowed: ", "fake"}},
+		{"missing function", strings.Replace(good, "function: memes", "function: ghost", 1), nil, []string{"s.yaml:9:15: targets[0].function: no function \"ghost\""}},
+		{"several at once", strings.Replace(strings.Replace(good, "repeat: 2", "repeat: 0", 1), "duration: 5s", "duration: soon", 1), nil,
+			[]string{"s.yaml:3:9: repeat: must be at least 1", "s.yaml:16:32: load.stages[1].duration: must be a duration"}},
+		{"bad mode and option", strings.Replace(strings.Replace(good, "mode: cold", "mode: lukewarm", 1), "cpus: 1", "gpus: 1", 1), nil,
+			[]string{"targets[0].mode: kind fake has no mode \"lukewarm\"; allowed: cold, warm", "targets[0].options.gpus: unknown option for kind fake; allowed: cpus"}},
+		{"unknown meter", strings.Replace(good, "testmeter]", "wattmeter]", 1), nil, []string{"s.yaml:5:16: meters[1]: unknown meter driver \"wattmeter\""}},
+		{"bad set path", good, []string{"load.stages[9].rate=1"}, []string{"--set load.stages[9].rate=1: load.stages[9]: index 9 out of range"}},
+		{"bad set value", good, []string{"load.stages[0].rate=-1"}, []string{"--set load.stages[0].rate=-1: load.stages[0].rate: must be a positive number"}},
+		{"both load models", good, []string{"load.sequential={requests: 3}"}, []string{"give stages: or sequential:, not both"}},
+		{"missing body file", good, []string{"load.request.body=", "load.request.body_file=nope.json"}, []string{"load.request.body_file: cannot read", "nope.json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(tc.yaml), tc.sets)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want *Errors", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestReadFileResolvesBodyFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "body.json"), []byte(`{"id": 2}`), 0o644)
+	path := filepath.Join(dir, "s.yaml")
+	os.WriteFile(path, []byte(strings.Replace(good, `body: '{"id": 1}'`, "body_file: body.json", 1)), 0o644)
+	sc, err := ReadFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Load.Request.BodyFile != filepath.Join(dir, "body.json") {
+		t.Errorf("body_file = %q", sc.Load.Request.BodyFile)
+	}
+}

@@ -1,0 +1,259 @@
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/academemes/harness/meters"
+	"github.com/academemes/harness/targets"
+)
+
+// safeName is what names may hold: they become parts of file names and CSV
+// fields.
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+// validate checks the decoded scenario and records every problem with the
+// position of the node it concerns.
+func (p *parser) validate(sc *Scenario, root *yaml.Node) {
+	at := func(path string) *yaml.Node { return lookup(root, path) }
+	if sc.Name == "" {
+		base := filepath.Base(sc.File)
+		sc.Name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if !safeName.MatchString(sc.Name) {
+		p.add(at("name"), "name", "%q: use letters, digits, '.', '_' and '-' (it names the run directory)", sc.Name)
+	}
+	if sc.Repeat < 1 {
+		p.add(at("repeat"), "repeat", "must be at least 1, got %d", sc.Repeat)
+	}
+	for key, d := range map[string]int64{"idle": int64(sc.Idle), "warmup": int64(sc.Warmup), "cooldown": int64(sc.Cooldown)} {
+		if d < 0 {
+			p.add(at(key), key, "must not be negative")
+		}
+	}
+	if len(sc.Meters) == 0 {
+		p.add(at("meters"), "meters", "needs at least one meter spec, such as auto")
+	}
+	for i, m := range sc.Meters {
+		path := fmt.Sprintf("meters[%d]", i)
+		sp, err := meters.ParseSpec(m)
+		if err != nil {
+			p.add(at(path), path, "%v", err)
+			continue
+		}
+		if sp.Driver == "auto" {
+			continue
+		}
+		if _, ok := meters.Lookup(sp.Driver); !ok {
+			var known []string
+			for _, d := range meters.Drivers() {
+				known = append(known, d.Name)
+			}
+			p.add(at(path), path, "unknown meter driver %q; allowed: auto, %s", sp.Driver, strings.Join(known, ", "))
+		}
+	}
+	p.validateTargets(sc, at)
+	p.validateLoad(sc, at)
+}
+
+func (p *parser) validateTargets(sc *Scenario, at func(string) *yaml.Node) {
+	if len(sc.Targets) == 0 {
+		p.add(at("targets"), "targets", "needs at least one target, e.g. {name: wasm, kind: wasm, function: memes, mode: cold}")
+	}
+	seen := map[string]bool{}
+	for i := range sc.Targets {
+		t := &sc.Targets[i]
+		path := fmt.Sprintf("targets[%d]", i)
+		switch {
+		case t.Name == "":
+			p.add(at(path), path+".name", "every target needs a name")
+		case !safeName.MatchString(t.Name):
+			p.add(at(path+".name"), path+".name", "%q: use letters, digits, '.', '_' and '-'", t.Name)
+		case seen[t.Name]:
+			p.add(at(path+".name"), path+".name", "%q names two targets", t.Name)
+		}
+		seen[t.Name] = true
+		kind, ok := targets.Lookup(t.Kind)
+		if !ok {
+			where := at(path + ".kind")
+			if where == nil {
+				where = at(path)
+			}
+			p.add(where, path+".kind", "unknown target kind %q; allowed: %s", t.Kind, strings.Join(targets.KindNames(), ", "))
+			continue
+		}
+		if t.Mode == "" && len(kind.Modes) > 0 {
+			t.Mode = string(kind.Modes[0])
+		}
+		if !modeAllowed(kind, t.Mode) {
+			var ms []string
+			for _, m := range kind.Modes {
+				ms = append(ms, string(m))
+			}
+			p.add(at(path+".mode"), path+".mode", "kind %s has no mode %q; allowed: %s", t.Kind, t.Mode, strings.Join(ms, ", "))
+		}
+		if t.Function == "" {
+			p.add(at(path), path+".function", "every target needs a function (e.g. memes)")
+		} else if kind.CheckFunction != nil {
+			if err := kind.CheckFunction(t.Function, sc.Dir); err != nil {
+				p.add(at(path+".function"), path+".function", "%v", err)
+			}
+		}
+		for key, kn := range t.optionKeys {
+			if _, ok := kind.Options[key]; !ok {
+				var allowed []string
+				for k := range kind.Options {
+					allowed = append(allowed, k)
+				}
+				sortStrings(allowed)
+				list := "none"
+				if len(allowed) > 0 {
+					list = strings.Join(allowed, ", ")
+				}
+				p.add(kn, path+".options."+key, "unknown option for kind %s; allowed: %s", t.Kind, list)
+			}
+		}
+	}
+}
+
+func modeAllowed(k targets.Kind, m string) bool {
+	for _, km := range k.Modes {
+		if string(km) == m {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *parser) validateLoad(sc *Scenario, at func(string) *yaml.Node) {
+	l := &sc.Load
+	if at("load") == nil {
+		p.add(nil, "load", "missing: a scenario needs load: with stages: or sequential:")
+		return
+	}
+	method := strings.ToUpper(l.Request.Method)
+	if !contains(methods, method) {
+		p.add(at("load.request.method"), "load.request.method", "%q is not an HTTP method; allowed: %s", l.Request.Method, strings.Join(methods, ", "))
+	}
+	l.Request.Method = method
+	p.bodyFile(sc, at, "load.request", l.Request.Body, &l.Request.BodyFile)
+	switch {
+	case len(l.Stages) == 0 && l.Sequential == nil:
+		p.add(at("load"), "load", "needs stages: [{rate, duration}] (open model) or sequential: {requests or duration, pause}")
+	case len(l.Stages) > 0 && l.Sequential != nil:
+		p.add(at("load.sequential"), "load", "give stages: or sequential:, not both")
+	}
+	for i, s := range l.Stages {
+		path := fmt.Sprintf("load.stages[%d]", i)
+		if s.Rate <= 0 {
+			p.add(orAt(at, path+".rate", path), path+".rate", "must be a positive number of requests per second, got %s", strconv.FormatFloat(s.Rate, 'g', -1, 64))
+		}
+		if s.Duration <= 0 {
+			p.add(orAt(at, path+".duration", path), path+".duration", "must be a positive duration such as 30s")
+		}
+	}
+	if s := l.Sequential; s != nil {
+		switch {
+		case s.Requests < 0:
+			p.add(at("load.sequential.requests"), "load.sequential.requests", "must be positive, got %d", s.Requests)
+		case s.Duration < 0:
+			p.add(at("load.sequential.duration"), "load.sequential.duration", "must be positive")
+		case (s.Requests > 0) == (s.Duration > 0):
+			p.add(at("load.sequential"), "load.sequential", "give requests: N or duration: D (one of them)")
+		}
+		if s.Pause < 0 {
+			p.add(at("load.sequential.pause"), "load.sequential.pause", "must not be negative")
+		}
+	}
+	seen := map[string]bool{}
+	for i := range l.Inputs {
+		in := &l.Inputs[i]
+		path := fmt.Sprintf("load.inputs[%d]", i)
+		if in.Name == "" || !safeName.MatchString(strings.ReplaceAll(in.Name, "=", "-")) {
+			p.add(orAt(at, path+".name", path), path+".name", "every input needs a name of letters, digits, '=', '.', '_' and '-', got %q", in.Name)
+		} else if seen[in.Name] {
+			p.add(at(path+".name"), path+".name", "%q names two inputs", in.Name)
+		}
+		seen[in.Name] = true
+		p.bodyFile(sc, at, path, in.Body, &in.BodyFile)
+	}
+	if l.Timeout <= 0 {
+		p.add(at("load.timeout"), "load.timeout", "must be a positive duration")
+	}
+}
+
+// bodyFile checks body/body_file and resolves body_file against the
+// scenario's directory.
+func (p *parser) bodyFile(sc *Scenario, at func(string) *yaml.Node, path, body string, file *string) {
+	if *file == "" {
+		return
+	}
+	if body != "" {
+		p.add(at(path+".body_file"), path+".body_file", "give body: or body_file:, not both")
+	}
+	if !filepath.IsAbs(*file) {
+		*file = filepath.Join(sc.Dir, *file)
+	}
+	if _, err := os.Stat(*file); err != nil {
+		p.add(at(path+".body_file"), path+".body_file", "cannot read %s: %v", *file, unwrapPath(err))
+	}
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func orAt(at func(string) *yaml.Node, path, fallback string) *yaml.Node {
+	if n := at(path); n != nil {
+		return n
+	}
+	return at(fallback)
+}
+
+// lookup finds the node at a dotted path with [i] indexes; nil if absent.
+func lookup(root *yaml.Node, path string) *yaml.Node {
+	n := root
+	for _, step := range splitPath(path) {
+		if n == nil {
+			return nil
+		}
+		if step.index >= 0 {
+			if n.Kind != yaml.SequenceNode || step.index >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[step.index]
+			continue
+		}
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == step.key {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
