@@ -1,0 +1,442 @@
+package powersensor3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/academemes/harness/meters"
+	"github.com/academemes/harness/meters/serial"
+)
+
+// Options configure a Meter.
+type Options struct {
+	// Rate is the samples per second per channel emitted: frames (about
+	// 20,000/s on an F411) are averaged over windows of 1/Rate of device
+	// time. 0 emits every frame.
+	Rate float64
+	// Open opens the port; nil means serial.OpenPort.
+	Open serial.Opener
+	// Sleep waits; nil means time.Sleep. Tests make it instant.
+	Sleep func(time.Duration)
+	// RetryEvery is how often a vanished device is looked for (default 250 ms).
+	RetryEvery time.Duration
+	// StallAfter is how long a silent stream counts as lost (default 2 s).
+	StallAfter time.Duration
+}
+
+// Meter is a PowerSensor3 on a serial port.
+type Meter struct {
+	path  string
+	name  string
+	opts  Options
+	env   meters.Env
+	info  meters.Info
+	pairs []int // active pairs, in channel order
+	dev   DeviceInfo
+
+	mu      sync.Mutex
+	port    serial.Port // while streaming, for Mark
+	labels  []string    // marks sent, not yet seen in the stream
+	report  meters.Report
+	fit     *serial.ClockFitter
+	markers []map[string]any
+}
+
+var (
+	_ meters.Meter    = (*Meter)(nil)
+	_ meters.Marker   = (*Meter)(nil)
+	_ meters.Reporter = (*Meter)(nil)
+)
+
+// New opens the device at path once to read its version and calibration
+// (which decide the channels), then closes it again; Run reopens it.
+func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
+	env = env.WithDefaults()
+	if opts.Open == nil {
+		opts.Open = serial.OpenPort
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = time.Sleep
+	}
+	if opts.RetryEvery <= 0 {
+		opts.RetryEvery = 250 * time.Millisecond
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = 2 * time.Second
+	}
+	p, err := opts.Open(path, 115200)
+	if err != nil {
+		return nil, fmt.Errorf("powersensor3 %s: %w", path, err)
+	}
+	_ = p.SetReadTimeout(100 * time.Millisecond)
+	dev, err := Handshake(p, opts.Sleep)
+	p.Close()
+	if err != nil {
+		return nil, fmt.Errorf("powersensor3 %s: %w", path, err)
+	}
+	m := &Meter{path: path, name: name, opts: opts, env: env, dev: dev, fit: serial.NewClockFitter(0, 0)}
+	pairs, warn := dev.Config.ActivePairs()
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%w: powersensor3 %s (%s): no sensor pair is in use in the device's configuration; set one with psconfig", meters.ErrUnavailable, path, dev.Version)
+	}
+	m.pairs = pairs
+	m.report.Warnings = append(m.report.Warnings, warn...)
+	m.info = meters.Info{
+		Name:        name,
+		Driver:      "powersensor3",
+		Kind:        meters.Measured,
+		Description: fmt.Sprintf("PowerSensor3 %s at %s, %d sensor pair(s), current x voltage per pair from the device's stored calibration", dev.Version, path, len(pairs)),
+	}
+	for _, p := range pairs {
+		m.info.Channels = append(m.info.Channels, meters.Channel{Name: m.dev.Config.PairName(p), InTotal: true})
+	}
+	return m, nil
+}
+
+// Info describes the meter.
+func (m *Meter) Info() meters.Info { return m.info }
+
+// Device returns what the handshake read.
+func (m *Meter) Device() DeviceInfo { return m.dev }
+
+// Mark asks the device to flag its next frame; the frame's time is kept
+// with label in the report's details ("markers").
+func (m *Meter) Mark(label string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.port == nil {
+		return fmt.Errorf("powersensor3 %s: mark %q: not streaming", m.path, label)
+	}
+	if _, err := m.port.Write([]byte{cmdMarker}); err != nil {
+		return fmt.Errorf("powersensor3 %s: mark %q: %w", m.path, label, err)
+	}
+	m.labels = append(m.labels, label)
+	return nil
+}
+
+// Report returns gaps, counters, the clock fit and the markers seen.
+func (m *Meter) Report() meters.Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.report
+	r.Counters = make(map[string]int64, len(m.report.Counters))
+	for k, v := range m.report.Counters {
+		r.Counters[k] = v
+	}
+	if m.fit.Ready() {
+		cf := m.fit.Fit()
+		r.ClockFit = &cf
+	}
+	r.Details = map[string]any{"firmware": m.dev.Version, "markers": append([]map[string]any(nil), m.markers...)}
+	return r
+}
+
+// Run streams until ctx is done. A device that vanishes leaves a gap; Run
+// looks for it again every RetryEvery and resumes when it answers.
+func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
+	st := &streamState{m: m, emit: emit, energy: make([]float64, len(m.pairs)), sum: make([]float64, len(m.pairs))}
+	var gap *meters.Gap
+	first := true
+	for {
+		port, err := m.opts.Open(m.path, 115200)
+		if err == nil {
+			err = m.session(ctx, port, st, gap)
+		} else if first {
+			return fmt.Errorf("powersensor3 %s: %w", m.path, err)
+		}
+		first = false
+		if ctx.Err() != nil {
+			m.closeGap(gap, m.env.Clock())
+			return nil
+		}
+		if gap == nil || gap.End.After(gap.Start) {
+			start := st.lastT
+			if start.IsZero() {
+				start = m.env.Clock()
+			}
+			gap = &meters.Gap{Start: start, Reason: fmt.Sprintf("device lost: %v", err)}
+			m.count("disconnects", 1)
+			m.env.Logf("powersensor3 %s: %v; retrying every %v", m.path, err, m.opts.RetryEvery)
+		}
+		select {
+		case <-ctx.Done():
+			m.closeGap(gap, m.env.Clock())
+			return nil
+		case <-time.After(m.opts.RetryEvery):
+		}
+	}
+}
+
+func (m *Meter) closeGap(g *meters.Gap, end time.Time) {
+	if g == nil || g.End.After(g.Start) {
+		return
+	}
+	g.End = end
+	m.mu.Lock()
+	m.report.Gaps = append(m.report.Gaps, *g)
+	m.mu.Unlock()
+}
+
+func (m *Meter) count(k string, n int64) {
+	m.mu.Lock()
+	if m.report.Counters == nil {
+		m.report.Counters = map[string]int64{}
+	}
+	m.report.Counters[k] += n
+	m.mu.Unlock()
+}
+
+// streamState is what survives a reconnect: energy so far, the last time
+// emitted, the averaging window.
+type streamState struct {
+	m      *Meter
+	emit   func(meters.Sample)
+	energy []float64 // J per channel since Run began
+	sum    []float64 // W summed over the current window
+	n      int
+	winEnd int64 // device µs at which the window closes
+	lastT  time.Time
+}
+
+// session runs one connection: handshake, start, stream, stop. It returns
+// nil when ctx ended it, or why the device was lost.
+func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, gap *meters.Gap) error {
+	defer port.Close()
+	_ = port.SetReadTimeout(50 * time.Millisecond)
+	dev, err := Handshake(port, m.opts.Sleep)
+	if err != nil {
+		return err
+	}
+	if dev.Config != m.dev.Config {
+		m.mu.Lock()
+		m.report.Warnings = append(m.report.Warnings, "powersensor3: the device's calibration changed after the meter was opened; the new one is used")
+		m.mu.Unlock()
+		m.dev.Config = dev.Config
+	}
+	m.mu.Lock()
+	m.fit.Reset()
+	m.mu.Unlock()
+	var dec Decoder
+	var unwrap Unwrapper
+	if _, err := port.Write([]byte{cmdStart}); err != nil {
+		return fmt.Errorf("powersensor3: write start: %w", err)
+	}
+	m.mu.Lock()
+	m.port = port
+	m.labels = nil
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.port = nil
+		m.mu.Unlock()
+	}()
+
+	cfg := &m.dev.Config
+	period := int64(0)
+	if m.opts.Rate > 0 {
+		period = int64(1e6 / m.opts.Rate)
+	}
+	st.n, st.winEnd = 0, -1
+	for i := range st.sum {
+		st.sum[i] = 0
+	}
+	var (
+		buf       = make([]byte, 32*1024)
+		lastRead  = time.Now()
+		lastChunk time.Time
+		stopping  bool
+		stopped   bool
+		stopBy    time.Time
+		prevUs    int64 = -1
+		prevW           = make([]float64, len(m.pairs))
+		chunkHost time.Time
+		firstOfCh bool
+		hostGapUs int64
+		lastDevNs int64
+		gotFrame  bool
+		prev      Stats
+	)
+	onFrame := func(ev Event, f *Frame) {
+		if ev == EventStop {
+			if stopping {
+				stopped = true
+			} else {
+				m.count("unexpected_stop_words", 1)
+			}
+			return
+		}
+		gu := int64(0)
+		if firstOfCh {
+			gu, firstOfCh = hostGapUs, false
+		}
+		us := unwrap.Next(f.T, gu)
+		if prevUs >= 0 && us-prevUs > 150 {
+			m.count("timestamp_gaps", 1) // frames lost between these two (F411 frames are ~50 µs apart)
+		}
+		lastDevNs, gotFrame = us*1000, true
+		if f.Marker {
+			m.mu.Lock()
+			label := "?"
+			if len(m.labels) > 0 {
+				label, m.labels = m.labels[0], m.labels[1:]
+			}
+			m.markers = append(m.markers, map[string]any{"label": label, "device_us": us, "t_ns": m.fit.Map(us * 1000).UnixNano()})
+			m.mu.Unlock()
+		}
+		for c, p := range m.pairs {
+			w := cfg.Watts(f, p)
+			if prevUs >= 0 {
+				// Trapezoid over device time; a stall-sized step is not
+				// integrated across.
+				if dt := us - prevUs; dt > 0 && dt < 100_000 {
+					st.energy[c] += (w + prevW[c]) / 2 * float64(dt) * 1e-6
+				}
+			}
+			prevW[c] = w
+			st.sum[c] += w
+		}
+		prevUs = us
+		st.n++
+		if st.winEnd < 0 {
+			st.winEnd = us + period
+		}
+		if us >= st.winEnd {
+			st.flush(m, us)
+			for st.winEnd <= us {
+				st.winEnd += max(period, 1)
+			}
+		}
+	}
+	for {
+		if ctx.Err() != nil && !stopping {
+			// Leave >= 1 ms after a marker before stopping (firmware race, see
+			// firmware-notes/powersensor3.md), then ask for the stop sequence.
+			m.opts.Sleep(2 * time.Millisecond)
+			if _, err := port.Write([]byte{cmdStopMarker}); err != nil {
+				return nil
+			}
+			stopping, stopBy = true, time.Now().Add(time.Second)
+		}
+		if stopped || (stopping && time.Now().After(stopBy)) {
+			if !stopped {
+				m.count("stop_not_acknowledged", 1)
+			}
+			// One trailing frame follows the stop sequence: drain it, then
+			// make sure the device is silent.
+			m.opts.Sleep(20 * time.Millisecond)
+			if f, ok := port.(interface{ ResetInputBuffer() error }); ok {
+				_ = f.ResetInputBuffer()
+			}
+			_, _ = port.Write([]byte{cmdStopQuiet})
+			st.finish(m, prevUs)
+			return nil
+		}
+		n, err := port.Read(buf)
+		now := time.Now()
+		if err != nil {
+			st.finish(m, prevUs)
+			return fmt.Errorf("powersensor3: read: %w", err)
+		}
+		if n == 0 {
+			if now.Sub(lastRead) > m.opts.StallAfter {
+				st.finish(m, prevUs)
+				return fmt.Errorf("powersensor3: no data for %v", m.opts.StallAfter)
+			}
+			continue
+		}
+		chunkHost = m.env.Clock()
+		hostGapUs = 0
+		if !lastChunk.IsZero() {
+			// Chunks arrive every millisecond or so with the frames in
+			// between; only a long silence can hide whole 1024 µs wraps. The
+			// frames in this chunk were sent during the silence's end, so
+			// their span (at the nominal ~50 µs) is taken off.
+			if g := now.Sub(lastChunk); g > 100*time.Millisecond {
+				hostGapUs = g.Microseconds() - int64(n/FrameSize)*50
+			}
+		}
+		lastRead, lastChunk, firstOfCh = now, now, true
+		gotFrame = false
+		dec.Feed(buf[:n], func(ev Event, f *Frame) {
+			// The fit must be current before the first frame is mapped.
+			if ev == EventFrame && !m.fit.Ready() {
+				m.mu.Lock()
+				m.fit.Add(unwrapPeek(&unwrap, f.T)*1000, chunkHost)
+				m.mu.Unlock()
+			}
+			onFrame(ev, f)
+		})
+		if gotFrame {
+			m.mu.Lock()
+			m.fit.Add(lastDevNs, chunkHost)
+			end := m.fit.Map(lastDevNs)
+			m.mu.Unlock()
+			if gap != nil && !gap.End.After(gap.Start) {
+				m.closeGap(gap, end)
+			}
+		}
+		s := dec.Stats
+		m.mu.Lock()
+		if m.report.Counters == nil {
+			m.report.Counters = map[string]int64{}
+		}
+		c := m.report.Counters
+		c["bytes"] += s.Bytes - prev.Bytes
+		c["frames"] += s.Frames - prev.Frames
+		c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
+		c["rejected_words"] += s.RejectedWords - prev.RejectedWords
+		c["broken_frames"] += s.BrokenFrames - prev.BrokenFrames
+		m.mu.Unlock()
+		prev = s
+	}
+}
+
+// unwrapPeek returns what Next would return without advancing.
+func unwrapPeek(u *Unwrapper, t uint16) int64 {
+	c := *u
+	return c.Next(t, 0)
+}
+
+// flush emits the averaged window that ended at device time us.
+func (st *streamState) flush(m *Meter, us int64) {
+	if st.n == 0 {
+		return
+	}
+	m.mu.Lock()
+	t := m.fit.Map(us * 1000)
+	m.mu.Unlock()
+	if t.Before(st.lastT) {
+		t = st.lastT // refits may move the line a little; never go back
+	}
+	st.lastT = t
+	for c := range st.sum {
+		st.emit(meters.Sample{Channel: c, T: t, Watts: st.sum[c] / float64(st.n), Joules: st.energy[c]})
+		st.sum[c] = 0
+	}
+	st.n = 0
+}
+
+func (st *streamState) finish(m *Meter, us int64) {
+	if us >= 0 {
+		st.flush(m, us)
+	}
+}
+
+// parseRate reads the rate option: "max" or 0 for every frame.
+func parseRate(s string) (float64, error) {
+	if s == "" {
+		return 1000, nil
+	}
+	if s == "max" {
+		return 0, nil
+	}
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || r < 0 {
+		return 0, errors.New("rate must be samples per second per channel (a number >= 0, or max)")
+	}
+	return r, nil
+}
