@@ -5,5 +5,6 @@ package all
 import (
 	// One line per kind; each registers itself from init.
 	_ "github.com/academemes/harness/targets/dockernode"
+	_ "github.com/academemes/harness/targets/openfaas"
 	_ "github.com/academemes/harness/targets/wasm"
 )

@@ -1,0 +1,138 @@
+package openfaas
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/academemes/harness/targets"
+)
+
+// coldProxy is the cold-mode front: a loopback server that makes every
+// request a cold start of the OpenFaaS function. Requests go one at a
+// time (one function, one replica). After each response the function is
+// taken down again (scaled to zero, its container removed, or deleted),
+// while the load generator waits for its next request; a request that
+// arrives before that is done waits for it.
+//
+// Responses carry X-Cold-Start: 1. X-Start-Ns is set where the start is
+// timed here (redeploy: deploy to ready); with scale-to-zero and
+// remove-container the gateway scales from zero inside the request and
+// the start-up part is not separable, so the header is left as the
+// function gave it.
+type coldProxy struct {
+	t   *Target
+	url *url.URL
+	srv *http.Server
+	rp  *httputil.ReverseProxy
+
+	// turn is held from the start of a request until the function is cold
+	// again after it.
+	turn chan struct{}
+
+	mu       sync.Mutex
+	requests int
+	failures int
+	lastErr  string
+}
+
+func startColdProxy(t *Target) (*coldProxy, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*t.opts.ReadyTimeout)
+	defer cancel()
+	// Decide the method now and leave the function cold for the first
+	// request.
+	if err := t.makeCold(ctx, false); err != nil {
+		return nil, fmt.Errorf("cold mode: first cold start: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("cold mode: listen on loopback: %w", err)
+	}
+	p := &coldProxy{
+		t:    t,
+		url:  &url.URL{Scheme: "http", Host: ln.Addr().String()},
+		turn: make(chan struct{}, 1),
+	}
+	invoke := t.api.InvokeURL(t.service)
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(invoke)
+			pr.Out.Host = invoke.Host
+		},
+	}
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go p.srv.Serve(ln)
+	return p, nil
+}
+
+// ServeHTTP forwards one request to a cold function.
+func (p *coldProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case p.turn <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	t := p.t
+	var startNs int64 = -1
+	if t.Method() == MethodRedeploy {
+		t0 := time.Now()
+		if err := t.bringUp(r.Context()); err != nil {
+			p.fail(err)
+			// Leave it deleted for the next try.
+			_ = t.undeploy(context.Background())
+			<-p.turn
+			http.Error(w, "openfaas cold start: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		startNs = time.Since(t0).Nanoseconds()
+	}
+	w.Header().Set(targets.HeaderColdStart, "1")
+	if startNs >= 0 {
+		w.Header().Set(targets.HeaderStartNs, strconv.FormatInt(startNs, 10))
+	}
+	p.rp.ServeHTTP(w, r)
+	p.mu.Lock()
+	p.requests++
+	p.mu.Unlock()
+	go func() {
+		defer func() { <-p.turn }()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*t.opts.ReadyTimeout)
+		defer cancel()
+		if err := t.makeCold(ctx, false); err != nil {
+			p.fail(err)
+		}
+	}()
+}
+
+func (p *coldProxy) fail(err error) {
+	p.mu.Lock()
+	p.failures++
+	p.lastErr = err.Error()
+	p.mu.Unlock()
+	p.t.spec.Logf("openfaas %s: cold mode: %v", p.t.spec.Name, err)
+}
+
+// close stops the front after the last teardown.
+func (p *coldProxy) close(ctx context.Context) error {
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+	}
+	return p.srv.Shutdown(ctx)
+}
+
+func (p *coldProxy) report() map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := map[string]any{"cold_requests": p.requests, "cold_failures": p.failures}
+	if p.lastErr != "" {
+		r["cold_last_error"] = p.lastErr
+	}
+	return r
+}
