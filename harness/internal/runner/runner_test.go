@@ -1,0 +1,256 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/harness/internal/scenario"
+	"github.com/academemes/harness/meters"
+	"github.com/academemes/harness/targets"
+)
+
+// fakeTarget serves on an httptest server and counts its lifecycle calls.
+type fakeTarget struct {
+	spec    targets.Spec
+	srv     *httptest.Server
+	started atomic.Int32
+	stopped atomic.Int32
+	resets  atomic.Int32
+	onHit   func()
+}
+
+var (
+	fakesMu sync.Mutex
+	fakes   = map[string]*fakeTarget{}
+)
+
+func (f *fakeTarget) Info() targets.Info {
+	return targets.Info{Name: f.spec.Name, Kind: f.spec.Kind, Mode: f.spec.Mode, Function: f.spec.Function}
+}
+func (f *fakeTarget) Start(context.Context) error {
+	if f.spec.Options["unavailable"] == true {
+		return fmt.Errorf("%w: no engine here", targets.ErrUnavailable)
+	}
+	f.started.Add(1)
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.onHit != nil {
+			f.onHit()
+		}
+		w.Header().Set(targets.HeaderColdStart, "1")
+		fmt.Fprintf(w, "%s %s", r.URL.Path, r.URL.RawQuery)
+	}))
+	return nil
+}
+func (f *fakeTarget) URL() *url.URL {
+	u, _ := url.Parse(f.srv.URL + "/fn/" + f.spec.Function)
+	return u
+}
+func (f *fakeTarget) Reset(context.Context) error { f.resets.Add(1); return nil }
+func (f *fakeTarget) Stop(context.Context) error {
+	f.stopped.Add(1)
+	if f.srv != nil {
+		f.srv.Close()
+	}
+	return nil
+}
+
+// fakeMeter emits a constant 10 W every 10 ms.
+type fakeMeter struct{}
+
+func (fakeMeter) Info() meters.Info {
+	return meters.Info{Name: "fake", Driver: "fake", Kind: meters.Measured, Channels: []meters.Channel{{Name: "all", InTotal: true}}}
+}
+func (fakeMeter) Run(ctx context.Context, emit func(meters.Sample)) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			emit(meters.Sample{T: now, Watts: 10, Joules: meters.NaN})
+		}
+	}
+}
+
+func init() {
+	targets.Register(targets.Kind{
+		Name:    "fake",
+		Modes:   []targets.Mode{targets.Cold},
+		Options: map[string]string{"unavailable": "pretend the platform is missing"},
+		New: func(s targets.Spec) (targets.Target, error) {
+			f := &fakeTarget{spec: s}
+			fakesMu.Lock()
+			fakes[s.Name] = f
+			fakesMu.Unlock()
+			return f, nil
+		},
+	})
+	meters.Register(meters.Driver{Name: "fake", Open: func(meters.Spec, meters.Env) (meters.Meter, error) { return fakeMeter{}, nil }})
+}
+
+const scenarioYAML = `name: t
+repeat: 2
+idle: 100ms
+warmup: 100ms
+cooldown: 50ms
+meters: [fake]
+targets:
+  - {name: a, kind: fake, function: memes}
+  - {name: b, kind: fake, function: memes}
+  - {name: c, kind: fake, function: memes, options: {unavailable: true}}
+load:
+  request: {path: "?x=1", body: '{"id": 3}'}
+  stages: [{rate: 40, duration: 250ms}]
+`
+
+func parse(t *testing.T, yaml string, sets ...string) *scenario.Scenario {
+	t.Helper()
+	sc, err := scenario.Parse("t.yaml", []byte(yaml), sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestRunInterleavesAndRecords(t *testing.T) {
+	sc := parse(t, scenarioYAML)
+	var log strings.Builder
+	res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir(), Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if res.Status != runstore.StatusComplete || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "no engine here") {
+		t.Fatalf("result = %+v", res)
+	}
+	run, err := runstore.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, p := range run.Meta.Phases {
+		if p.Name == runstore.PhaseLoad {
+			order = append(order, fmt.Sprintf("%s%d", p.Target, p.Rep))
+		}
+		if p.EndNs <= p.StartNs {
+			t.Errorf("phase %+v has no duration", p)
+		}
+	}
+	if got := strings.Join(order, " "); got != "a0 b0 a1 b1" {
+		t.Errorf("load order = %q, want interleaved a0 b0 a1 b1", got)
+	}
+	if len(run.Meta.Phases) != 16 {
+		t.Errorf("got %d phases, want 2 reps x 2 targets x 4", len(run.Meta.Phases))
+	}
+	counts := map[string]int{}
+	for _, r := range run.Requests {
+		counts[r.Target+"/"+r.Phase]++
+		if !r.OK() || !r.Cold || r.BytesOut != 9 {
+			t.Fatalf("request = %+v", r)
+		}
+	}
+	if counts["a/load"] < 16 || counts["b/load"] < 16 || counts["a/warmup"] == 0 || counts["c/load"] != 0 {
+		t.Errorf("request counts = %v", counts)
+	}
+	if len(run.Samples) < 20 || run.Samples[0].Meter != "fake" {
+		t.Errorf("got %d samples", len(run.Samples))
+	}
+	if len(run.Meta.Targets) != 3 || !run.Meta.Targets[2].Skipped || run.Meta.Targets[0].URL == "" {
+		t.Errorf("targets = %+v", run.Meta.Targets)
+	}
+	for _, name := range []string{"a", "b"} {
+		f := fakes[name]
+		if f.started.Load() != 1 || f.stopped.Load() != 1 || f.resets.Load() != 4 {
+			t.Errorf("target %s: started %d stopped %d resets %d", name, f.started.Load(), f.stopped.Load(), f.resets.Load())
+		}
+	}
+	if run.Meta.Host.Cores == 0 || run.Meta.Status != runstore.StatusComplete {
+		t.Errorf("meta = %+v", run.Meta)
+	}
+}
+
+func TestRunInterruptedKeepsData(t *testing.T) {
+	sc := parse(t, scenarioYAML, "load.stages[0].duration=1h", "targets=[{name: a, kind: fake, function: memes}]")
+	ctx, cancel := context.WithCancel(context.Background())
+	var hits atomic.Int32
+	fakesMu.Lock()
+	delete(fakes, "a")
+	fakesMu.Unlock()
+	go func() {
+		for {
+			fakesMu.Lock()
+			f := fakes["a"]
+			fakesMu.Unlock()
+			if f != nil && f.started.Load() > 0 {
+				f.onHit = func() {
+					if hits.Add(1) == 20 {
+						cancel()
+					}
+				}
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	res, err := Run(ctx, sc, Options{RunsDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != runstore.StatusInterrupted {
+		t.Fatalf("status = %s", res.Status)
+	}
+	run, err := runstore.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := run.Meta.Phases[len(run.Meta.Phases)-1]
+	if !last.Interrupted || run.Meta.Status != runstore.StatusInterrupted {
+		t.Errorf("last phase %+v, status %s", last, run.Meta.Status)
+	}
+	if len(run.Requests) < 15 {
+		t.Errorf("kept %d requests", len(run.Requests))
+	}
+	if fakes["a"].stopped.Load() != 1 {
+		t.Errorf("target not stopped after interrupt")
+	}
+}
+
+func TestRunRequiredTargetFails(t *testing.T) {
+	sc := parse(t, scenarioYAML, "targets[2].required=true")
+	res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "target c is required") {
+		t.Fatalf("err = %v", err)
+	}
+	if res.Status != runstore.StatusFailed {
+		t.Errorf("status = %s", res.Status)
+	}
+	for _, n := range []string{"a", "b"} {
+		if fakes[n].stopped.Load() != fakes[n].started.Load() {
+			t.Errorf("target %s started %d, stopped %d", n, fakes[n].started.Load(), fakes[n].stopped.Load())
+		}
+	}
+}
+
+func TestRequestURL(t *testing.T) {
+	sc := parse(t, scenarioYAML)
+	r := &run{sc: sc}
+	f := &fakeTarget{spec: targets.Spec{Function: "memes"}}
+	f.Start(context.Background())
+	defer f.Stop(context.Background())
+	req, err := r.request(&liveTarget{target: f}, scenario.Input{Name: "n", Path: "sub?y=2", Body: `{"n":1}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(req.URL, "/fn/memes/sub?x=1&y=2") || string(req.Body) != `{"n":1}` || req.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("request = %+v", req)
+	}
+}
