@@ -5,4 +5,5 @@ package all
 import (
 	// One line per driver package; each registers itself from init.
 	_ "github.com/academemes/harness/meters/estimate"
+	_ "github.com/academemes/harness/meters/modbus"
 )
