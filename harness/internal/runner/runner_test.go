@@ -25,7 +25,7 @@ type fakeTarget struct {
 	started atomic.Int32
 	stopped atomic.Int32
 	resets  atomic.Int32
-	onHit   func()
+	onHit   atomic.Pointer[func()]
 }
 
 var (
@@ -42,8 +42,8 @@ func (f *fakeTarget) Start(context.Context) error {
 	}
 	f.started.Add(1)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.onHit != nil {
-			f.onHit()
+		if h := f.onHit.Load(); h != nil {
+			(*h)()
 		}
 		w.Header().Set(targets.HeaderColdStart, "1")
 		fmt.Fprintf(w, "%s %s", r.URL.Path, r.URL.RawQuery)
@@ -191,11 +191,12 @@ func TestRunInterruptedKeepsData(t *testing.T) {
 			f := fakes["a"]
 			fakesMu.Unlock()
 			if f != nil && f.started.Load() > 0 {
-				f.onHit = func() {
+				h := func() {
 					if hits.Add(1) == 20 {
 						cancel()
 					}
 				}
+				f.onHit.Store(&h)
 				return
 			}
 			time.Sleep(time.Millisecond)
