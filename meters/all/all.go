@@ -6,4 +6,5 @@ import (
 	// One line per driver package; each registers itself from init.
 	_ "github.com/academemes/harness/meters/estimate"
 	_ "github.com/academemes/harness/meters/modbus"
+	_ "github.com/academemes/harness/meters/rapl"
 )

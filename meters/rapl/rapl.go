@@ -1,0 +1,520 @@
+// Package rapl is the meter for Intel and AMD RAPL energy counters (Running
+// Average Power Limit), read from the powercap sysfs tree or, where that is
+// root-only but perf is allowed, through the perf "power" PMU.
+//
+// Channels are one per zone (package-N, core-N, uncore-N, dram-N, psys),
+// with intel-rapl-mmio duplicates removed. The meter's total never counts a
+// zone together with its subzones; see TotalRule for the rule. Counters
+// wrap at max_energy_range_uj; Run undoes the wrap and samples often enough
+// that at most one can happen between two readings.
+//
+// Spec: rapl[:sysfs=DIR,rate=HZ,psys=1,dram=1,backend=sysfs|perf].
+package rapl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/academemes/harness/clock"
+	"github.com/academemes/harness/meters"
+)
+
+var (
+	errUnavailable = meters.ErrUnavailable
+	errPermission  = meters.ErrPermission
+)
+
+// Sampling limits and assumptions.
+const (
+	// DefaultRate is the default sampling rate. RAPL updates about every
+	// millisecond; 100 Hz gives 10 updates per sample, so the interval
+	// power is steady, and costs little.
+	DefaultRate = 100.0
+	// MaxRate is the highest rate allowed: faster than RAPL's ~1 ms update
+	// only repeats readings.
+	MaxRate = 1000.0
+	// MaxPlausibleWatts bounds the power of one zone, for the longest
+	// interval that still sees at most one wrap. Today's largest server
+	// packages draw ~500 W; 1 kW leaves margin.
+	MaxPlausibleWatts = 1000.0
+)
+
+// Name is the driver's name.
+const Name = "rapl"
+
+const usage = "rapl[:sysfs=DIR,rate=HZ,psys=1,dram=1,backend=sysfs|perf]  Intel/AMD RAPL counters (powercap sysfs or perf power PMU); rate default 100, up to 1000"
+
+func init() {
+	meters.Register(meters.Driver{
+		Name:     Name,
+		Usage:    usage,
+		Open:     func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
+		Detect:   Detect,
+		AutoRank: 10,
+	})
+}
+
+// Meter is an open RAPL meter. Run may be called once; it closes the
+// counters when it returns.
+type Meter struct {
+	name     string
+	backend  string
+	zones    []Zone
+	inTotal  []bool
+	wrap     []uint64  // counter modulus per channel; 0: none known (perf: 64-bit)
+	scale    []float64 // joules per count per channel
+	src      source
+	interval time.Duration
+	maxGap   time.Duration // longest gap that cannot hide a second wrap
+	clock    clock.Func
+	env      meters.Env
+	notes    []string
+
+	mu     sync.Mutex
+	report meters.Report
+}
+
+var (
+	_ meters.Meter    = (*Meter)(nil)
+	_ meters.Reporter = (*Meter)(nil)
+)
+
+// options are the parsed spec options.
+type options struct {
+	sysfs   string
+	rate    float64
+	psys    bool
+	dram    bool
+	backend string
+}
+
+func parseOptions(sp meters.Spec, env meters.Env) (options, error) {
+	o := options{sysfs: env.SysfsRoot, rate: DefaultRate, backend: "sysfs"}
+	if err := sp.Unknown("sysfs", "rate", "psys", "dram", "backend"); err != nil {
+		return o, err
+	}
+	if sp.Arg != "" {
+		return o, fmt.Errorf("%w %q: rapl takes no argument, only options (%s)", meters.ErrSpec, sp.Raw, usage)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w %q: "+format, append([]any{meters.ErrSpec, sp.Raw}, args...)...))
+	}
+	if v, ok := sp.Options["sysfs"]; ok {
+		o.sysfs = v
+	}
+	if v, ok := sp.Options["rate"]; ok {
+		hz, err := strconv.ParseFloat(strings.TrimSuffix(strings.ToLower(v), "hz"), 64)
+		if err != nil || !(hz > 0) || hz > MaxRate {
+			bad("rate=%q: want samples per second in (0, %g]", v, MaxRate)
+		} else {
+			o.rate = hz
+		}
+	}
+	boolOpt := func(key string) bool {
+		v, ok := sp.Options[key]
+		if !ok {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("%s=%q: want 1 or 0", key, v)
+		}
+		return b
+	}
+	o.psys = boolOpt("psys")
+	o.dram = boolOpt("dram")
+	if v, ok := sp.Options["backend"]; ok {
+		if v != "sysfs" && v != "perf" {
+			bad("backend=%q: want sysfs or perf", v)
+		} else {
+			o.backend = v
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// Open opens the RAPL meter sp describes: it finds the zones, works out the
+// total, and opens every counter, so that a missing interface or a refused
+// read is reported now (meters.ErrUnavailable, meters.ErrPermission with
+// how to grant access), not in Run.
+func Open(sp meters.Spec, env meters.Env) (*Meter, error) {
+	return open(sp, env, os.Open)
+}
+
+func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
+	env = env.WithDefaults()
+	o, err := parseOptions(sp, env)
+	if err != nil {
+		return nil, err
+	}
+	m := &Meter{
+		name:     sp.Raw,
+		backend:  o.backend,
+		interval: time.Duration(float64(time.Second) / o.rate),
+		clock:    env.Clock,
+		env:      env,
+	}
+	if m.name == "" {
+		m.name = Name
+	}
+	switch o.backend {
+	case "sysfs":
+		zones, dropped, err := Discover(o.sysfs)
+		if err != nil {
+			return nil, fmt.Errorf("rapl: %w", err)
+		}
+		if len(dropped) > 0 {
+			m.notes = append(m.notes, "dropped intel-rapl-mmio duplicates: "+strings.Join(dropped, ", "))
+		}
+		m.zones = zones
+		for _, z := range zones {
+			m.wrap = append(m.wrap, z.MaxUJ)
+			m.scale = append(m.scale, 1e-6)
+			if z.MaxUJ == 0 {
+				m.notes = append(m.notes, fmt.Sprintf("%s (%s) has no max_energy_range_uj: a wraparound in it cannot be undone and leaves a gap", z.Channel, z.Dir))
+			}
+		}
+	case "perf":
+		pmu, err := DiscoverPerf(o.sysfs)
+		if err != nil {
+			return nil, err
+		}
+		zones, cpus, events := perfZones(pmu)
+		m.zones = zones
+		for _, ev := range events {
+			m.wrap = append(m.wrap, 0)
+			m.scale = append(m.scale, ev.Scale)
+		}
+		// The syscall comes last, after every check that fixtures can
+		// exercise.
+		if m.inTotal, err = totalFor(m.zones, o, sp); err != nil {
+			return nil, err
+		}
+		if err := m.bound(sp, o); err != nil {
+			return nil, err
+		}
+		src, err := openPerf(pmu, cpus, events)
+		if err != nil {
+			return nil, err
+		}
+		m.src = src
+		return m, nil
+	}
+	if m.inTotal, err = totalFor(m.zones, o, sp); err != nil {
+		return nil, err
+	}
+	if err := m.bound(sp, o); err != nil {
+		return nil, err
+	}
+	src, err := openSysfs(m.zones, openFile)
+	if err != nil {
+		return nil, err
+	}
+	m.src = src
+	return m, nil
+}
+
+func totalFor(zones []Zone, o options, sp meters.Spec) ([]bool, error) {
+	in, err := TotalRule(zones, o.psys, o.dram)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", meters.ErrSpec, sp.Raw, err)
+	}
+	if o.dram && !o.psys {
+		found := false
+		for _, z := range zones {
+			found = found || z.Domain == "dram"
+		}
+		if !found {
+			return nil, fmt.Errorf("%w %q: dram=1 asked for, but there is no dram zone (AMD and most client parts have none)", meters.ErrSpec, sp.Raw)
+		}
+	}
+	return in, nil
+}
+
+// bound works out the longest safe gap between readings, and refuses a
+// rate so low that a counter could wrap twice between two of them.
+func (m *Meter) bound(sp meters.Spec, o options) error {
+	m.maxGap = time.Duration(math.MaxInt64)
+	for _, z := range m.zones {
+		if z.MaxUJ == 0 {
+			continue
+		}
+		// The counter spans MaxUJ µJ; at MaxPlausibleWatts it wraps once in
+		// this long.
+		gap := time.Duration(float64(z.MaxUJ) * 1e-6 / MaxPlausibleWatts * float64(time.Second))
+		if gap < m.maxGap {
+			m.maxGap = gap
+		}
+	}
+	if m.interval > m.maxGap {
+		return fmt.Errorf("%w %q: rate=%g is too low: a counter spanning %v at %g W could wrap twice between readings; use at least %.3g Hz",
+			meters.ErrSpec, sp.Raw, o.rate, m.maxGap, MaxPlausibleWatts, 1/m.maxGap.Seconds())
+	}
+	return nil
+}
+
+// Zones returns the zones behind the meter's channels, in channel order.
+func (m *Meter) Zones() []Zone { return append([]Zone(nil), m.zones...) }
+
+// Notes returns what Open noticed that the user should know (duplicates
+// dropped, zones without a range).
+func (m *Meter) Notes() []string { return append([]string(nil), m.notes...) }
+
+// Info implements meters.Meter.
+func (m *Meter) Info() meters.Info {
+	var ch []meters.Channel
+	for i, z := range m.zones {
+		ch = append(ch, meters.Channel{Name: z.Channel, InTotal: m.inTotal[i]})
+	}
+	src := "powercap sysfs (" + filepath.Join(m.env.SysfsRoot, "class/powercap") + ")"
+	if m.backend == "perf" {
+		src = "perf power PMU"
+	}
+	return meters.Info{
+		Name:        m.name,
+		Driver:      Name,
+		Kind:        meters.Measured,
+		Description: fmt.Sprintf("RAPL energy counters from %s, %d zones, every %v", src, len(m.zones), m.interval),
+		Channels:    ch,
+	}
+}
+
+// Run implements meters.Meter. It emits, per channel, a first sample at the
+// start with Joules 0 and Watts NaN (no interval yet), then one per tick
+// with the interval's mean power and the cumulative energy since the start,
+// wraparound undone. All channels of one reading share its time stamp,
+// taken when the reading completes.
+func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
+	if m.src == nil {
+		return errors.New("rapl: Run called twice (the meter closes its counters when Run returns)")
+	}
+	defer func() {
+		m.src.Close()
+		m.src = nil
+	}()
+	n := len(m.zones)
+	prev := make([]uint64, n)
+	cur := make([]uint64, n)
+	joules := make([]float64, n)
+	var st runStats
+	defer func() { m.setReport(st) }()
+
+	if err := m.src.Read(prev); err != nil {
+		return err
+	}
+	prevT := m.clock()
+	for i := range n {
+		emit(meters.Sample{Channel: i, T: prevT, Watts: meters.NaN, Joules: 0})
+	}
+	tick := time.NewTicker(m.interval)
+	defer tick.Stop()
+	consecutiveErrs := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := m.src.Read(cur); err != nil {
+			st.readErrors++
+			consecutiveErrs++
+			if errors.Is(err, errPermission) || consecutiveErrs >= 100 {
+				return err
+			}
+			continue
+		}
+		consecutiveErrs = 0
+		t := m.clock()
+		gap := t.Sub(prevT)
+		dt := gap.Seconds()
+		if dt <= 0 {
+			continue // two readings in one clock tick: nothing to divide by
+		}
+		if gap > 2*m.interval {
+			st.late++
+			if st.late == 1 {
+				m.env.Logf("rapl: falling behind: %v between readings, asked for %v", gap.Round(time.Microsecond), m.interval)
+			}
+			if gap > st.worstGap {
+				st.worstGap = gap
+			}
+		}
+		if gap > m.maxGap {
+			st.overGap++
+			m.env.Logf("rapl: %v between readings exceeds %v: a counter may have wrapped more than once, energy may be short", gap.Round(time.Millisecond), m.maxGap)
+		}
+		for i := range n {
+			d, ok := delta(prev[i], cur[i], m.wrap[i])
+			w := meters.NaN
+			if ok {
+				if cur[i] < prev[i] {
+					st.wraps++
+				}
+				e := float64(d) * m.scale[i]
+				joules[i] += e
+				w = e / dt
+			} else {
+				st.unwrappable++
+			}
+			emit(meters.Sample{Channel: i, T: t, Watts: w, Joules: joules[i]})
+		}
+		st.samples++
+		prev, cur = cur, prev
+		prevT = t
+	}
+}
+
+type runStats struct {
+	samples, readErrors, late, overGap, wraps, unwrappable int64
+	worstGap                                               time.Duration
+}
+
+func (m *Meter) setReport(st runStats) {
+	r := meters.Report{
+		Counters: map[string]int64{
+			"readings":         st.samples,
+			"read_errors":      st.readErrors,
+			"late_readings":    st.late,
+			"wraps":            st.wraps,
+			"unwrappable_gaps": st.unwrappable,
+		},
+		Details: map[string]any{
+			"backend":      m.backend,
+			"interval_s":   m.interval.Seconds(),
+			"max_gap_s":    m.maxGap.Seconds(),
+			"total_rule":   totalRuleText(m.zones, m.inTotal),
+			"zones":        zoneDetails(m.zones),
+			"open_notes":   m.notes,
+			"max_plaus_w":  MaxPlausibleWatts,
+			"joules_basis": "counter deltas (wraparound undone), not integrated power",
+		},
+	}
+	if st.late > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("rapl fell behind: %d of %d readings came more than twice the %v interval after the previous one (worst %v)",
+			st.late, st.samples, m.interval, st.worstGap.Round(time.Microsecond)))
+	}
+	if st.overGap > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("rapl: %d gaps between readings exceeded %v, in which a counter could wrap twice; energy may be short", st.overGap, m.maxGap))
+	}
+	if st.unwrappable > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("rapl: %d intervals of zones without max_energy_range_uj went backwards and have no figure", st.unwrappable))
+	}
+	m.mu.Lock()
+	m.report = r
+	m.mu.Unlock()
+}
+
+func totalRuleText(zones []Zone, in []bool) string {
+	var parts []string
+	for i, z := range zones {
+		if in[i] {
+			parts = append(parts, z.Channel)
+		}
+	}
+	return "total = " + strings.Join(parts, " + ")
+}
+
+func zoneDetails(zones []Zone) []string {
+	var out []string
+	for _, z := range zones {
+		out = append(out, fmt.Sprintf("%s=%s", z.Channel, z.Dir))
+	}
+	return out
+}
+
+// Report implements meters.Reporter.
+func (m *Meter) Report() meters.Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.report
+}
+
+// Detect implements the driver's detection for `auto` and `meters list`:
+// one candidate for the sysfs backend with a line per zone, and, when sysfs
+// is not usable but the perf power PMU exists, one for the perf backend.
+func Detect(env meters.Env) []meters.Candidate {
+	return detect(env, os.Open)
+}
+
+func detect(env meters.Env, openFile openFunc) []meters.Candidate {
+	env = env.WithDefaults()
+	c := meters.Candidate{Spec: Name, Description: "RAPL energy counters, powercap sysfs"}
+	zones, dropped, err := Discover(env.SysfsRoot)
+	if err != nil {
+		c.Reason = err.Error()
+		return append([]meters.Candidate{c}, detectPerf(env)...)
+	}
+	in, _ := TotalRule(zones, false, false)
+	readable := 0
+	for i, z := range zones {
+		state := "readable"
+		if s, err := openSysfs([]Zone{z}, openFile); err != nil {
+			state = "NOT readable"
+			if errors.Is(err, errPermission) {
+				state += " (permission denied)"
+			}
+		} else {
+			s.Close()
+			readable++
+		}
+		rng := "range unknown (no max_energy_range_uj)"
+		if z.MaxUJ > 0 {
+			rng = fmt.Sprintf("range %.2f J", float64(z.MaxUJ)*1e-6)
+		}
+		total := ""
+		if in != nil && in[i] {
+			total = ", in total"
+		}
+		c.Details = append(c.Details, fmt.Sprintf("%-10s %-16s %s, %s%s", z.Channel, z.Dir, state, rng, total))
+	}
+	if len(dropped) > 0 {
+		c.Details = append(c.Details, "dropped intel-rapl-mmio duplicates: "+strings.Join(dropped, ", "))
+	}
+	c.Description = fmt.Sprintf("RAPL energy counters, powercap sysfs, %d zones", len(zones))
+	m, err := open(meters.Spec{Raw: Name, Driver: Name, Options: map[string]string{}}, env, openFile)
+	if err != nil {
+		c.Reason = err.Error()
+		if readable == 0 {
+			return append([]meters.Candidate{c}, detectPerf(env)...)
+		}
+		return []meters.Candidate{c}
+	}
+	m.src.Close()
+	c.Usable = true
+	return []meters.Candidate{c}
+}
+
+// detectPerf offers the perf backend. It opens events only on the real
+// /sys: on a fixture tree the PMU type number is made up, and opening it
+// would count something else or fail for reasons that say nothing.
+func detectPerf(env meters.Env) []meters.Candidate {
+	pmu, err := DiscoverPerf(env.SysfsRoot)
+	if err != nil {
+		return nil
+	}
+	c := meters.Candidate{Spec: Name + ":backend=perf", Description: fmt.Sprintf("RAPL through the perf power PMU (type %d), %d events on CPUs %v", pmu.Type, len(pmu.Events), pmu.CPUs)}
+	for _, ev := range pmu.Events {
+		c.Details = append(c.Details, fmt.Sprintf("%-12s %-8s config %#x, %.4g J per count", ev.Name, ev.Domain, ev.Config, ev.Scale))
+	}
+	if env.SysfsRoot != "/sys" {
+		c.Reason = "not tried: the sysfs root is not /sys, so the PMU found is not this machine's"
+		return []meters.Candidate{c}
+	}
+	m, err := Open(meters.Spec{Raw: c.Spec, Driver: Name, Options: map[string]string{"backend": "perf"}}, env)
+	if err != nil {
+		c.Reason = err.Error()
+		return []meters.Candidate{c}
+	}
+	m.src.Close()
+	c.Usable = true
+	return []meters.Candidate{c}
+}
