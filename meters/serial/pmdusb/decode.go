@@ -1,0 +1,323 @@
+// Package pmdusb reads an ElmorLabs PMD-USB (the EPS and PCIe 12 V power
+// connectors, through a CH340 USB-UART) as a harness meter.
+//
+// The wire protocol is documented in firmware-notes/pmd-usb.md. The decoder
+// here is pure; the driver runs the session over an io.ReadWriter.
+package pmdusb
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sort"
+)
+
+// Channels of the ADC, in wire order: voltage and current per connector.
+const (
+	PCIE1 = iota // power channel indexes: PCIE1, PCIE2, EPS1, EPS2
+	PCIE2
+	EPS1
+	EPS2
+	PowerChannels = 4
+	AdcChannels   = 8
+	VoltLSB       = 0.007568 // V per 12-bit LSB
+	AmpLSB        = 0.0488   // A per 12-bit LSB
+)
+
+// PowerNames names the power channels as the vendor GUI does.
+var PowerNames = [PowerChannels]string{"PCIE1", "PCIE2", "EPS1", "EPS2"}
+
+// Layout is a continuous-transmit record layout: command 07 01 TS MASK.
+type Layout struct {
+	TSBytes int  // 0, 1, 2 or 4
+	Mask    byte // bit n: ADC channel n (even: voltage, odd: current)
+}
+
+// RecordLen is TSBytes + 2 per channel in Mask.
+func (l Layout) RecordLen() int { return l.TSBytes + 2*bits.OnesCount8(l.Mask) }
+
+// Record is one decoded record.
+type Record struct {
+	TS  uint32             // device timestamp, 3 MHz ticks, TSBytes wide
+	Raw [AdcChannels]int16 // 12-bit signed codes for the channels in Mask
+}
+
+// Raw12 decodes a wire word: a 12-bit two's-complement value, left-justified.
+func Raw12(lo, hi byte) int16 { return int16(uint16(lo)|uint16(hi)<<8) >> 4 }
+
+// Stats counts the decoder's work and losses. Counters only grow.
+type Stats struct {
+	Bytes           int64
+	Records         int64 // delivered
+	DroppedBytes    int64 // skipped while hunting for a record boundary
+	RejectedRecords int64 // records that failed the lock check (the lock is then lost)
+	Locks           int64 // times a record boundary was found
+	LateRecords     int64 // records further than 2 periods after the previous: records lost
+}
+
+// Decoder finds record boundaries in a stream that has no sync word and no
+// checksum, keeps the lock while the records stay consistent, and finds it
+// again when they do not.
+//
+// Hunting: with LockRecords records buffered it tries every byte offset in
+// [0, RecordLen) and keeps the one whose timestamp deltas are positive and
+// steady and whose words vary least from record to record (a misaligned
+// word is built from the low byte of one value and the high byte of the
+// next, so it jumps). Locked: each record's timestamp delta must lie within
+// [period/2, 2 periods], or up to MaxGapPeriods when the data is plausible;
+// without timestamps, voltage words must stay non-negative and not jump by
+// more than JumpLSB in three records running.
+type Decoder struct {
+	Layout      Layout
+	LockRecords int // records examined per hunt (default 16)
+	Stats       Stats
+
+	buf      []byte
+	locked   bool
+	period   float64 // timestamp ticks per record
+	lastTS   uint32
+	haveLast bool
+	lastV    [AdcChannels]int16
+	suspect  int
+	chans    []int // channel indexes in Mask order
+	rec      Record
+}
+
+// JumpLSB and MaxGapPeriods are the lock checks' limits.
+const (
+	JumpLSB       = 200 // 1.5 V on a voltage channel
+	MaxGapPeriods = 1000
+)
+
+func (d *Decoder) init() {
+	if d.chans == nil {
+		for ch := 0; ch < AdcChannels; ch++ {
+			if d.Layout.Mask&(1<<ch) != 0 {
+				d.chans = append(d.chans, ch)
+			}
+		}
+	}
+	if d.LockRecords <= 0 {
+		d.LockRecords = 16
+	}
+}
+
+// Locked reports whether the decoder holds a record boundary.
+func (d *Decoder) Locked() bool { return d.locked }
+
+// Reset drops buffered bytes and the lock (after a restart of the stream).
+func (d *Decoder) Reset() {
+	d.buf, d.locked, d.haveLast, d.suspect = d.buf[:0], false, false, 0
+}
+
+func (d *Decoder) decode(p []byte, r *Record) {
+	switch d.Layout.TSBytes {
+	case 1:
+		r.TS = uint32(p[0])
+	case 2:
+		r.TS = uint32(binary.LittleEndian.Uint16(p))
+	case 4:
+		r.TS = binary.LittleEndian.Uint32(p)
+	default:
+		r.TS = 0
+	}
+	q := p[d.Layout.TSBytes:]
+	for i, ch := range d.chans {
+		r.Raw[ch] = Raw12(q[2*i], q[2*i+1])
+	}
+}
+
+func (d *Decoder) tsDelta(a, b uint32) uint64 {
+	w := uint(8 * d.Layout.TSBytes)
+	return uint64(b-a) & (1<<w - 1)
+}
+
+func (d *Decoder) wrap() uint64 { return 1 << uint(8*d.Layout.TSBytes) }
+
+// Feed decodes p and calls fn for every record accepted, in order. The
+// *Record is reused.
+func (d *Decoder) Feed(p []byte, fn func(*Record)) {
+	d.init()
+	R := d.Layout.RecordLen()
+	if R == 0 {
+		return
+	}
+	d.Stats.Bytes += int64(len(p))
+	d.buf = append(d.buf, p...)
+	pos := 0
+	for {
+		if !d.locked {
+			need := (d.LockRecords + 1) * R
+			if len(d.buf)-pos < need {
+				break
+			}
+			o, ok := d.hunt(d.buf[pos:pos+need], R)
+			if !ok {
+				d.Stats.DroppedBytes += int64(R)
+				pos += R
+				continue
+			}
+			d.Stats.DroppedBytes += int64(o)
+			pos += o
+			d.locked, d.haveLast, d.suspect = true, false, 0
+			d.Stats.Locks++
+		}
+		if len(d.buf)-pos < R {
+			break
+		}
+		d.decode(d.buf[pos:pos+R], &d.rec)
+		if !d.check(&d.rec) {
+			d.Stats.RejectedRecords++
+			d.locked = false
+			continue // hunt again from this record's first byte
+		}
+		pos += R
+		d.Stats.Records++
+		fn(&d.rec)
+	}
+	n := copy(d.buf, d.buf[pos:])
+	d.buf = d.buf[:n]
+}
+
+// check applies the locked-state tests to r and updates the running state.
+func (d *Decoder) check(r *Record) bool {
+	if d.Layout.TSBytes >= 2 {
+		if d.haveLast {
+			dt := float64(d.tsDelta(d.lastTS, r.TS))
+			limit := min(MaxGapPeriods*d.period, float64(d.wrap())/4)
+			switch {
+			case dt >= d.period/2 && dt <= 2*d.period:
+				d.period += (dt - d.period) / 64
+			case dt > 2*d.period && dt <= limit && d.plausible(r):
+				d.Stats.LateRecords++
+			default:
+				return false
+			}
+		}
+		d.lastTS, d.haveLast = r.TS, true
+		return true
+	}
+	if !d.plausible(r) {
+		return false
+	}
+	jump := false
+	for _, ch := range d.chans {
+		if ch%2 == 0 && d.haveLast && abs16(r.Raw[ch]-d.lastV[ch]) > JumpLSB {
+			jump = true
+		}
+	}
+	if jump {
+		d.suspect++
+		if d.suspect >= 3 {
+			return false
+		}
+	} else {
+		d.suspect = 0
+	}
+	d.lastV, d.haveLast = r.Raw, true
+	return true
+}
+
+// plausible: voltage words are at least -20 LSB (a rail reads >= 0 V).
+func (d *Decoder) plausible(r *Record) bool {
+	for _, ch := range d.chans {
+		if ch%2 == 0 && r.Raw[ch] < -20 {
+			return false
+		}
+		if ch%2 == 1 && r.Raw[ch] < -100 {
+			return false
+		}
+	}
+	return true
+}
+
+func abs16(v int16) int16 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// hunt scores every offset of window and returns the best acceptable one.
+//
+// With timestamps, the smallest steady median delta wins: any misalignment
+// moves real timestamp bytes up the word (a 1-byte shift multiplies the
+// delta by 256), or builds the "timestamp" from ADC words, whose deltas are
+// not steady. Ties, and streams without timestamps, go to the offset whose
+// voltage words look most like 12 V rails (1300..1800 LSB, 9.8..13.6 V) and
+// whose words vary least from record to record: a rotation by one word puts
+// current words in voltage slots, a 1-byte shift mixes bytes of two words.
+func (d *Decoder) hunt(window []byte, R int) (int, bool) {
+	best := -1
+	var bestMed, bestScore float64
+	n := d.LockRecords
+	recs := make([]Record, n)
+	deltas := make([]float64, 0, n)
+	for o := 0; o < R; o++ {
+		for k := 0; k < n; k++ {
+			d.decode(window[o+k*R:o+(k+1)*R], &recs[k])
+		}
+		ok := true
+		med, score := 0.0, 0.0
+		if d.Layout.TSBytes >= 2 {
+			deltas = deltas[:0]
+			for k := 1; k < n; k++ {
+				deltas = append(deltas, float64(d.tsDelta(recs[k-1].TS, recs[k].TS)))
+			}
+			sorted := append([]float64(nil), deltas...)
+			sort.Float64s(sorted)
+			med = sorted[len(sorted)/2]
+			if med <= 0 || med > float64(d.wrap())/8 {
+				ok = false
+			}
+			for _, dt := range deltas {
+				if dt < med/2 || dt > 2*med {
+					ok = false
+				}
+			}
+		}
+		for k := 0; k < n && ok; k++ {
+			if !d.plausible(&recs[k]) {
+				ok = false
+			}
+			for _, ch := range d.chans {
+				if v := recs[k].Raw[ch]; ch%2 == 0 && (v < 1300 || v > 1800) {
+					score += 1e4
+				}
+				if k > 0 {
+					score += abs(float64(recs[k].Raw[ch] - recs[k-1].Raw[ch]))
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if best < 0 || med < bestMed || (med == bestMed && score < bestScore) {
+			best, bestMed, bestScore = o, med, score
+		}
+	}
+	if best >= 0 && d.Layout.TSBytes >= 2 {
+		d.period = bestMed
+	}
+	return best, best >= 0
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// EncodeRecord appends the wire bytes of r under layout l.
+func EncodeRecord(dst []byte, l Layout, r *Record) []byte {
+	var ts [4]byte
+	binary.LittleEndian.PutUint32(ts[:], r.TS)
+	dst = append(dst, ts[:l.TSBytes]...)
+	for ch := 0; ch < AdcChannels; ch++ {
+		if l.Mask&(1<<ch) != 0 {
+			w := uint16(r.Raw[ch] << 4)
+			dst = append(dst, byte(w), byte(w>>8))
+		}
+	}
+	return dst
+}
