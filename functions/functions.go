@@ -1,0 +1,94 @@
+// Package functions holds the functions the harness serves: per function a
+// directory with its sources (Go, and the Node.js build's index.js) and its
+// built Wasm modules, all embedded in the harness binary so that a machine
+// without the toolchains still runs them. The ABI a function follows is in
+// README.md.
+//
+// Rebuild the modules with build.sh (or functions.mk); the built .wasm files
+// are committed.
+package functions
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// The directories are named, not the files, so that whatever a build or
+// another language adds to a function's directory (index.js, package.json)
+// is embedded too. Files starting with '.' or '_' are left out by go:embed.
+//
+//go:embed README.md memes fibonacci factorial prime exponential
+var files embed.FS
+
+// FS returns the embedded tree: one directory per function, as in the
+// source tree.
+func FS() fs.FS { return files }
+
+// Open returns the functions tree at dir, or the embedded one when dir is "".
+func Open(dir string) fs.FS {
+	if dir == "" {
+		return files
+	}
+	return os.DirFS(dir)
+}
+
+// Names lists the function directories of fsys (directories holding a
+// module named after them, <name>/<name>.wasm), sorted.
+func Names(fsys fs.FS) ([]string, error) {
+	ents, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == "internal" {
+			continue
+		}
+		if _, err := fs.Stat(fsys, path.Join(e.Name(), e.Name()+".wasm")); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Module reads the built module of function name from fsys. variant ""
+// is the Go command build <name>.wasm; other variants name the file
+// <name>.<variant>.wasm or <name>-<variant>.wasm ("reactor", "small").
+func Module(fsys fs.FS, name, variant string) ([]byte, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("function name %q: use letters, digits, '-' and '_'", name)
+	}
+	candidates := []string{path.Join(name, name+".wasm")}
+	if variant != "" {
+		candidates = []string{path.Join(name, name+"."+variant+".wasm"), path.Join(name, name+"-"+variant+".wasm")}
+	}
+	var firstErr error
+	for _, c := range candidates {
+		b, err := fs.ReadFile(fsys, c)
+		if err == nil {
+			return b, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("function %q variant %q: %w", name, variant, firstErr)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,86 @@
+package wasm_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/academemes/harness/targets"
+	_ "github.com/academemes/harness/targets/wasm"
+)
+
+// startTarget starts a wasm target through the registry, as the runner does.
+func startTarget(t *testing.T, function string, mode targets.Mode, opts map[string]any) targets.Target {
+	t.Helper()
+	tg, err := targets.New(targets.Spec{Name: "w", Kind: "wasm", Function: function, Mode: mode, Options: opts, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tg.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return tg
+}
+
+func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestTargetMemesColdEndToEnd(t *testing.T) {
+	tg := startTarget(t, "memes", targets.Cold, nil)
+	if got := tg.URL().Path; got != "/fn/memes" {
+		t.Fatalf("URL path = %q, want /fn/memes", got)
+	}
+	cases := []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"known id", `{"id": 3}`, 200, `{"id":3,"caption":"The deadline is in six hours / Perfect time to reformat every figure"`},
+		{"unknown id", `{"id": 999}`, 404, `{"error":"no meme with id 999"}` + "\n"},
+		{"bad input", `{"id": "x"}`, 400, `{"error":"input must be JSON like {\"id\": 7} with id an integer"}` + "\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := post(t, tg.URL().String(), c.body, "Content-Type", "application/json")
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, c.status, body)
+			}
+			if !strings.HasPrefix(body, c.want) {
+				t.Errorf("body = %.200q, want prefix %q", body, c.want)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if resp.Header.Get(targets.HeaderColdStart) != "1" || resp.Header.Get(targets.HeaderStartNs) == "" {
+				t.Errorf("cold mode: headers %s=%q %s=%q", targets.HeaderColdStart, resp.Header.Get(targets.HeaderColdStart),
+					targets.HeaderStartNs, resp.Header.Get(targets.HeaderStartNs))
+			}
+		})
+	}
+}
