@@ -3,9 +3,9 @@ package openfaas
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"sync"
@@ -30,7 +30,9 @@ type coldProxy struct {
 	t   *Target
 	url *url.URL
 	srv *http.Server
-	rp  *httputil.ReverseProxy
+	// invoke is the gateway's URL of the function; client forwards to it.
+	invoke *url.URL
+	client *http.Client
 
 	// turn is held from the start of a request until the function is cold
 	// again after it.
@@ -59,13 +61,8 @@ func startColdProxy(t *Target) (*coldProxy, error) {
 		url:  &url.URL{Scheme: "http", Host: ln.Addr().String()},
 		turn: make(chan struct{}, 1),
 	}
-	invoke := t.api.InvokeURL(t.service)
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(invoke)
-			pr.Out.Host = invoke.Host
-		},
-	}
+	p.invoke = t.api.InvokeURL(t.service)
+	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(ln)
 	return p, nil
@@ -96,7 +93,9 @@ func (p *coldProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if startNs >= 0 {
 		w.Header().Set(targets.HeaderStartNs, strconv.FormatInt(startNs, 10))
 	}
-	p.rp.ServeHTTP(w, r)
+	if err := p.forward(w, r); err != nil {
+		p.fail(err)
+	}
 	p.mu.Lock()
 	p.requests++
 	p.mu.Unlock()
@@ -108,6 +107,38 @@ func (p *coldProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(err)
 		}
 	}()
+}
+
+// forward sends r to the gateway and copies the answer to w.
+func (p *coldProxy) forward(w http.ResponseWriter, r *http.Request) error {
+	u := p.invoke.JoinPath(r.URL.Path)
+	u.RawQuery = r.URL.RawQuery
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return err
+	}
+	out.ContentLength = r.ContentLength
+	for k, vs := range r.Header {
+		if k != "Connection" && k != "Keep-Alive" && k != "Te" && k != "Upgrade" && k != "Proxy-Connection" {
+			out.Header[k] = vs
+		}
+	}
+	resp, err := p.client.Do(out)
+	if err != nil {
+		http.Error(w, "openfaas gateway: "+err.Error(), http.StatusBadGateway)
+		return err
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		if k == targets.HeaderColdStart || k == targets.HeaderStartNs && w.Header().Get(k) != "" {
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, err = io.Copy(w, resp.Body)
+	return err
 }
 
 func (p *coldProxy) fail(err error) {

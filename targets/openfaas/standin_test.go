@@ -1,0 +1,269 @@
+package openfaas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/internal/nodeimage"
+	"github.com/academemes/harness/targets/openfaas/internal/faastest"
+)
+
+// echoJS counts requests per process, so a response says whether it came
+// from a fresh process (a cold start) or a warm one.
+const echoJS = `let n = 0;
+module.exports = (req) => {
+  n++;
+  return {status: 200, headers: {'Content-Type': 'text/plain'}, body: 'echo ' + n + ' ' + req.path};
+};
+`
+
+const (
+	testUser = "admin"
+	testPass = "test-password"
+	testRun  = "test-openfaas"
+)
+
+// engine connects to the Docker Engine or skips (fails under CI=true).
+func engine(t testing.TB) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli, err := nodeimage.Connect(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true needs a Docker Engine: %v", err)
+		}
+		t.Skipf("no Docker Engine reachable, skipping: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// functionsDir writes the test function tree.
+func functionsDir(t testing.TB) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "echo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "echo", "index.js"), []byte(echoJS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// standIn starts the stand-in provider and checks at the end that it left
+// no container behind.
+func standIn(t testing.TB, cli *client.Client, refuseZero bool) *faastest.Provider {
+	t.Helper()
+	p, err := faastest.Start(faastest.Config{Docker: cli, User: testUser, Password: testPass, RefuseZero: refuseZero, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing stand-in provider: %v", err)
+		}
+		ids, err := faastest.Containers(context.Background(), cli)
+		if err != nil {
+			t.Error(err)
+		}
+		if len(ids) > 0 {
+			t.Errorf("containers left behind: %q", ids)
+		}
+	})
+	return p
+}
+
+func newTarget(t testing.TB, p *faastest.Provider, dir string, mode targets.Mode, opts map[string]any) *Target {
+	t.Helper()
+	o := map[string]any{"gateway": p.URL.String(), "username": testUser, "password": testPass,
+		"image_source": "local-node", "ready_timeout": "20s"}
+	for k, v := range opts {
+		o[k] = v
+	}
+	tg, err := New(targets.Spec{Name: "of-" + string(mode), Kind: Kind, Function: "echo", Mode: mode,
+		Options: o, FunctionsDir: dir, RunID: testRun, Logf: t.Logf}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tg.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return tg
+}
+
+// get sends one request and returns the body and headers.
+func get(t testing.TB, u string) (string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return string(b), resp.Header
+}
+
+func TestDeployInvokeAndColdStarts(t *testing.T) {
+	cli := engine(t)
+	dir := functionsDir(t)
+	tests := []struct {
+		name       string
+		refuseZero bool
+		method     string // option cold_start_method; "" is auto
+		wantMethod string
+		wantRefuse bool
+	}{
+		{name: "scale to zero", wantMethod: MethodScaleToZero},
+		{name: "refused zero falls back to removing the container", refuseZero: true, wantMethod: MethodRemoveContainer, wantRefuse: true},
+		{name: "redeploy", refuseZero: true, method: MethodRedeploy, wantMethod: MethodRedeploy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := standIn(t, cli, tc.refuseZero)
+			opts := map[string]any{}
+			if tc.method != "" {
+				opts["cold_start_method"] = tc.method
+			}
+			tg := newTarget(t, p, dir, targets.Warm, opts)
+			ctx := context.Background()
+			if err := tg.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			u := tg.URL().String()
+			if want := p.URL.String() + "/function/" + tg.service; u != want {
+				t.Errorf("URL %s, want %s", u, want)
+			}
+			for i := 1; i <= 2; i++ {
+				if body, _ := get(t, u+"/x"); body != fmt.Sprintf("echo %d /x", i) {
+					t.Errorf("warm request %d: %q", i, body)
+				}
+			}
+			for r := 0; r < 2; r++ {
+				if err := tg.Reset(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if body, _ := get(t, u+"/y"); body != "echo 1 /y" {
+					t.Errorf("after Reset %d: %q, want a fresh process", r, body)
+				}
+			}
+			rep := tg.Report()
+			if rep["cold_start_method"] != tc.wantMethod || rep["image_form"] != FormOwnServer || rep["resets"] != 2 {
+				t.Errorf("report: %v", rep)
+			}
+			if _, refused := rep["scale_to_zero_refused"]; refused != tc.wantRefuse {
+				t.Errorf("report scale_to_zero_refused present = %v, want %v: %v", refused, tc.wantRefuse, rep)
+			} else if refused && !strings.Contains(rep["scale_to_zero_refused"].(string), faastest.RefuseZeroMessage) {
+				t.Errorf("refusal does not quote the installation: %v", rep["scale_to_zero_refused"])
+			}
+			if err := tg.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tg.api.Status(ctx, tg.service); !errors.Is(err, ErrNotFound) {
+				t.Errorf("function still there after Stop: %v", err)
+			}
+		})
+	}
+}
+
+func TestColdMode(t *testing.T) {
+	cli := engine(t)
+	dir := functionsDir(t)
+	for _, method := range []string{MethodScaleToZero, MethodRedeploy} {
+		t.Run(method, func(t *testing.T) {
+			p := standIn(t, cli, false)
+			tg := newTarget(t, p, dir, targets.Cold, map[string]any{"cold_start_method": method})
+			if err := tg.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 3; i++ {
+				body, h := get(t, tg.URL().String()+"/z")
+				if body != "echo 1 /z" || h.Get(targets.HeaderColdStart) != "1" {
+					t.Errorf("request %d: %q, cold header %q", i, body, h.Get(targets.HeaderColdStart))
+				}
+				if hasStart := h.Get(targets.HeaderStartNs) != ""; hasStart != (method == MethodRedeploy) {
+					t.Errorf("request %d: X-Start-Ns %q", i, h.Get(targets.HeaderStartNs))
+				}
+			}
+		})
+	}
+}
+
+func TestStandInFailures(t *testing.T) {
+	cli := engine(t)
+	dir := functionsDir(t)
+	tests := []struct {
+		name     string
+		opts     map[string]any
+		wantIs   error
+		wantText string
+	}{
+		{"wrong password", map[string]any{"password": "nope"}, ErrAuth, "refused the credentials"},
+		{"never ready", map[string]any{"ready_timeout": "3s", "env": map[string]any{"FUNCTION_PATH": "/nonexistent.js"}}, nil, "never became ready"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := standIn(t, cli, false)
+			tg := newTarget(t, p, dir, targets.Warm, tc.opts)
+			err := tg.Start(context.Background())
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			if !errors.Is(err, targets.ErrUnavailable) {
+				t.Errorf("not skippable: %v", err)
+			}
+			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+				t.Errorf("not %v: %v", tc.wantIs, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("error lacks %q: %v", tc.wantText, err)
+			}
+		})
+	}
+}
+
+// TestRealInstallation runs against a real OpenFaaS gateway when
+// OPENFAAS_TEST_URL names one (credentials from OPENFAAS_USERNAME and
+// OPENFAAS_PASSWORD, an image it can pull from OPENFAAS_TEST_IMAGE).
+func TestRealInstallation(t *testing.T) {
+	gw := os.Getenv("OPENFAAS_TEST_URL")
+	if gw == "" {
+		t.Skip("OPENFAAS_TEST_URL not set: no real OpenFaaS installation to test against")
+	}
+	opts := map[string]any{"gateway": gw, "required": true}
+	if im := os.Getenv("OPENFAAS_TEST_IMAGE"); im != "" {
+		opts["image"] = im
+	}
+	tg, err := New(targets.Spec{Name: "of-real", Kind: Kind, Function: "echo", Mode: targets.Warm,
+		Options: opts, FunctionsDir: functionsDir(t), RunID: testRun, Logf: t.Logf}, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Stop(context.Background())
+	ctx := context.Background()
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get(t, tg.URL().String())
+	if err := tg.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get(t, tg.URL().String())
+	t.Logf("report: %v", tg.Report())
+}
