@@ -256,6 +256,8 @@ func Open(ctx context.Context, sp meters.Spec, env meters.Env) (*Meter, error) {
 		m.Close()
 		return nil, err
 	}
+	// The probe is not part of the run: counters start at Run.
+	m.rep.requests, m.rep.latency = 0, stat{}
 	return m, nil
 }
 
@@ -357,7 +359,7 @@ func (m *Meter) explain(err error, op string) error {
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return fmt.Errorf("%w: %s: no route to the PDU: %w", meters.ErrUnavailable, where, err)
 	case errors.Is(err, mb.ErrRequestTimedOut):
-		return fmt.Errorf("%w: %w: %s: no answer to a read of %s within %v: %w", meters.ErrUnavailable, errLost, where, regs, m.cfg.Timeout, err)
+		return fmt.Errorf("%w: %s: no answer to a read of %s within %v (%w): %w", meters.ErrUnavailable, where, regs, m.cfg.Timeout, errLost, err)
 	case op == "connect" && errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%w: %s: no answer to a connection attempt within 5 s; check the address and any firewall: %w", meters.ErrUnavailable, where, err)
 	case errors.Is(err, mb.ErrIllegalDataAddress):
@@ -375,7 +377,7 @@ func (m *Meter) explain(err error, op string) error {
 	}
 	// EOF, reset, broken pipe, a protocol error or a wrong transaction or
 	// unit id: the byte stream cannot be trusted any more.
-	return fmt.Errorf("%w: %w: %s: %s failed: %w", meters.ErrUnavailable, errLost, where, op, err)
+	return fmt.Errorf("%w: %s: %w during a %s: %w", meters.ErrUnavailable, where, errLost, op, err)
 }
 
 // Run polls at the configured rate until ctx is done. A lost connection is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -169,6 +170,8 @@ func TestRecord40WTrace(t *testing.T) {
 		}
 	}
 	mean := sum / float64(len(power))
+	t.Logf("mean %.4f W over %d samples; counter %.0f J, integrated power %.0f J over %v (clock x3600)",
+		mean, len(power), counter[len(counter)-1].Joules, integ, power[len(power)-1].T.Sub(power[0].T))
 	if math.Abs(mean-40)/40 > 0.005 {
 		t.Errorf("mean power %.3f W, want 40 W within 0.5%%", mean)
 	}
@@ -272,15 +275,15 @@ func TestWireTranscript(t *testing.T) {
 	}
 	defer ln.Close()
 	// Read input registers (4) at 0x3a00, 12 registers, unit 7; MBAP
-	// transaction 1, protocol 0, length 6.
-	wantReq, _ := hex.DecodeString("000100000006" + "07" + "04" + "3a00" + "000c")
-	resp, _ := hex.DecodeString("00010000001b" + "07" + "04" + "18" +
+	// transaction 1 (Open's probe) then 2, protocol 0, length 6.
+	const pdu = "07" + "04" + "3a00" + "000c"
+	const answer = "07" + "04" + "18" +
 		"0001e240" + // energy 123456 Wh
 		"00000028" + // power 40 W
 		"000000e6" + // 230 V
 		"000000ae" + // 174 mA
 		"00001388" + // 50.00 Hz
-		"000003e8") // power factor 1.000
+		"000003e8" // power factor 1.000
 	errc := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -289,29 +292,43 @@ func TestWireTranscript(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		req := make([]byte, len(wantReq))
-		if _, err := io.ReadFull(c, req); err != nil {
-			errc <- err
-			return
+		for txn := 1; txn <= 2; txn++ {
+			wantReq, _ := hex.DecodeString(fmt.Sprintf("%04x00000006", txn) + pdu)
+			resp, _ := hex.DecodeString(fmt.Sprintf("%04x0000001b", txn) + answer)
+			req := make([]byte, len(wantReq))
+			if _, err := io.ReadFull(c, req); err != nil {
+				errc <- err
+				return
+			}
+			if !bytes.Equal(req, wantReq) {
+				errc <- errors.New("request " + hex.EncodeToString(req) + ", want " + hex.EncodeToString(wantReq))
+				return
+			}
+			if _, err := c.Write(resp); err != nil {
+				errc <- err
+				return
+			}
 		}
-		if !bytes.Equal(req, wantReq) {
-			errc <- errors.New("request " + hex.EncodeToString(req) + ", want " + hex.EncodeToString(wantReq))
-			return
-		}
-		_, err = c.Write(resp)
-		errc <- err
+		errc <- nil
 	}()
 	m, err := Open(context.Background(), spec(t, "modbus:"+ln.Addr().String()+"?unit=7&outlet=1"), meters.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	rd, _, err := m.poll()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	rep := m.Report()
-	if rep.Counters["requests"] != 1 {
-		t.Errorf("requests %d, want 1", rep.Counters["requests"])
+	want := regmap.Reading{regmap.ActiveEnergy: 123456, regmap.ActivePower: 40, regmap.Voltage: 230,
+		regmap.Current: 0.174, regmap.Frequency: 50, regmap.PowerFactor: 1}
+	for f, w := range want {
+		if math.Abs(rd[f]-w) > 1e-9 {
+			t.Errorf("%s = %v, want %v", f, rd[f], w)
+		}
 	}
 }
 
@@ -339,6 +356,7 @@ func TestConnectionLossAndRecovery(t *testing.T) {
 	}
 	power := channel(got, 0)
 	for _, g := range rep.Gaps {
+		t.Logf("gap %v: %s", g.End.Sub(g.Start).Round(time.Millisecond), g.Reason)
 		if g.End.Sub(g.Start) < dropFor {
 			t.Errorf("gap %v long, but the device refused connections for %v", g.End.Sub(g.Start), dropFor)
 		}
