@@ -178,29 +178,40 @@ func ParseEventConfig(desc string, formats map[string]string) (uint64, error) {
 }
 
 // perfZones turns the PMU's events into zones, one per event per package,
-// named as the powercap backend names them. psys is one platform-wide
-// counter, opened on the first CPU only. core and uncore are marked as
-// nested in their package, as powercap has them.
+// named and ordered as the powercap backend has them: each package
+// followed by its core, uncore and dram, then psys. psys is one
+// platform-wide counter, opened on the first CPU only. core and uncore are
+// marked as nested in their package, as powercap has them.
 func perfZones(pmu PerfPMU) (zones []Zone, cpus []int, events []PerfEvent) {
-	for _, ev := range pmu.Events {
-		for i, cpu := range pmu.CPUs {
-			z := Zone{Dir: fmt.Sprintf("power/%s/@cpu%d", ev.Name, cpu), Name: ev.Name, Domain: ev.Domain, Socket: pmu.Sockets[i]}
-			switch ev.Domain {
-			case "psys":
-				if i > 0 {
-					continue
+	var psys []PerfEvent
+	for i, cpu := range pmu.CPUs {
+		socket := pmu.Sockets[i]
+		for _, ev := range pmu.Events {
+			if ev.Domain == "psys" {
+				if i == 0 {
+					psys = append(psys, ev)
 				}
-				z.Socket, z.Channel = -1, "psys"
-			case "core", "uncore":
+				continue
+			}
+			z := Zone{
+				Dir:     fmt.Sprintf("power/%s/@cpu%d", ev.Name, cpu),
+				Name:    ev.Name,
+				Domain:  ev.Domain,
+				Socket:  socket,
+				Channel: fmt.Sprintf("%s-%d", ev.Domain, socket),
+			}
+			if ev.Domain == "core" || ev.Domain == "uncore" {
 				z.Parent = fmt.Sprintf("power/energy-pkg/@cpu%d", cpu)
-				fallthrough
-			default:
-				z.Channel = fmt.Sprintf("%s-%d", ev.Domain, pmu.Sockets[i])
 			}
 			zones = append(zones, z)
 			cpus = append(cpus, cpu)
 			events = append(events, ev)
 		}
+	}
+	for _, ev := range psys {
+		zones = append(zones, Zone{Dir: fmt.Sprintf("power/%s/@cpu%d", ev.Name, pmu.CPUs[0]), Name: ev.Name, Domain: "psys", Socket: -1, Channel: "psys"})
+		cpus = append(cpus, pmu.CPUs[0])
+		events = append(events, ev)
 	}
 	return zones, cpus, events
 }

@@ -350,6 +350,8 @@ func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 		}
 		if gap > m.maxGap {
 			st.overGap++
+		}
+		if gap > m.maxGap && st.overGap == 1 {
 			m.env.Logf("rapl: %v between readings exceeds %v: a counter may have wrapped more than once, energy may be short", gap.Round(time.Millisecond), m.maxGap)
 		}
 		for i := range n {

@@ -518,7 +518,7 @@ func TestDiscoverPerf(t *testing.T) {
 			want: PerfPMU{Type: 24, CPUs: []int{0, 28}, Sockets: []int{0, 1}, Events: []PerfEvent{
 				{"energy-pkg", "package", 2, scale}, {"energy-ram", "dram", 3, 1.52587890625e-05},
 			}},
-			channels: []string{"package-0", "package-1", "dram-0", "dram-1"},
+			channels: []string{"package-0", "dram-0", "package-1", "dram-1"},
 		},
 	}
 	for _, tt := range tests {
@@ -607,5 +607,24 @@ func TestAutoMovesOnWithoutRAPL(t *testing.T) {
 	cands := Detect(meters.Env{SysfsRoot: t.TempDir()})
 	if len(cands) != 1 || cands[0].Usable {
 		t.Fatalf("Detect on an empty sysfs = %+v, want one unusable candidate", cands)
+	}
+}
+
+func TestPerfZonesOrderAndPsys(t *testing.T) {
+	pmu := PerfPMU{Type: 18, CPUs: []int{0, 8}, Sockets: []int{0, 1}, Events: []PerfEvent{
+		{"energy-pkg", "package", 2, 1}, {"energy-cores", "core", 1, 1}, {"energy-psys", "psys", 5, 1},
+	}}
+	zones, cpus, _ := perfZones(pmu)
+	var got []string
+	for i, z := range zones {
+		got = append(got, fmt.Sprintf("%s@%d nested=%v", z.Channel, cpus[i], z.Nested()))
+	}
+	want := []string{"package-0@0 nested=false", "core-0@0 nested=true", "package-1@8 nested=false", "core-1@8 nested=true", "psys@0 nested=false"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("perf zones = %v, want %v", got, want)
+	}
+	in, err := TotalRule(zones, true, false)
+	if err != nil || !in[4] || in[0] || in[2] {
+		t.Errorf("psys=1 total = %v, %v; want psys alone", in, err)
 	}
 }
