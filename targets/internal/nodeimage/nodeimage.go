@@ -3,7 +3,9 @@
 // everything the harness creates in a Docker Engine.
 //
 // An image holds the shared server (server.js: Node's own http module, port
-// 8080, health paths /_/health and /_/ready) and the function's files from
+// 8080, health paths /_/health and /_/ready), the ABI helpers every Node
+// function loads (fnio.js, the counterpart of functions/internal/fnio),
+// and the function's files from
 // functions/<name>/ (index.js and any other .js/.json there). It comes from
 // one of two sources:
 //
@@ -184,16 +186,27 @@ type API interface {
 //go:embed server.js
 var serverJS []byte
 
+//go:embed fnio.js
+var fnioJS []byte
+
 //go:embed Dockerfile
 var dockerfile []byte
 
-// ServerJS returns the shared server script, for running a function with a
-// local node outside a container (tests, conformance).
+// Runtime returns the files every image has besides the function, by path
+// under /app: server.js (the HTTP server) and fnio.js (the ABI's input
+// rules, which functions load as require('../fnio')). With the function's
+// files under function/ they let a local node run a function as the image
+// would (tests, the conformance check).
+func Runtime() map[string][]byte {
+	return map[string][]byte{"server.js": slices.Clone(serverJS), "fnio.js": slices.Clone(fnioJS)}
+}
+
+// ServerJS returns the shared server script (also in Runtime).
 func ServerJS() []byte { return slices.Clone(serverJS) }
 
 // buildVersion changes when the layout of an image changes, so old images
 // are not found by hash any more.
-const buildVersion = "nodeimage/1"
+const buildVersion = "nodeimage/2"
 
 var (
 	buildMu    sync.Mutex
@@ -248,6 +261,7 @@ func Build(ctx context.Context, cli API, opts Options) (Image, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00", buildVersion, src)
 	hashBytes(h, "server.js", serverJS)
+	hashBytes(h, "fnio.js", fnioJS)
 	for _, f := range files {
 		hashBytes(h, "function/"+f.name, f.data)
 	}
@@ -423,6 +437,9 @@ func buildRegistry(ctx context.Context, cli API, ref, base string, files []funcF
 		return err
 	}
 	if err := add("server.js", serverJS); err != nil {
+		return err
+	}
+	if err := add("fnio.js", fnioJS); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -655,6 +672,9 @@ func writeRootfs(w io.Writer, node []hostFile, files []funcFile) error {
 		}
 	}
 	if err := addData("/app/server.js", 0o644, serverJS); err != nil {
+		return err
+	}
+	if err := addData("/app/fnio.js", 0o644, fnioJS); err != nil {
 		return err
 	}
 	for _, f := range files {

@@ -4,8 +4,9 @@
 // watchdog uses: GET /_/health and GET /_/ready answer 200 "OK".
 //
 // A function module exports handle(req), where req is
-// {method, path, query, headers, body} (query: an object of the first value
-// of each parameter; body: a Buffer), and returns (or resolves to)
+// {method, path, rawQuery, query, headers, body} (rawQuery: the query string
+// as sent, without '?'; query: an object of the first value of each
+// parameter; body: a Buffer), and returns (or resolves to)
 // {status, headers, body} with body a string or Buffer. The server adds
 // Content-Length and nothing else, so the bytes on the wire are the
 // function's own.
@@ -19,6 +20,11 @@ const handle = typeof fn === 'function' ? fn : fn.handle;
 if (typeof handle !== 'function') {
   console.error(`${fnPath} exports no handle function`);
   process.exit(2);
+}
+
+function rawQuery(u) {
+  const i = u.indexOf('?');
+  return i < 0 ? '' : u.slice(i + 1);
 }
 
 function send(res, status, headers, body) {
@@ -46,6 +52,7 @@ const server = http.createServer((req, res) => {
       const out = await handle({
         method: req.method,
         path: url.pathname,
+        rawQuery: rawQuery(req.url),
         query,
         headers: req.headers,
         body: Buffer.concat(chunks),
