@@ -29,7 +29,8 @@ import (
 // Options configure a Platform.
 type Options struct {
 	// CacheDir keeps compiled code on disk across restarts; "" keeps it in
-	// memory only.
+	// memory only, shared by every Platform of the process (so two targets
+	// serving one module compile it once).
 	CacheDir string
 	// Logf receives one line per fault and per deploy; nil discards.
 	Logf func(format string, args ...any)
@@ -79,7 +80,7 @@ func NewPlatform(opts Options) (*Platform, error) {
 		}
 		p.cache = c
 	} else {
-		p.cache = wazero.NewCompilationCache()
+		p.cache = sharedCache()
 	}
 	p.wg.Add(1)
 	go p.janitor()
@@ -102,8 +103,13 @@ func (p *Platform) Close() error {
 	for _, f := range fns {
 		f.close()
 	}
-	return p.cache.Close(context.Background())
+	if p.opts.CacheDir != "" {
+		return p.cache.Close(context.Background())
+	}
+	return nil
 }
+
+var sharedCache = sync.OnceValue(wazero.NewCompilationCache)
 
 // FunctionInfo describes a deployed function.
 type FunctionInfo struct {
