@@ -318,8 +318,11 @@ func appendSampleRow(b []byte, meter string, s meters.Sample) []byte {
 }
 
 func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, total int) {
-	label := info.Label()
-	fmt.Fprintf(w, "meter %s (%s): %d samples\n", label, info.Kind, total)
+	label := info.Label() // a model says "(estimate, model)" itself
+	if info.Kind != meters.Model {
+		label += " (" + string(info.Kind) + ")"
+	}
+	fmt.Fprintf(w, "meter %s: %d samples\n", label, total)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	power := "mean power"
 	if info.Kind == meters.Model {
