@@ -338,7 +338,7 @@ var (
 	// errLost: the connection is gone or out of step; reconnect.
 	errLost = errors.New("connection lost")
 	// errTransient: the device answered an exception that may pass.
-	errTransient = errors.New("transient device exception")
+	errTransient = errors.New("the device answered a passing exception (retried)")
 )
 
 // explain turns a library or network error into one that says what
@@ -371,7 +371,7 @@ func (m *Meter) explain(err error, op string) error {
 	case errors.Is(err, mb.ErrServerDeviceBusy), errors.Is(err, mb.ErrServerDeviceFailure),
 		errors.Is(err, mb.ErrAcknowledge), errors.Is(err, mb.ErrGWPathUnavailable),
 		errors.Is(err, mb.ErrGWTargetFailedToRespond), errors.Is(err, mb.ErrMemoryParityError):
-		return fmt.Errorf("%w: %s: the device answered an exception to a read of %s: %w", errTransient, where, regs, err)
+		return fmt.Errorf("%s: %w to a read of %s: %w", where, errTransient, regs, err)
 	case op == "connect":
 		return fmt.Errorf("%w: %s: cannot connect: %w", meters.ErrUnavailable, where, err)
 	}
