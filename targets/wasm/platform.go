@@ -513,7 +513,10 @@ func (f *function) classify(ctx context.Context, in *instance, c *call, err erro
 	atLimit := false
 	if in != nil && in.mod.Memory() != nil {
 		pages := in.mod.Memory().Size() / 65536
-		atLimit = uint64(pages)*10 >= uint64(f.cfg.MemoryPages)*9
+		// wazero does not say that a memory.grow was refused; a guest that
+		// failed while holding most of its allowed memory is taken to have
+		// run out (a refused grow is at least one step short of the limit).
+		atLimit = uint64(pages)*4 >= uint64(f.cfg.MemoryPages)*3
 	}
 	switch {
 	case ctx.Err() == context.DeadlineExceeded || isExit && ee.ExitCode() == sys.ExitCodeDeadlineExceeded:

@@ -1,0 +1,2 @@
+;; trap: hits unreachable.
+(module (memory (export "memory") 1) (func (export "_start") unreachable))

@@ -1,0 +1,5 @@
+package wasm
+
+import "fmt"
+
+var sprintf = fmt.Sprintf
