@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	_ "github.com/academemes/harness/meters/all"
 	_ "github.com/academemes/harness/targets/all"
@@ -73,6 +72,3 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nExit codes: 0 done, 1 the run failed, 2 usage or scenario error.")
 }
-
-// indent is a helper for multi-line help text.
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

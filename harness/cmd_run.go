@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/academemes/harness/harness/internal/report"
+	"github.com/academemes/harness/harness/internal/runner"
+	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/harness/internal/scenario"
+	"github.com/academemes/harness/meters"
+)
+
+// setFlags collects repeated --set PATH=VALUE flags.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, " ") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, as users type them: `run x.yaml --set a=b`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("harness run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sets setFlags
+	fs.Var(&sets, "set", "override a scenario field: PATH=VALUE, e.g. load.stages[0].duration=3s (repeatable)")
+	runsDir := fs.String("runs", "runs", "directory that receives runs/<id>/")
+	reportsDir := fs.String("reports", "reports", "directory that receives the HTML reports")
+	functionsDir := fs.String("functions", "", "directory of functions to serve (default: the copies built into harness)")
+	sysfs := fs.String("path.sysfs", "/sys", "sysfs root, for meters and host facts (fixtures in tests)")
+	procfs := fs.String("path.procfs", "/proc", "procfs root, for meters and host facts")
+	check := fs.Bool("check", false, "only read and validate the scenario, then exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: harness run SCENARIO [flags]\n\nRuns a scenario and writes runs/<id>/ and reports/<id>.html.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "harness run: give exactly one scenario file")
+		fs.Usage()
+		return exitUsage
+	}
+	sc, err := scenario.ReadFile(pos[0], sets)
+	if err != nil {
+		fmt.Fprintf(stderr, "harness run: the scenario has problems:\n%v\n", err)
+		return exitUsage
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d targets, %d meters, repeat %d)\n", pos[0], len(sc.Targets), len(sc.Meters), sc.Repeat)
+		return exitOK
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, func() {
+		stop() // a second Ctrl-C ends the process the hard way
+		fmt.Fprintln(stderr, "\ninterrupted: stopping load, keeping what was recorded, removing what the run created (Ctrl-C again to abort)")
+	})
+	res, err := runner.Run(ctx, sc, runner.Options{
+		RunsDir:      *runsDir,
+		FunctionsDir: *functionsDir,
+		Version:      version(),
+		Env:          meters.Env{SysfsRoot: *sysfs, ProcfsRoot: *procfs},
+		Log:          stderr,
+		Terminal:     isTerminal(stderr),
+	})
+	if res == nil {
+		fmt.Fprintf(stderr, "harness run: %v\n", err)
+		return exitFail
+	}
+	code := exitOK
+	if err != nil {
+		fmt.Fprintf(stderr, "harness run: %v\n", err)
+		code = exitFail
+	}
+	if res.Status == runstore.StatusInterrupted {
+		code = exitFail
+	}
+	rep, rerr := report.Generate(res.Dir, *reportsDir)
+	if rerr != nil {
+		fmt.Fprintf(stderr, "harness run: report: %v (the raw data is in %s; retry with harness report %s)\n", rerr, res.Dir, res.Dir)
+		return exitFail
+	}
+	report.PrintSummary(stdout, rep.Summary)
+	for _, s := range res.Skipped {
+		fmt.Fprintf(stdout, "skipped %s\n", s)
+	}
+	fmt.Fprintf(stdout, "run:    %s (%s)\nreport: %s\n", res.Dir, res.Status, rep.HTMLPath)
+	return code
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", nil, exitUsage, "Commands:"},
+		{"help", []string{"--help"}, exitOK, "harness run"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"run help", []string{"run", "--help"}, exitOK, "Usage: harness run SCENARIO"},
+		{"run without scenario", []string{"run"}, exitUsage, "give exactly one scenario file"},
+		{"run bad flag", []string{"run", "--bogus", "x.yaml"}, exitUsage, "flag provided but not defined"},
+		{"version", []string{"version"}, exitOK, "harness "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(out+errs, tc.want) {
+				t.Errorf("exit %d (want %d), output:\n%s%s\nwant containing %q", code, tc.code, out, errs, tc.want)
+			}
+		})
+	}
+}
+
+// TestBrokenScenarios checks that each kind of mistake exits 2 and names
+// file:line:col.
+func TestBrokenScenarios(t *testing.T) {
+	good, err := os.ReadFile("../scenarios/coldstart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		want     string // a regexp
+	}{
+		{"bad YAML", "targets:", "targets: [", `bad\.yaml:\d+:\d+: bad YAML`},
+		{"unknown field", "repeat: 3", "repeats: 3", `bad\.yaml:\d+:1: repeats: unknown field`},
+		{"negative rate", "rate: 2,", "rate: -2,", `bad\.yaml:\d+:\d+: load\.stages\[0\]\.rate: must be a positive`},
+		{"missing function file", "function: memes\n    mode: cold\n  - name: docker-node", "function: ./nowhere/ghost.wasm\n    mode: cold\n  - name: docker-node", `bad\.yaml:\d+:\d+: targets\[0\]\.function: .*ghost`},
+		{"unknown target kind", "kind: docker-node", "kind: lambda", `bad\.yaml:\d+:\d+: targets\[1\]\.kind: unknown target kind "lambda"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(tc.from)) {
+				t.Fatalf("coldstart.yaml no longer contains %q", tc.from)
+			}
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			os.WriteFile(path, bytes.Replace(good, []byte(tc.from), []byte(tc.to), 1), 0o644)
+			code, _, errs := runCLI(t, "run", path, "--runs", t.TempDir())
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !regexp.MustCompile(tc.want).MatchString(errs) {
+				t.Errorf("stderr:\n%s\nwant matching %s", errs, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunColdstartShort is the spine end to end: the short form of the
+// main scenario writes every file of the run directory and a report with a
+// non-zero joules per request for the wasm target.
+func TestRunColdstartShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole scenario")
+	}
+	runs, reports := t.TempDir(), t.TempDir()
+	code, out, errs := runCLI(t, "run", "../scenarios/coldstart.yaml",
+		"--set", "repeat=1", "--set", "idle=2s", "--set", "warmup=1s", "--set", "cooldown=1s",
+		"--set", "load.stages[0].duration=3s", "--runs", runs, "--reports", reports)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(runs, "*-coldstart"))
+	if len(dirs) != 1 {
+		t.Fatalf("run directories: %v", dirs)
+	}
+	for _, f := range []string{"scenario.yaml", "run.json", "requests.csv", "samples.csv", "summary.json"} {
+		if st, err := os.Stat(filepath.Join(dirs[0], f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	html, _ := filepath.Glob(filepath.Join(reports, "*-coldstart.html"))
+	if len(html) != 1 || !strings.Contains(out, html[0]) {
+		t.Errorf("report %v not named in the output:\n%s", html, out)
+	}
+	if _, err := os.Stat(filepath.Join(reports, "index.html")); err != nil {
+		t.Errorf("index.html: %v", err)
+	}
+	var meta struct {
+		Status string `json:"status"`
+	}
+	data, _ := os.ReadFile(filepath.Join(dirs[0], "run.json"))
+	if err := json.Unmarshal(data, &meta); err != nil || meta.Status != "complete" {
+		t.Errorf("run.json status %q (%v)", meta.Status, err)
+	}
+	summary, _ := os.ReadFile(filepath.Join(dirs[0], "summary.json"))
+	if !bytes.Contains(summary, []byte(`"wasm"`)) {
+		t.Errorf("summary.json has no wasm target:\n%s", summary)
+	}
+	if !strings.Contains(out, "wasm") {
+		t.Errorf("summary table lacks wasm:\n%s", out)
+	}
+}
