@@ -133,8 +133,9 @@ type Target struct {
 	proxy   *http.Server
 	stopped bool
 
-	slots   chan struct{}  // cold mode: one per container alive
-	removes sync.WaitGroup // background removals
+	slots    chan struct{}  // cold mode: one per container alive
+	removes  sync.WaitGroup // background removals
+	inflight sync.WaitGroup // cold-mode handlers
 
 	stats *stats
 }
@@ -278,6 +279,15 @@ func (t *Target) Stop(ctx context.Context) error {
 		// In-flight cold requests finish (or their clients give up).
 		if err := srv.Shutdown(ctx); err != nil {
 			srv.Close()
+		}
+		// Close does not wait for handlers; one may still be creating a
+		// container, which the label sweep below must see.
+		done := make(chan struct{})
+		go func() { t.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("cold requests still in flight: %w", ctx.Err()))
 		}
 	}
 	if warm != nil {
@@ -508,6 +518,8 @@ var forwardClient = &http.Client{
 
 // serveCold is the cold-mode proxy: one fresh container per request.
 func (t *Target) serveCold(w http.ResponseWriter, r *http.Request) {
+	t.inflight.Add(1)
+	defer t.inflight.Done()
 	select {
 	case t.slots <- struct{}{}:
 	case <-r.Context().Done():
