@@ -1,12 +1,86 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/academemes/harness/harness/internal/report"
 )
 
-// cmdReport is a placeholder until its package lands; it says so and fails.
+// cmdReport is `harness report RUN_DIR [--reports DIR] [--csv]`: analyse a
+// run directory again, write its summary.json and its HTML report.
 func cmdReport(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "harness report: not built yet")
-	return exitFail
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	reportsDir := fs.String("reports", "reports", "directory that receives <id>.html and index.html")
+	asCSV := fs.Bool("csv", false, "also write the summary as RUN_DIR/summary.csv (one row per target, phase and meter) for pandas and R")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: harness report RUN_DIR [--reports DIR] [--csv]\n\nAnalyses a run directory again from its raw files: writes RUN_DIR/summary.json,\nREPORTS/<id>.html and REPORTS/index.html, and prints the summary table.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(reorder(args)); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "harness report: want one RUN_DIR")
+		fs.Usage()
+		return exitUsage
+	}
+	dir := fs.Arg(0)
+	res, err := report.Generate(dir, *reportsDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "harness report: %v\n", err)
+		return exitFail
+	}
+	report.PrintSummary(stdout, res.Summary)
+	if *asCSV {
+		path := filepath.Join(dir, "summary.csv")
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "harness report: %v\n", err)
+			return exitFail
+		}
+		err = report.WriteCSV(f, res.Summary)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "harness report: write %s: %v\n", path, err)
+			return exitFail
+		}
+		fmt.Fprintf(stdout, "CSV: %s\n", path)
+	}
+	fmt.Fprintf(stdout, "Report: %s\n", res.HTMLPath)
+	return exitOK
+}
+
+// reorder moves flags before positional arguments, so that
+// `harness report RUN --csv` works as well as `harness report --csv RUN`
+// (the flag package stops at the first non-flag). Flags that take a value
+// keep it.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			if (a == "--reports" || a == "-reports" || a == "--runs" || a == "-runs") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/academemes/harness/harness/internal/energy/synth"
+)
+
+// synthRun writes a synthetic run under runs and returns its directory.
+func synthRun(t *testing.T, runs string, seed uint64, start time.Time) string {
+	t.Helper()
+	cfg := synth.Demo(seed)
+	cfg.Start = start
+	run, _ := synth.Generate(cfg)
+	dir := filepath.Join(runs, run.Meta.ID)
+	if err := synth.WriteDir(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCmdReport(t *testing.T) {
+	tmp := t.TempDir()
+	runs, reports := filepath.Join(tmp, "runs"), filepath.Join(tmp, "reports")
+	dir := synthRun(t, runs, 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"report with csv after the run", []string{"report", dir, "--reports", reports, "--csv"}, exitOK, "summary.csv"},
+		{"report", []string{"report", "--reports", reports, dir}, exitOK, "Report: " + reports},
+		{"help", []string{"report", "--help"}, exitOK, ""},
+		{"no run dir", []string{"report"}, exitUsage, ""},
+		{"two run dirs", []string{"report", dir, dir}, exitUsage, ""},
+		{"not a run", []string{"report", tmp, "--reports", reports}, exitFail, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(tc.args, &out, &errb); code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tc.out) {
+				t.Errorf("stdout lacks %q:\n%s", tc.out, out.String())
+			}
+		})
+	}
+	for _, f := range []string{filepath.Join(dir, "summary.json"), filepath.Join(dir, "summary.csv"), filepath.Join(reports, "index.html")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestCmdCompare(t *testing.T) {
+	tmp := t.TempDir()
+	runs, reports := filepath.Join(tmp, "runs"), filepath.Join(tmp, "reports")
+	first := synthRun(t, runs, 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	synthRun(t, runs, 2, time.Date(2026, 1, 2, 5, 0, 0, 0, time.UTC))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  []string
+	}{
+		{"latest against previous", []string{"compare", "--runs", runs, "--reports", reports}, exitOK,
+			[]string{"less dynamic energy per request than docker-node", "20260102-030405-coldstart", "compare-20260102-030405-coldstart_vs_20260102-050000-coldstart.html"}},
+		{"one run", []string{"compare", first, "--reports", reports}, exitOK, []string{"Mann-Whitney", "compare-20260102-030405-coldstart.html"}},
+		{"no runs", []string{"compare", "--runs", filepath.Join(tmp, "none")}, exitFail, nil},
+		{"help", []string{"compare", "--help"}, exitOK, nil},
+		{"bad flag", []string{"compare", "--nope"}, exitUsage, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(tc.args, &out, &errb); code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out.String(), errb.String())
+			}
+			for _, w := range tc.out {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}

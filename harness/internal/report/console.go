@@ -1,0 +1,212 @@
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/academemes/harness/harness/internal/energy"
+)
+
+var funcs = template.FuncMap{
+	"joules":   fmtJ,
+	"interval": fmtInterval,
+	"num":      fmtNum,
+	"ms":       func(f energy.Float) string { return fmtNum(f) + " ms" },
+	"pct":      func(f energy.Float) string { return fmtPct(f) },
+	"watts":    func(f energy.Float) string { return fmtW(f) },
+	"slug":     slug,
+	"join":     strings.Join,
+	"pv":       fmtPv,
+	"side": func(s Side, u string) string {
+		v := fmtValue(s.Value, u)
+		if !math.IsNaN(s.Lo) && !math.IsNaN(s.Hi) {
+			v += " (" + fmtValue(s.Lo, u) + "–" + fmtValue(s.Hi, u) + ")"
+		}
+		return v
+	},
+	"secs": func(s, e int64) float64 { return float64(e-s) / 1e9 },
+	"nsms": func(ns float64) float64 { return ns / 1e6 },
+	"f":    func(v float64) energy.Float { return energy.Float(v) },
+}
+
+// unit picks a prefix for joules so that v reads as 1-999.
+func unit(v float64) (scale float64, name string) {
+	a := math.Abs(v)
+	switch {
+	case a >= 1 || a == 0:
+		return 1, "J"
+	case a >= 1e-3:
+		return 1e3, "mJ"
+	case a >= 1e-6:
+		return 1e6, "µJ"
+	default:
+		return 1e9, "nJ"
+	}
+}
+
+func sig(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+func fmtJ(f energy.Float) string {
+	if !f.OK() {
+		return "–"
+	}
+	k, u := unit(float64(f))
+	return sig(float64(f)*k) + " " + u
+}
+
+// fmtInterval is "21.3 mJ (20.1-22.6)", the interval in the value's unit.
+func fmtInterval(iv energy.Interval) string {
+	if !iv.Value.OK() {
+		return "–"
+	}
+	k, u := unit(float64(iv.Value))
+	s := sig(float64(iv.Value)*k) + " " + u
+	if iv.Lo.OK() && iv.Hi.OK() {
+		s += " (" + sig(float64(iv.Lo)*k) + "–" + sig(float64(iv.Hi)*k) + ")"
+	}
+	return s
+}
+
+func fmtNum(f energy.Float) string {
+	if !f.OK() {
+		return "–"
+	}
+	return sig(float64(f))
+}
+
+func fmtW(f energy.Float) string {
+	if !f.OK() {
+		return "–"
+	}
+	return sig(float64(f)) + " W"
+}
+
+func fmtPct(f energy.Float) string {
+	if !f.OK() {
+		return "–"
+	}
+	return strconv.FormatFloat(100*float64(f), 'f', 0, 64) + "%"
+}
+
+// PrintSummary writes the console table the runner prints at the end: one
+// row per target, measured phase and meter. Estimates say so in the meter
+// column and in a note under the table.
+func PrintSummary(w io.Writer, s *energy.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tmode\tphase\tmeter\tJ/request (95% CI)\tdynamic J/request (95% CI)\tlatency p50\tp99\tthroughput\tcold starts")
+	estimate := false
+	for _, t := range s.Targets {
+		if t.Skipped {
+			fmt.Fprintf(tw, "%s\t%s\t\tskipped: %s\t\t\t\t\t\t\n", t.Name, t.Mode, t.SkipReason)
+			continue
+		}
+		for _, p := range t.Phases {
+			rows := p.Energy
+			if len(rows) == 0 {
+				rows = []energy.Energy{{Label: "(no meter)", JPerRequest: energy.Interval{Value: energy.Float(math.NaN())}, DynamicJPerRequest: energy.Interval{Value: energy.Float(math.NaN())}}}
+			}
+			for _, e := range rows {
+				label := e.Label
+				if e.Estimate {
+					estimate = true
+					if !strings.Contains(label, "estimate") {
+						label += " (estimate)"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/s\t%d/%d\n",
+					t.Name, t.Mode, p.Phase, label,
+					fmtInterval(e.JPerRequest), fmtInterval(e.DynamicJPerRequest),
+					fmtNum(p.LatencyMs.P50)+" ms", fmtNum(p.LatencyMs.P99)+" ms",
+					fmtNum(p.ThroughputRPS), p.ColdStarts, p.Requests)
+			}
+		}
+	}
+	tw.Flush()
+	if estimate {
+		fmt.Fprintln(w, "Figures from a meter marked (estimate) come from a model of power, not from a measurement.")
+	}
+	n := len(s.Warnings)
+	for _, t := range s.Targets {
+		for _, p := range t.Phases {
+			n += len(p.Warnings)
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "%d warning(s); see the report.\n", n)
+	}
+}
+
+// CSVHeader is the header of the summary CSV: one row per target, phase
+// and meter, in units named in the column names.
+var CSVHeader = []string{
+	"run_id", "target", "kind", "mode", "phase", "meter", "estimate", "source",
+	"reps", "requests", "successes", "throughput_rps",
+	"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms",
+	"cold_starts", "start_up_p50_ms", "start_up_p99_ms",
+	"window_s", "total_j", "idle_w", "dynamic_j",
+	"j_per_request", "j_per_request_lo", "j_per_request_hi",
+	"dynamic_j_per_request", "dynamic_j_per_request_lo", "dynamic_j_per_request_hi", "interval_method",
+	"marginal_j_per_request", "marginal_lo", "marginal_hi",
+	"per_request_p50_j", "per_request_p90_j", "coverage",
+}
+
+// WriteCSV writes the summary as CSV for pandas and R: NaN for missing.
+func WriteCSV(w io.Writer, s *energy.Summary) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return err
+	}
+	f := func(v energy.Float) string { return strconv.FormatFloat(float64(v), 'g', -1, 64) }
+	for _, t := range s.Targets {
+		for _, p := range t.Phases {
+			su50, su99 := energy.Float(math.NaN()), energy.Float(math.NaN())
+			if p.StartUpMs != nil {
+				su50, su99 = p.StartUpMs.P50, p.StartUpMs.P99
+			}
+			base := []string{s.RunID, t.Name, t.Kind, t.Mode, p.Phase}
+			req := []string{strconv.Itoa(p.Reps), strconv.Itoa(p.Requests), strconv.Itoa(p.Successes), f(p.ThroughputRPS),
+				f(p.LatencyMs.P50), f(p.LatencyMs.P90), f(p.LatencyMs.P99), f(p.LatencyMs.Max),
+				strconv.Itoa(p.ColdStarts), f(su50), f(su99)}
+			rows := p.Energy
+			if len(rows) == 0 {
+				rows = []energy.Energy{{}}
+			}
+			for _, e := range rows {
+				nanF := energy.Float(math.NaN())
+				m50, m90 := nanF, nanF
+				if e.PerRequest != nil {
+					m50, m90 = e.PerRequest.P50, e.PerRequest.P90
+				}
+				mj, mlo, mhi := nanF, nanF, nanF
+				if e.Marginal != nil {
+					mj, mlo, mhi = e.Marginal.JPerRequest, e.Marginal.Lo, e.Marginal.Hi
+				}
+				rec := append(append(append([]string{}, base...), e.Meter, strconv.FormatBool(e.Estimate), e.Source), req...)
+				if e.Meter == "" {
+					rec = append(rec, "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN")
+				} else {
+					rec = append(rec, f(e.WindowS), f(e.TotalJ), f(e.IdleW), f(e.DynamicJ),
+						f(e.JPerRequest.Value), f(e.JPerRequest.Lo), f(e.JPerRequest.Hi),
+						f(e.DynamicJPerRequest.Value), f(e.DynamicJPerRequest.Lo), f(e.DynamicJPerRequest.Hi), e.DynamicJPerRequest.Method,
+						f(mj), f(mlo), f(mhi), f(m50), f(m90), f(e.Coverage))
+				}
+				if err := cw.Write(rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

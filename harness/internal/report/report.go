@@ -1,0 +1,283 @@
+// Package report writes what a run found: summary.json in the run
+// directory, a self-contained HTML page per run and per comparison under
+// the reports directory (inline SVG plots from gonum/plot, the font
+// embedded, no network), an index of them, the console table and a CSV
+// export.
+package report
+
+import (
+	"bytes"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"codeberg.org/go-fonts/liberation/liberationsansbold"
+	"codeberg.org/go-fonts/liberation/liberationsansregular"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/academemes/harness/harness/internal/energy"
+	"github.com/academemes/harness/harness/internal/runstore"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var templates = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
+
+// Result is what Generate wrote.
+type Result struct {
+	HTMLPath string
+	Summary  *energy.Summary
+}
+
+// Generate reads the run in runDir, analyses it, writes
+// runDir/summary.json and reportsDir/<id>.html, and refreshes
+// reportsDir/index.html.
+func Generate(runDir, reportsDir string) (*Result, error) {
+	run, err := runstore.Load(runDir)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	sum, det, err := energy.AnalyzeDetail(run, energy.DefaultOptions())
+	if err != nil {
+		return nil, fmt.Errorf("report: analyse %s: %w", runDir, err)
+	}
+	if err := runstore.WriteJSON(filepath.Join(runDir, runstore.SummaryFile), sum); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := os.MkdirAll(reportsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	html, err := RenderRun(run, sum, det, reportsDir)
+	if err != nil {
+		return nil, err
+	}
+	id := run.Meta.ID
+	if id == "" {
+		id = filepath.Base(runDir)
+	}
+	path := filepath.Join(reportsDir, id+".html")
+	if err := runstore.WriteFileAtomic(path, html); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := WriteIndex(reportsDir); err != nil {
+		return nil, err
+	}
+	return &Result{HTMLPath: path, Summary: sum}, nil
+}
+
+// runPage is the data of templates/run.html.
+type runPage struct {
+	Title     string
+	Generated string
+	Font      template.CSS
+	Run       *runstore.Run
+	Summary   *energy.Summary
+	Figures   []Figure
+	Files     []fileLink
+	Warnings  []string
+}
+
+type fileLink struct{ Name, Href string }
+
+// RenderRun renders the report page of one run. Links to the raw files
+// are relative to reportsDir, where the page is written.
+func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, reportsDir string) ([]byte, error) {
+	figs, err := runFigures(run, sum, det)
+	if err != nil {
+		return nil, err
+	}
+	pg := runPage{
+		Title:     "Run " + sum.RunID,
+		Generated: time.Now().UTC().Format(time.RFC3339),
+		Font:      fontCSS(),
+		Run:       run,
+		Summary:   sum,
+		Figures:   figs,
+	}
+	rel, err := filepath.Rel(mustAbs(reportsDir), mustAbs(run.Dir))
+	if err != nil {
+		rel = run.Dir
+	}
+	for _, f := range []string{runstore.RunFile, runstore.ScenarioFile, runstore.RequestsFile, runstore.SamplesFile, runstore.SummaryFile} {
+		pg.Files = append(pg.Files, fileLink{f, filepath.ToSlash(filepath.Join(rel, f))})
+	}
+	for _, t := range sum.Targets {
+		for _, p := range t.Phases {
+			for _, w := range p.Warnings {
+				pg.Warnings = append(pg.Warnings, t.Name+" "+p.Phase+": "+w)
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, "run.html", pg); err != nil {
+		return nil, fmt.Errorf("report: render %s: %w", sum.RunID, err)
+	}
+	return b.Bytes(), nil
+}
+
+func mustAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// primaryMeter is the meter plots use: the first measured one, else the
+// first.
+func primaryMeter(sum *energy.Summary) string {
+	for _, m := range sum.Meters {
+		if !m.Estimate && m.Samples > 0 {
+			return m.Name
+		}
+	}
+	if len(sum.Meters) > 0 {
+		return sum.Meters[0].Name
+	}
+	return ""
+}
+
+func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]Figure, error) {
+	var figs []Figure
+	const w, h = 7.5 * vg.Inch, 3.2 * vg.Inch
+	put := func(id, caption string, p *plot.Plot, err error, ww, hh vg.Length) error {
+		if err != nil {
+			return fmt.Errorf("report: plot %s: %w", id, err)
+		}
+		if p == nil {
+			return nil
+		}
+		s, err := svg(p, ww, hh)
+		if err != nil {
+			return err
+		}
+		figs = append(figs, Figure{ID: id, Title: p.Title.Text, Caption: caption, SVG: s})
+		return nil
+	}
+	meter := primaryMeter(sum)
+	pp, err := powerPlot(run, sum, det)
+	if err := put("power", "Total power of each meter (dashed: an estimate from a model), with each target's phases shaded: grey idle, strong colour measured load, pale warm-up and cool-down. The green line is the request rate, scaled to the power axis.", pp, err, w, h); err != nil {
+		return nil, err
+	}
+	if meter != "" {
+		jp, err := jprPlot(sum, meter, false)
+		if err := put("jpr", "Joules per request over each phase's steady window, with its 95% interval (method in the table below).", jp, err, w, h*0.9); err != nil {
+			return nil, err
+		}
+		dp, err := jprPlot(sum, meter, true)
+		if err := put("dynamic-jpr", "Energy per request above the idle baseline, with its 95% interval.", dp, err, w, h*0.9); err != nil {
+			return nil, err
+		}
+		for i, t := range sum.Targets {
+			for _, ph := range t.Phases {
+				g := det.Groups[energy.GroupKey{Target: t.Name, Phase: ph.Phase, Meter: meter}]
+				if g == nil {
+					continue
+				}
+				vals := make([]float64, len(g.PerRequestJ))
+				for k, v := range g.PerRequestJ {
+					vals[k] = v * 1000
+				}
+				hp, err := histPlot("Per-request dynamic energy: "+t.Name+" "+ph.Phase, "mJ per request (attributed by overlap)", vals, colour(i))
+				if err := put("dist-"+slug(t.Name+"-"+ph.Phase), "Each sampling interval's dynamic energy shared among the requests in flight by their overlap; one count per request wholly inside a steady window.", hp, err, w/2, h*0.9); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	lp, err := latencyPlot(sum)
+	if err := put("latency", "Latency percentiles of successful requests, client side.", lp, err, w, h*0.9); err != nil {
+		return nil, err
+	}
+	for i, t := range sum.Targets {
+		var su []float64
+		for _, r := range run.Requests {
+			if r.Target == t.Name && r.Cold && r.StartUpNs > 0 && (r.Phase == runstore.PhaseLoad || strings.HasPrefix(r.Phase, runstore.PhaseLoad+"/")) {
+				su = append(su, float64(r.StartUpNs)/1e6)
+			}
+		}
+		hp, err := histPlot("Cold-start start-up time: "+t.Name, "ms (as the target reported it)", su, colour(i))
+		if err := put("coldstart-"+slug(t.Name), "The start-up part of each cold request's latency, from the target's X-Start-Ns header.", hp, err, w/2, h*0.9); err != nil {
+			return nil, err
+		}
+	}
+	if meter != "" {
+		tp, err := throughputPlot(sum, det, meter)
+		if err := put("throughput", "Mean power against request rate in 1-s windows (idle windows at zero); dashed: the least-squares line whose slope is the marginal joules per request.", tp, err, w, h); err != nil {
+			return nil, err
+		}
+	}
+	return figs, nil
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// fontCSS embeds Liberation Sans (regular and bold) once per page.
+func fontCSS() template.CSS {
+	face := func(ttf []byte, weight string) string {
+		return fmt.Sprintf("@font-face{font-family:'Liberation Sans';font-style:normal;font-weight:%s;src:url(data:font/ttf;base64,%s) format('truetype');}\n", weight, base64.StdEncoding.EncodeToString(ttf))
+	}
+	return template.CSS(face(liberationsansregular.TTF, "normal") + face(liberationsansbold.TTF, "bold"))
+}
+
+// indexEntry is one page listed in index.html.
+type indexEntry struct {
+	Name, Href, Kind string
+	Modified         string
+}
+
+// WriteIndex rewrites reportsDir/index.html to link every run report and
+// comparison there, newest first.
+func WriteIndex(reportsDir string) error {
+	ents, err := os.ReadDir(reportsDir)
+	if err != nil {
+		return fmt.Errorf("report: index: %w", err)
+	}
+	var runs, cmps []indexEntry
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".html") || n == "index.html" {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		ie := indexEntry{Name: strings.TrimSuffix(n, ".html"), Href: n, Modified: info.ModTime().UTC().Format("2006-01-02 15:04")}
+		if strings.HasPrefix(n, "compare-") {
+			ie.Kind = "comparison"
+			cmps = append(cmps, ie)
+		} else {
+			ie.Kind = "run"
+			runs = append(runs, ie)
+		}
+	}
+	desc := func(a, b indexEntry) int { return strings.Compare(b.Name, a.Name) }
+	slices.SortFunc(runs, desc)
+	slices.SortFunc(cmps, desc)
+	var b bytes.Buffer
+	err = templates.ExecuteTemplate(&b, "index.html", map[string]any{
+		"Title": "Reports", "Font": fontCSS(), "Runs": runs, "Comparisons": cmps,
+	})
+	if err != nil {
+		return fmt.Errorf("report: index: %w", err)
+	}
+	return runstore.WriteFileAtomic(filepath.Join(reportsDir, "index.html"), b.Bytes())
+}
