@@ -323,6 +323,9 @@ func (r *run) plan() ([]slot, error) {
 		for _, lt := range r.live {
 			s := slot{t: lt, rep: rep}
 			inputs := r.sc.Load.Inputs
+			if len(lt.spec.Inputs) > 0 {
+				inputs = lt.spec.Inputs
+			}
 			if len(inputs) == 0 {
 				inputs = []scenario.Input{{}}
 			}

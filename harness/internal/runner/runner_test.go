@@ -255,3 +255,35 @@ func TestRequestURL(t *testing.T) {
 		t.Errorf("request = %+v", req)
 	}
 }
+
+func TestPlanInputs(t *testing.T) {
+	sc := parse(t, scenarioYAML, "load.inputs=[{name: all, body: x}]", "targets[1].inputs=[{name: n=1, body: '{\"n\": 1}'}, {name: n=2, body: y}]")
+	r := &run{sc: sc}
+	for _, ts := range sc.Targets[:2] {
+		f := &fakeTarget{spec: targets.Spec{Function: "memes"}}
+		f.Start(context.Background())
+		defer f.Stop(context.Background())
+		r.live = append(r.live, &liveTarget{spec: ts, target: f})
+	}
+	dir := t.TempDir()
+	w, err := runstore.Create(dir+"/r", nil, runstore.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r.w = w
+	slots, err := r.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range slots[:2] {
+		for _, l := range s.load {
+			got = append(got, s.t.spec.Name+":"+l.name+":"+string(l.req.Body))
+		}
+	}
+	want := `a:load/all:x b:load/n=1:{"n": 1} b:load/n=2:y`
+	if strings.Join(got, " ") != want {
+		t.Errorf("plan = %q, want %q", strings.Join(got, " "), want)
+	}
+}

@@ -246,7 +246,7 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 }
 
 func (p *parser) target(n *yaml.Node, path string) Target {
-	f := p.fields(n, path, "name", "kind", "function", "mode", "required", "options")
+	f := p.fields(n, path, "name", "kind", "function", "mode", "required", "options", "inputs")
 	t := Target{
 		Name:     p.str(f["name"], path+".name"),
 		Kind:     p.str(f["kind"], path+".kind"),
@@ -255,6 +255,7 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 		Required: p.boolean(f["required"], path+".required"),
 		Options:  map[string]any{},
 	}
+	t.Inputs = p.inputs(f["inputs"], path+".inputs")
 	if o := f["options"]; o != nil && o.Tag != "!!null" {
 		if o.Kind != yaml.MappingNode {
 			p.add(o, path+".options", "must be a mapping of option names to values")
@@ -271,6 +272,21 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 		}
 	}
 	return t
+}
+
+func (p *parser) inputs(n *yaml.Node, path string) []Input {
+	var out []Input
+	for i, in := range p.list(n, path) {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		inf := p.fields(in, ip, "name", "body", "body_file", "path")
+		out = append(out, Input{
+			Name:     p.str(inf["name"], ip+".name"),
+			Body:     p.str(inf["body"], ip+".body"),
+			BodyFile: p.str(inf["body_file"], ip+".body_file"),
+			Path:     p.str(inf["path"], ip+".path"),
+		})
+	}
+	return out
 }
 
 func (p *parser) load(n *yaml.Node, path string) Load {
@@ -303,16 +319,7 @@ func (p *parser) load(n *yaml.Node, path string) Load {
 		s.Pause, _ = p.duration(sf["pause"], path+".sequential.pause")
 		l.Sequential = s
 	}
-	for i, in := range p.list(f["inputs"], path+".inputs") {
-		ip := fmt.Sprintf("%s.inputs[%d]", path, i)
-		inf := p.fields(in, ip, "name", "body", "body_file", "path")
-		l.Inputs = append(l.Inputs, Input{
-			Name:     p.str(inf["name"], ip+".name"),
-			Body:     p.str(inf["body"], ip+".body"),
-			BodyFile: p.str(inf["body_file"], ip+".body_file"),
-			Path:     p.str(inf["path"], ip+".path"),
-		})
-	}
+	l.Inputs = p.inputs(f["inputs"], path+".inputs")
 	if d, ok := p.duration(f["timeout"], path+".timeout"); ok {
 		l.Timeout = d
 	}

@@ -57,6 +57,9 @@ type Target struct {
 	// skipped.
 	Required bool
 	Options  map[string]any
+	// Inputs, when given, replace load.inputs for this target, so that
+	// each function can get the inputs that suit it.
+	Inputs []Input
 
 	optionKeys map[string]*yaml.Node // for positions of option errors
 }

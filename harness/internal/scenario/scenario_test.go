@@ -105,6 +105,12 @@ func TestSet(t *testing.T) {
 			}
 			return nil
 		}},
+		{"per-target inputs", []string{"load.inputs=[{name: a, body: x}]", "targets[0].inputs=[{name: n=1, body: '{\"n\": 1}'}, {name: n=2, path: /x}]"}, func(s *Scenario) error {
+			if len(s.Load.Inputs) != 1 || len(s.Targets[0].Inputs) != 2 || s.Targets[0].Inputs[0].Body != `{"n": 1}` || s.Targets[0].Inputs[1].Path != "/x" {
+				return fmt.Errorf("inputs %+v / %+v", s.Load.Inputs, s.Targets[0].Inputs)
+			}
+			return nil
+		}},
 		{"replace by sequential", []string{"load.stages=[]", "load.sequential={requests: 10, pause: 10ms}"}, func(s *Scenario) error {
 			if s.Load.Sequential == nil || s.Load.Sequential.Requests != 10 || len(s.Load.Stages) != 0 {
 				return fmt.Errorf("load %+v", s.Load)
@@ -146,6 +152,7 @@ func TestErrors(t *testing.T) {
 		{"unknown meter", strings.Replace(good, "testmeter]", "wattmeter]", 1), nil, []string{"s.yaml:5:16: meters[1]: unknown meter driver \"wattmeter\""}},
 		{"bad set path", good, []string{"load.stages[9].rate=1"}, []string{"--set load.stages[9].rate=1: load.stages[9]: index 9 out of range"}},
 		{"bad set value", good, []string{"load.stages[0].rate=-1"}, []string{"--set load.stages[0].rate=-1: load.stages[0].rate: must be a positive number"}},
+		{"duplicate input", good, []string{"targets[0].inputs=[{name: a}, {name: a}]"}, []string{`targets[0].inputs[1].name: "a" names two inputs`}},
 		{"both load models", good, []string{"load.sequential={requests: 3}"}, []string{"give stages: or sequential:, not both"}},
 		{"missing body file", good, []string{"load.request.body=", "load.request.body_file=nope.json"}, []string{"load.request.body_file: cannot read", "nope.json"}},
 	} {

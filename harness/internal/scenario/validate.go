@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 )
@@ -102,8 +103,12 @@ func (p *parser) validateTargets(sc *Scenario, at func(string) *yaml.Node) {
 		}
 		if t.Function == "" {
 			p.add(at(path), path+".function", "every target needs a function (e.g. memes)")
-		} else if kind.CheckFunction != nil {
-			if err := kind.CheckFunction(t.Function, sc.Dir); err != nil {
+		} else {
+			check := kind.CheckFunction
+			if check == nil {
+				check = checkFunction
+			}
+			if err := check(t.Function, sc.Dir); err != nil {
 				p.add(at(path+".function"), path+".function", "%v", err)
 			}
 		}
@@ -122,6 +127,30 @@ func (p *parser) validateTargets(sc *Scenario, at func(string) *yaml.Node) {
 			}
 		}
 	}
+}
+
+// checkFunction is the check for kinds that do not bring their own: a
+// function is a file path (holding a '/' or an extension), which must be
+// readable relative to the scenario, or the name of a function of the
+// project (functions/<name>/).
+func checkFunction(fn, baseDir string) error {
+	if strings.ContainsRune(fn, '/') || filepath.Ext(fn) != "" {
+		if !filepath.IsAbs(fn) {
+			fn = filepath.Join(baseDir, fn)
+		}
+		if _, err := os.Stat(fn); err != nil {
+			return fmt.Errorf("cannot read function file %s: %v", fn, unwrapPath(err))
+		}
+		return nil
+	}
+	names, err := functions.Names(functions.FS())
+	if err != nil {
+		return err
+	}
+	if !contains(names, fn) {
+		return fmt.Errorf("no function %q; the project has: %s", fn, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 func modeAllowed(k targets.Kind, m string) bool {
@@ -173,10 +202,20 @@ func (p *parser) validateLoad(sc *Scenario, at func(string) *yaml.Node) {
 			p.add(at("load.sequential.pause"), "load.sequential.pause", "must not be negative")
 		}
 	}
+	p.validateInputs(sc, at, "load.inputs", l.Inputs)
+	for i := range sc.Targets {
+		p.validateInputs(sc, at, fmt.Sprintf("targets[%d].inputs", i), sc.Targets[i].Inputs)
+	}
+	if l.Timeout <= 0 {
+		p.add(at("load.timeout"), "load.timeout", "must be a positive duration")
+	}
+}
+
+func (p *parser) validateInputs(sc *Scenario, at func(string) *yaml.Node, base string, inputs []Input) {
 	seen := map[string]bool{}
-	for i := range l.Inputs {
-		in := &l.Inputs[i]
-		path := fmt.Sprintf("load.inputs[%d]", i)
+	for i := range inputs {
+		in := &inputs[i]
+		path := fmt.Sprintf("%s[%d]", base, i)
 		if in.Name == "" || !safeName.MatchString(strings.ReplaceAll(in.Name, "=", "-")) {
 			p.add(orAt(at, path+".name", path), path+".name", "every input needs a name of letters, digits, '=', '.', '_' and '-', got %q", in.Name)
 		} else if seen[in.Name] {
@@ -184,9 +223,6 @@ func (p *parser) validateLoad(sc *Scenario, at func(string) *yaml.Node) {
 		}
 		seen[in.Name] = true
 		p.bodyFile(sc, at, path, in.Body, &in.BodyFile)
-	}
-	if l.Timeout <= 0 {
-		p.add(at("load.timeout"), "load.timeout", "must be a positive duration")
 	}
 }
 
