@@ -113,9 +113,40 @@ func TestRunColdstartShort(t *testing.T) {
 	if err := json.Unmarshal(data, &meta); err != nil || meta.Status != "complete" {
 		t.Errorf("run.json status %q (%v)", meta.Status, err)
 	}
-	summary, _ := os.ReadFile(filepath.Join(dirs[0], "summary.json"))
-	if !bytes.Contains(summary, []byte(`"wasm"`)) {
-		t.Errorf("summary.json has no wasm target:\n%s", summary)
+	var summary struct {
+		Targets []struct {
+			Name   string `json:"name"`
+			Phases []struct {
+				Phase  string `json:"phase"`
+				Energy []struct {
+					Meter       string `json:"meter"`
+					Estimate    bool   `json:"estimate"`
+					JPerRequest struct {
+						Value float64 `json:"value"`
+					} `json:"j_per_request"`
+				} `json:"energy"`
+			} `json:"phases"`
+		} `json:"targets"`
+	}
+	data, _ = os.ReadFile(filepath.Join(dirs[0], "summary.json"))
+	if err := json.Unmarshal(data, &summary); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	found := false
+	for _, tg := range summary.Targets {
+		for _, ph := range tg.Phases {
+			for _, e := range ph.Energy {
+				if tg.Name == "wasm" && ph.Phase == "load" && e.Meter != "" {
+					found = true
+					if !(e.JPerRequest.Value > 0) {
+						t.Errorf("wasm joules per request from %s = %v, want > 0", e.Meter, e.JPerRequest.Value)
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("summary.json has no energy figure for wasm's load phase:\n%s", data)
 	}
 	if !strings.Contains(out, "wasm") {
 		t.Errorf("summary table lacks wasm:\n%s", out)
