@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/openfaas/faas-provider/types"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/internal/nodeimage"
 )
@@ -231,30 +231,13 @@ func (t *Target) buildImage(ctx context.Context) (nodeimage.Image, error) {
 	if err != nil {
 		return nodeimage.Image{}, fmt.Errorf("building the function image needs the local Docker Engine (or set options.%s): %w", OptImage, err)
 	}
-	fsys, err := functionsFS(t.spec)
-	if err != nil {
-		return nodeimage.Image{}, err
-	}
 	return nodeimage.Build(ctx, cli, nodeimage.Options{
 		Function:  t.spec.Function,
-		Functions: fsys,
+		Functions: functions.Open(t.spec.FunctionsDir),
 		RunID:     t.spec.RunID,
 		Source:    t.opts.ImageSource,
 		Logf:      t.spec.Logf,
 	})
-}
-
-// functionsFS is where function sources are: spec.FunctionsDir, else
-// ./functions.
-func functionsFS(spec targets.Spec) (fs.FS, error) {
-	dir := spec.FunctionsDir
-	if dir == "" {
-		dir = "functions"
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("no functions directory %q for the function image", dir)
-	}
-	return os.DirFS(dir), nil
 }
 
 // dockerClient connects to the local Docker Engine once.
