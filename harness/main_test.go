@@ -152,3 +152,18 @@ func TestRunColdstartShort(t *testing.T) {
 		t.Errorf("summary table lacks wasm:\n%s", out)
 	}
 }
+
+// TestScenariosValidate keeps every scenario the project ships valid.
+func TestScenariosValidate(t *testing.T) {
+	files, _ := filepath.Glob("../scenarios/*.yaml")
+	if len(files) < 4 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if code, out, errs := runCLI(t, "run", f, "--check"); code != exitOK || !strings.Contains(out, ": ok") {
+				t.Errorf("exit %d\n%s%s", code, out, errs)
+			}
+		})
+	}
+}
