@@ -181,6 +181,9 @@ func (d *Decoder) Feed(p []byte, fn func(*Record)) {
 // check applies the locked-state tests to r and updates the running state.
 func (d *Decoder) check(r *Record) bool {
 	if d.Layout.TSBytes >= 2 {
+		if !d.plausible(r) {
+			return false
+		}
 		if d.haveLast {
 			dt := float64(d.tsDelta(d.lastTS, r.TS))
 			limit := min(MaxGapPeriods*d.period, float64(d.wrap())/4)

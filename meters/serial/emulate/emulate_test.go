@@ -1,0 +1,85 @@
+package emulate
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadCSV(t *testing.T) {
+	cases := []struct {
+		name, in string
+		at       time.Duration
+		ch       int
+		want     float64
+		bad      bool
+	}{
+		{"header and interpolation", "time,watts\n0,10\n2,30\n", time.Second, 0, 20, false},
+		{"per channel columns", "0,10,100\n1,10,200\n", 500 * time.Millisecond, 1, 150, false},
+		{"one column for every channel", "0,7\n", time.Hour, 3, 7, false},
+		{"not increasing", "1,5\n0,5\n", 0, 0, 0, true},
+		{"junk row", "0,5\nx,y\n", 0, 0, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, err := ReadCSV(strings.NewReader(tc.in))
+			if tc.bad {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tb.Watts(tc.at, tc.ch); got != tc.want {
+				t.Errorf("Watts(%v, %d) = %v, want %v", tc.at, tc.ch, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEmulatorPrintsPathAndAnswers(t *testing.T) {
+	for _, e := range []struct {
+		run            func(context.Context, []string, io.Writer, io.Writer) error
+		query, answer string
+	}{
+		{PowerSensor3Emulator().Run, "V", "F411-1.6.1\r\n"},
+		{PMDUSBEmulator().Run, "\x00", "ElmorLabs PMD-USB"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- e.run(ctx, []string{"-watts", "10"}, pw, io.Discard) }()
+		path, err := bufio.NewReader(pr).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(strings.TrimSpace(path), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte(e.query)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(e.answer))
+		if _, err := io.ReadFull(f, buf); err != nil || string(buf) != e.answer {
+			t.Errorf("answer %q, %v; want %q", buf, err, e.answer)
+		}
+		f.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("emulator: %v", err)
+		}
+	}
+}
+
+func TestCRC16(t *testing.T) {
+	if got := crc16([]byte("123456789")); got != 0x29B1 {
+		t.Errorf("crc16 check value = %#04x, want 0x29b1", got)
+	}
+}

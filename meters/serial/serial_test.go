@@ -1,0 +1,132 @@
+package serial
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/academemes/harness/meters"
+)
+
+// sysfsTree builds the links a real /sys has for a ttyACM (CDC) and a
+// ttyUSB (usb-serial) device, and a virtual tty without a device.
+func sysfsTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	mk := func(dir string, files map[string]string) {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range files {
+			if err := os.WriteFile(filepath.Join(root, dir, k), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	link := func(target, name string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acm := "devices/pci0000:00/usb1/1-1"
+	mk(acm, map[string]string{"idVendor": "0483", "idProduct": "5740", "product": "BLACKPILL_F411CE", "serial": "123"})
+	mk(acm+"/1-1:1.0/tty/ttyACM0", nil)
+	link("../../../1-1:1.0", acm+"/1-1:1.0/tty/ttyACM0/device")
+	link("../../"+acm+"/1-1:1.0/tty/ttyACM0", "class/tty/ttyACM0")
+	ch := "devices/pci0000:00/usb1/1-2"
+	mk(ch, map[string]string{"idVendor": "1a86", "idProduct": "7523", "product": "USB Serial"})
+	mk(ch+"/1-2:1.0/ttyUSB0/tty/ttyUSB0", nil)
+	link("../../../ttyUSB0", ch+"/1-2:1.0/ttyUSB0/tty/ttyUSB0/device")
+	link("../../"+ch+"/1-2:1.0/ttyUSB0/tty/ttyUSB0", "class/tty/ttyUSB0")
+	mk("devices/virtual/tty/tty1", nil)
+	link("../../devices/virtual/tty/tty1", "class/tty/tty1")
+	return root
+}
+
+func TestSysfsEnumerator(t *testing.T) {
+	root := sysfsTree(t)
+	ports, err := SysfsEnumerator{SysfsRoot: root, DevRoot: "/dev"}.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 2 {
+		t.Fatalf("ports = %+v, want ttyACM0 and ttyUSB0", ports)
+	}
+	if p := ports[0]; p.Name != "ttyACM0" || p.ID() != "0483:5740" || p.Product != "BLACKPILL_F411CE" || p.Path != "/dev/ttyACM0" {
+		t.Errorf("ttyACM0: %+v", p)
+	}
+	if p := ports[1]; p.Name != "ttyUSB0" || p.ID() != "1a86:7523" {
+		t.Errorf("ttyUSB0: %+v", p)
+	}
+	if _, err := (SysfsEnumerator{SysfsRoot: t.TempDir()}).Ports(); err == nil {
+		t.Error("no class/tty: want an error")
+	}
+}
+
+func TestDetect(t *testing.T) {
+	root := sysfsTree(t)
+	dev := t.TempDir() // no device nodes: found but not usable
+	cases := []struct {
+		name string
+		ids  []USBID
+		want int
+	}{
+		{"pmd-usb", []USBID{{0x1a86, 0x7523}}, 1},
+		{"powersensor3", []USBID{{0x0483, 0x5740}}, 1},
+		{"nothing", []USBID{{0x1234, 0x5678}}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Detect(SysfsEnumerator{SysfsRoot: root, DevRoot: dev}, Match{Driver: tc.name, IDs: tc.ids, What: tc.name})
+			if len(c) != tc.want {
+				t.Fatalf("candidates %+v, want %d", c, tc.want)
+			}
+			if tc.want > 0 && (c[0].Usable || c[0].Reason == "") {
+				t.Errorf("missing node should be unusable with a reason: %+v", c[0])
+			}
+		})
+	}
+}
+
+func TestClassifyOpenError(t *testing.T) {
+	if err := ClassifyOpenError("/dev/x", os.ErrPermission); !errors.Is(err, meters.ErrPermission) {
+		t.Errorf("permission: %v", err)
+	}
+	if err := ClassifyOpenError("/dev/x", os.ErrNotExist); !errors.Is(err, meters.ErrUnavailable) {
+		t.Errorf("missing: %v", err)
+	}
+	if _, err := OpenPort(filepath.Join(t.TempDir(), "none"), 115200); !errors.Is(err, meters.ErrUnavailable) {
+		t.Errorf("OpenPort of a missing path: %v", err)
+	}
+}
+
+// TestClockFit: a device clock 50 ppm fast, read with 0-3 ms of latency,
+// maps back onto the host clock within the latency floor.
+func TestClockFit(t *testing.T) {
+	f := NewClockFitter(100*time.Millisecond, 600)
+	base := time.Unix(1_700_000_000, 0)
+	for i := 0; i < 20000; i++ {
+		host := time.Duration(i) * time.Millisecond
+		dev := int64(float64(host) * (1 + 50e-6))
+		lat := time.Duration((i*7919)%3000) * time.Microsecond
+		f.Add(dev, base.Add(host+lat))
+	}
+	fit := f.Fit()
+	if math.Abs(fit.DriftPPM-(-50)) > 1 {
+		t.Errorf("drift %.2f ppm, want about -50 (host = device*(1-50e-6))", fit.DriftPPM)
+	}
+	ten := 10 * time.Second
+	dev := int64(float64(ten) * (1 + 50e-6))
+	if err := f.Map(dev).Sub(base.Add(10 * time.Second)); err < 0 || err > 100*time.Microsecond {
+		t.Errorf("Map error %v, want within 100 µs", err)
+	}
+	if fit.Points != 20000 || fit.ResidualMaxNs > 1e5 {
+		t.Errorf("fit %+v", fit)
+	}
+}
