@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/academemes/harness/clock"
@@ -53,10 +54,14 @@ type Info struct {
 
 // Label is how the meter is named to people. A model says so in its name.
 func (i Info) Label() string {
-	if i.Kind == Model {
+	switch {
+	case i.Kind != Model:
+		return i.Name
+	case strings.Contains(i.Name, "estimate"):
+		return i.Name + " (model)"
+	default:
 		return i.Name + " (estimate, model)"
 	}
-	return i.Name
 }
 
 // Sample is one reading of one channel.

@@ -1,0 +1,93 @@
+package meters
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		driver  string
+		arg     string
+		opts    map[string]string
+		wantErr string
+	}{
+		{in: "auto", driver: "auto"},
+		{in: "RAPL", driver: "rapl"},
+		{in: "rapl:sysfs=/tmp/x,rate=1000", driver: "rapl", opts: map[string]string{"sysfs": "/tmp/x", "rate": "1000"}},
+		{in: "powersensor3:/dev/ttyACM0", driver: "powersensor3", arg: "/dev/ttyACM0"},
+		{in: "pmd-usb:/dev/ttyUSB0?baud=460800&channels=eps1,eps2", driver: "pmd-usb", arg: "/dev/ttyUSB0", opts: map[string]string{"baud": "460800", "channels": "eps1", "eps2": ""}, wantErr: "not key=value"},
+		{in: "modbus:192.0.2.7:502?unit=1&outlet=2", driver: "modbus", arg: "192.0.2.7:502", opts: map[string]string{"unit": "1", "outlet": "2"}},
+		{in: "estimate:idle=2W&idle=3W", wantErr: "given twice"},
+		{in: "", wantErr: "empty spec"},
+		{in: ":x", wantErr: "no driver name"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			sp, err := ParseSpec(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrSpec) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sp.Driver != tc.driver || sp.Arg != tc.arg || len(sp.Options) != len(tc.opts) {
+				t.Fatalf("spec = %+v", sp)
+			}
+			for k, v := range tc.opts {
+				if sp.Options[k] != v {
+					t.Errorf("option %s = %q, want %q", k, sp.Options[k], v)
+				}
+			}
+		})
+	}
+	sp, _ := ParseSpec("x:rate=1,bogus=2")
+	if err := sp.Unknown("rate"); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("Unknown = %v", err)
+	}
+}
+
+type stubMeter struct{ info Info }
+
+func (s stubMeter) Info() Info                              { return s.info }
+func (s stubMeter) Run(context.Context, func(Sample)) error { return nil }
+
+func TestAutoOrder(t *testing.T) {
+	mk := func(name string, rank int, usable bool, kind Kind) Driver {
+		return Driver{
+			Name: name, AutoRank: rank,
+			Detect: func(Env) []Candidate {
+				return []Candidate{{Spec: name, Usable: usable, Reason: name + " is not readable"}}
+			},
+			Open: func(sp Spec, _ Env) (Meter, error) { return stubMeter{Info{Name: sp.Raw, Kind: kind}}, nil },
+		}
+	}
+	Register(mk("t-best", 1, false, Measured))
+	Register(mk("t-next", 2, true, Measured))
+	Register(mk("t-model", 3, true, Model))
+	m, notes, err := Open("auto", Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info().Name != "t-next" {
+		t.Errorf("auto chose %s, want t-next", m.Info().Name)
+	}
+	joined := strings.Join(notes, "\n")
+	if !strings.Contains(joined, "t-best is not readable") || !strings.Contains(joined, "chose t-next") {
+		t.Errorf("notes = %v", notes)
+	}
+	if _, _, err := Open("nosuch", Env{}); err == nil || !strings.Contains(err.Error(), `unknown driver "nosuch"`) {
+		t.Errorf("err = %v", err)
+	}
+	if got := (Info{Name: "t-model", Kind: Model}).Label(); got != "t-model (estimate, model)" {
+		t.Errorf("Label = %q", got)
+	}
+	if got := (Info{Name: "estimate", Kind: Model}).Label(); got != "estimate (model)" {
+		t.Errorf("Label = %q", got)
+	}
+}
