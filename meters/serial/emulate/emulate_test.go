@@ -45,7 +45,7 @@ func TestReadCSV(t *testing.T) {
 
 func TestEmulatorPrintsPathAndAnswers(t *testing.T) {
 	for _, e := range []struct {
-		run            func(context.Context, []string, io.Writer, io.Writer) error
+		run           func(context.Context, []string, io.Writer, io.Writer) error
 		query, answer string
 	}{
 		{PowerSensor3Emulator().Run, "V", "F411-1.6.1\r\n"},
