@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,6 +44,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/internal/nodeimage"
 )
@@ -62,10 +62,6 @@ const (
 	// LabelInstance tells apart two targets of the same name (tests).
 	LabelInstance = "io.academemes.harness.instance"
 )
-
-// DefaultFunctions is the functions tree used when a Spec gives no
-// FunctionsDir; nil means the ./functions directory.
-var DefaultFunctions fs.FS
 
 func init() {
 	targets.Register(targets.Kind{
@@ -168,15 +164,9 @@ func (t *Target) Image() nodeimage.Image {
 	return t.image
 }
 
-func (t *Target) functions() fs.FS {
-	if t.spec.FunctionsDir != "" {
-		return os.DirFS(t.spec.FunctionsDir)
-	}
-	if DefaultFunctions != nil {
-		return DefaultFunctions
-	}
-	return os.DirFS("functions")
-}
+// functions is the tree of function sources: FunctionsDir, or the copy
+// embedded in the binary.
+func (t *Target) functions() fs.FS { return functions.Open(t.spec.FunctionsDir) }
 
 // Start connects to the engine, builds or finds the image and, in warm
 // mode, starts the container; in cold mode it opens the proxy. An engine
