@@ -39,6 +39,10 @@ type Options struct {
 	Now func() time.Time
 	// JanitorEvery is how often idle pools are checked (default 1s).
 	JanitorEvery time.Duration
+	// Interpreter runs guests in wazero's interpreter instead of compiling
+	// them: slow code, but no compile time (tests of many large modules,
+	// platforms without the compiler).
+	Interpreter bool
 }
 
 // Platform holds deployed functions and runs them.
@@ -270,8 +274,11 @@ type instance struct {
 }
 
 func (p *Platform) newFunction(ctx context.Context, name string, module []byte, cfg FunctionConfig) (*function, error) {
-	rc := wazero.NewRuntimeConfig().
-		WithCompilationCache(p.cache).
+	rc := wazero.NewRuntimeConfig()
+	if p.opts.Interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
+	}
+	rc = rc.WithCompilationCache(p.cache).
 		WithMemoryLimitPages(cfg.MemoryPages).
 		WithCloseOnContextDone(!cfg.NoInterrupt)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
