@@ -100,12 +100,13 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 	for i, t := range sum.Targets {
 		tcol[t.Name] = i
 	}
+	legend := map[string]bool{}
 	for _, ph := range run.Meta.Phases {
 		var c color.RGBA
 		switch {
 		case ph.Name == runstore.PhaseIdle:
 			c = fade(color.RGBA{120, 120, 120, 255}, 40)
-		case ph.Name == runstore.PhaseLoad || strings.HasPrefix(ph.Name, runstore.PhaseLoad+"/"):
+		case measured(ph.Name):
 			c = fade(colour(tcol[ph.Target]), 50)
 		default:
 			c = fade(colour(tcol[ph.Target]), 18)
@@ -117,6 +118,10 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 		poly.Color = c
 		poly.LineStyle.Width = 0
 		p.Add(poly)
+		if key := "load " + ph.Target; measured(ph.Name) && !legend[key] {
+			legend[key] = true
+			p.Legend.Add(ph.Target+" load", poly)
+		}
 	}
 	for i, ps := range det.Power {
 		if len(ps.T) == 0 {
@@ -357,4 +362,8 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*plo
 		return nil, nil
 	}
 	return p, nil
+}
+
+func measured(phase string) bool {
+	return phase == runstore.PhaseLoad || strings.HasPrefix(phase, runstore.PhaseLoad+"/")
 }

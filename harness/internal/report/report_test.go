@@ -60,10 +60,15 @@ func TestGenerate(t *testing.T) {
 	for _, want := range []string{
 		`id="summary-table"`, `id="fig-power"`, `id="fig-jpr"`, `id="fig-latency"`, `id="fig-throughput"`,
 		`id="fig-dist-wasm-load"`, `id="fig-coldstart-docker-node"`, `id="method"`, `id="meters"`, `id="host"`,
-		"(estimate, model)", `class="estimate"`, "@font-face", "../runs/" + s.RunID + "/requests.csv",
+		`class="estimate"`, "@font-face", "../runs/" + s.RunID + "/requests.csv",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, m := range s.Meters {
+		if m.Estimate && (!strings.Contains(m.Label, "estimate") || !strings.Contains(page, m.Label)) {
+			t.Errorf("model meter %q is not labelled as an estimate in the report", m.Label)
 		}
 	}
 	for _, bad := range []string{"http://", "https://", "<script src", "NaN"} {
