@@ -146,7 +146,7 @@ func (p *coldProxy) fail(err error) {
 	p.failures++
 	p.lastErr = err.Error()
 	p.mu.Unlock()
-	p.t.spec.Logf("openfaas %s: cold mode: %v", p.t.spec.Name, err)
+	p.t.spec.Logf("openfaas: cold mode: %v", err)
 }
 
 // close stops the front after the last teardown.

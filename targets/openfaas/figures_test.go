@@ -117,3 +117,36 @@ func q(xs []float64, p float64) float64 {
 	i := int(p*float64(len(xs))+0.5) - 1
 	return xs[max(0, min(i, len(xs)-1))]
 }
+
+// TestServeStandIn runs the stand-in provider for a while, so that
+// `harness run` can be pointed at it (an OpenFaaS installation on this
+// machine's Docker Engine, for trying the openfaas target without one):
+//
+//	HARNESS_STANDIN_FOR=10m go test -count=1 -run TestServeStandIn -v ./targets/openfaas/ &
+//	# it prints OPENFAAS_URL=... and the credentials; then
+//	OPENFAAS_URL=... OPENFAAS_PASSWORD=standin harness run scenarios/openfaas.yaml
+func TestServeStandIn(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("HARNESS_STANDIN_FOR"))
+	if err != nil {
+		t.Skip("set HARNESS_STANDIN_FOR=10m to serve a stand-in OpenFaaS provider for that long")
+	}
+	ctx := context.Background()
+	cli, err := nodeimage.Connect(ctx)
+	if err != nil {
+		t.Skipf("no Docker Engine: %v", err)
+	}
+	defer cli.Close()
+	p, err := faastest.Start(faastest.Config{Docker: cli, User: "admin", Password: "standin",
+		RefuseZero: os.Getenv("HARNESS_STANDIN_REFUSE_ZERO") != ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fmt.Printf("OPENFAAS_URL=%s OPENFAAS_USERNAME=admin OPENFAAS_PASSWORD=standin\n", p.URL)
+	if f := os.Getenv("HARNESS_STANDIN_URL_FILE"); f != "" {
+		if err := os.WriteFile(f, []byte(p.URL.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(d)
+}

@@ -184,7 +184,7 @@ func (t *Target) start(ctx context.Context) error {
 	t.mu.Lock()
 	t.provider = info
 	t.mu.Unlock()
-	t.spec.Logf("openfaas %s: gateway %s, provider %s", t.spec.Name, t.api.Gateway.Redacted(), info.Name)
+	t.spec.Logf("openfaas: gateway %s, provider %s", t.api.Gateway.Redacted(), info.Name)
 
 	ref := t.opts.Image
 	if ref == "" {
@@ -212,7 +212,7 @@ func (t *Target) start(ctx context.Context) error {
 	t.readyIn = time.Since(t0)
 	t.url = t.api.InvokeURL(t.service)
 	t.mu.Unlock()
-	t.spec.Logf("openfaas %s: %s ready in %s", t.spec.Name, t.service, t.readyIn.Round(time.Millisecond))
+	t.spec.Logf("openfaas: %s ready in %s", t.service, t.readyIn.Round(time.Millisecond))
 	if t.spec.Mode == targets.Cold {
 		cp, err := startColdProxy(t)
 		if err != nil {
@@ -279,7 +279,7 @@ func (t *Target) deploy(ctx context.Context) error {
 	err := t.api.Deploy(ctx, dep)
 	if err != nil {
 		if _, serr := t.api.Status(ctx, t.service); serr == nil {
-			t.spec.Logf("openfaas %s: function %s exists; updating it", t.spec.Name, t.service)
+			t.spec.Logf("openfaas: function %s exists; updating it", t.service)
 			err = t.api.Update(ctx, dep)
 		}
 	}
@@ -359,7 +359,7 @@ func (t *Target) chooseMethod(ctx context.Context) (string, error) {
 		case err == nil:
 			method = MethodScaleToZero
 		case errors.Is(err, errRefused):
-			t.spec.Logf("openfaas %s: %v; falling back", t.spec.Name, err)
+			t.spec.Logf("openfaas: %v; falling back", err)
 			method = MethodRedeploy
 			if ids, lerr := t.localContainers(ctx); lerr == nil && len(ids) > 0 {
 				method = MethodRemoveContainer
@@ -370,7 +370,7 @@ func (t *Target) chooseMethod(ctx context.Context) (string, error) {
 		default:
 			return "", err
 		}
-		t.spec.Logf("openfaas %s: cold starts by %s", t.spec.Name, method)
+		t.spec.Logf("openfaas: cold starts by %s", method)
 	}
 	t.mu.Lock()
 	t.method = method
