@@ -272,8 +272,8 @@ func fmtX(x float64) string {
 // below 0.05 and the ratio's interval excludes 1.
 func verdict(r Row, cross bool) string {
 	a, b := r.A.name(cross), r.B.name(cross)
-	if math.IsNaN(r.Ratio) || r.Ratio <= 0 {
-		return fmt.Sprintf("%s: no ratio between %s and %s", r.Metric, a, b)
+	if !(r.A.Value > 0) || !(r.B.Value > 0) {
+		return fmt.Sprintf("%s of %s and %s cannot be compared as a ratio: it is not positive for both (%s, %s); a noisy or drifting idle baseline does that", r.Metric, a, b, fmtValue(r.A.Value, r.Unit), fmtValue(r.B.Value, r.Unit))
 	}
 	p := math.Max(r.PMannWhitney, r.PWelch)
 	if math.IsNaN(r.PMannWhitney) || math.IsNaN(r.PWelch) {
@@ -308,10 +308,14 @@ func PrintComparison(w io.Writer, c *Comparison) {
 		if r.Estimate && !strings.Contains(meter, "estimate") {
 			meter += " (estimate)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s-%s)\t%s\t%s\t%s\n", r.Metric, meter,
+		ratio := fmtRatio(r.Ratio)
+		if !math.IsNaN(r.RatioLo) && !math.IsNaN(r.RatioHi) {
+			ratio += " (" + fmtRatio(r.RatioLo) + "-" + fmtRatio(r.RatioHi) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Metric, meter,
 			r.A.name(r.A.Run != r.B.Run), r.B.name(r.A.Run != r.B.Run),
 			fmtValue(r.A.Value, r.Unit), fmtValue(r.B.Value, r.Unit),
-			fmtRatio(r.Ratio), fmtRatio(r.RatioLo), fmtRatio(r.RatioHi), fmtPv(r.PMannWhitney), fmtPv(r.PWelch), r.Samples)
+			ratio, fmtPv(r.PMannWhitney), fmtPv(r.PWelch), r.Samples)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

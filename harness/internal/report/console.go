@@ -106,9 +106,11 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tmode\tphase\tmeter\tJ/request (95% CI)\tdynamic J/request (95% CI)\tlatency p50\tp99\tthroughput\tcold starts")
 	estimate := false
+	var skipped []string
 	for _, t := range s.Targets {
 		if t.Skipped {
-			fmt.Fprintf(tw, "%s\t%s\t\tskipped: %s\t\t\t\t\t\t\n", t.Name, t.Mode, t.SkipReason)
+			fmt.Fprintf(tw, "%s\t%s\t\t(skipped)\t\t\t\t\t\t\n", t.Name, t.Mode)
+			skipped = append(skipped, t.Name+": "+t.SkipReason)
 			continue
 		}
 		for _, p := range t.Phases {
@@ -133,6 +135,9 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 		}
 	}
 	tw.Flush()
+	for _, sk := range skipped {
+		fmt.Fprintln(w, "Skipped "+sk)
+	}
 	if estimate {
 		fmt.Fprintln(w, "Figures from a meter marked (estimate) come from a model of power, not from a measurement.")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,6 +221,14 @@ func TestCompare(t *testing.T) {
 	PrintComparison(&b, c)
 	if !strings.Contains(b.String(), "Mann-Whitney") {
 		t.Errorf("comparison table:\n%s", b.String())
+	}
+}
+
+func TestVerdictNotPositive(t *testing.T) {
+	r := Row{Metric: "dynamic energy per request", Unit: "J", A: Side{Target: "a", Phase: "load", Value: -0.06}, B: Side{Target: "b", Phase: "load", Value: -0.4},
+		Ratio: 7, RatioLo: math.NaN(), RatioHi: math.NaN(), PMannWhitney: math.NaN(), PWelch: math.NaN()}
+	if v := verdict(r, false); !strings.Contains(v, "cannot be compared as a ratio") {
+		t.Errorf("verdict %q", v)
 	}
 }
 
