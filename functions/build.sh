@@ -17,8 +17,8 @@ for n in $names; do
 	fi
 	if [ -f "$n/small/main.c" ]; then
 		if command -v clang >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1; then
-			clang --target=wasm32-wasi -O2 -nostdlib -ffreestanding -fno-builtin -Wall -Werror \
-				-Wl,--no-entry -Wl,--strip-all -Wl,--export-dynamic -Wl,-z,stack-size=65536 \
+			clang --target=wasm32-wasi -O2 -mbulk-memory -nostdlib -ffreestanding -Wall -Werror \
+				-Wl,--no-entry -Wl,--strip-all -Wl,--export-dynamic -Wl,-z,stack-size=32768 \
 				-o "$n/$n-small.wasm" "$n/small/main.c"
 		else
 			echo "build.sh: clang/wasm-ld not found (apt-get install clang lld): keeping the committed $n/$n-small.wasm" >&2

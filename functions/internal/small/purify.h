@@ -22,33 +22,49 @@ WASI(environ_sizes_get) uint16_t wasi_environ_sizes_get(uint32_t *count, uint32_
 WASI(environ_get) uint16_t wasi_environ_get(uint8_t **env, uint8_t *buf);
 WASI(proc_exit) _Noreturn void wasi_proc_exit(uint32_t code);
 
-void *memcpy(void *d, const void *s, size_t n) {
-	uint8_t *dd = d; const uint8_t *ss = s;
-	while (n--) *dd++ = *ss++;
-	return d;
-}
-void *memset(void *d, int c, size_t n) {
-	uint8_t *dd = d;
-	while (n--) *dd++ = (uint8_t)c;
-	return d;
+/* Built with -mbulk-memory, these become single memory.copy/memory.fill
+ * instructions instead of byte loops. */
+void *memcpy(void *d, const void *s, size_t n) { return __builtin_memcpy(d, s, n); }
+void *memset(void *d, int c, size_t n) { return __builtin_memset(d, c, n); }
+
+/* Memory starts small (data, a 32 KiB stack) because every fresh instance
+ * pays for zeroing it; the body and the response live in regions that grow
+ * on demand above __heap_base. */
+extern uint8_t __heap_base;
+#define PAGE 65536u
+/* ensure makes [p, p+n) addressable. */
+static int ensure(uint8_t *p, uint32_t n) {
+	uint32_t need = (uint32_t)(uintptr_t)p + n, have = (uint32_t)__builtin_wasm_memory_size(0) * PAGE;
+	if (need <= have) return 1;
+	return __builtin_wasm_memory_grow(0, (need - have + PAGE - 1) / PAGE) != (size_t)-1;
 }
 
-#define MAX_BODY (1 << 20)
+#define MAX_BODY (1u << 20)
+#define MAX_OUT (1u << 20)
 #define MAX_ENV 8192
-static uint8_t g_body[MAX_BODY + 1];
+static uint8_t *g_body;   /* at __heap_base, up to MAX_BODY+1 */
 static uint32_t g_body_len;
+static uint8_t *g_out;    /* after the body region */
+static uint32_t g_out_len, g_out_cap;
 static uint8_t g_envbuf[MAX_ENV];
 static uint8_t *g_envp[64];
 static uint32_t g_envc;
 
 static void read_request(void) {
+	g_body = &__heap_base;
 	g_body_len = 0;
 	for (;;) {
-		iovec v = { g_body + g_body_len, MAX_BODY + 1 - g_body_len };
+		uint32_t chunk = 16384;
+		if (g_body_len + chunk > MAX_BODY + 1) chunk = MAX_BODY + 1 - g_body_len;
+		if (chunk == 0 || !ensure(g_body + g_body_len, chunk)) break;
+		iovec v = { g_body + g_body_len, chunk };
 		uint32_t n = 0;
-		if (v.len == 0 || wasi_fd_read(0, &v, 1, &n) != 0 || n == 0) break;
+		if (wasi_fd_read(0, &v, 1, &n) != 0 || n == 0) break;
 		g_body_len += n;
 	}
+	g_out = g_body + ((g_body_len + 16) & ~15u);
+	g_out_len = 0;
+	g_out_cap = 0;
 	uint32_t count = 0, size = 0;
 	g_envc = 0;
 	if (wasi_environ_sizes_get(&count, &size) == 0 && count <= 64 && size <= MAX_ENV &&
@@ -70,11 +86,13 @@ static const char *env_get(const char *key) {
 static uint32_t slen(const char *s) { uint32_t n = 0; while (s[n]) n++; return n; }
 
 /* Output: a bounded buffer written with one fd_write at the end. */
-#define MAX_OUT (256 << 10)
-static uint8_t g_out[MAX_OUT];
-static uint32_t g_out_len;
 static void out_bytes(const void *p, uint32_t n) {
 	if (g_out_len + n > MAX_OUT) n = MAX_OUT - g_out_len;
+	if (g_out_len + n > g_out_cap) {
+		uint32_t cap = (g_out_len + n + 16383) & ~16383u;
+		if (!ensure(g_out, cap)) return;
+		g_out_cap = cap;
+	}
 	memcpy(g_out + g_out_len, p, n);
 	g_out_len += n;
 }

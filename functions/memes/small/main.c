@@ -4,28 +4,9 @@
 #include "memes_data.h"
 
 #define MAX_SAFE 9007199254740991LL
+#define LIT(s) out_bytes(s, sizeof(s) - 1)
 
-static void json_str(const char *s) {
-	out_str("\"");
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\') out_str("\\");
-		out_bytes(s, 1);
-	}
-	out_str("\"");
-}
-
-static void html_str(const char *s) {
-	for (; *s; s++) {
-		switch (*s) {
-		case '&': out_str("&amp;"); break;
-		case '\'': out_str("&#39;"); break;
-		case '<': out_str("&lt;"); break;
-		case '>': out_str("&gt;"); break;
-		case '"': out_str("&#34;"); break;
-		default: out_bytes(s, 1);
-		}
-	}
-}
+static void out_s(str_t s) { out_bytes(s.s, s.n); }
 
 static int contains(const char *hay, const char *needle) {
 	if (!hay) return 0;
@@ -49,25 +30,25 @@ static void handle(void) {
 	}
 	if (id < 1 || id > N_MEMES) {
 		head(404, "application/json");
-		out_str("{\"error\":\"no meme with id "); out_int(id); out_str("\"}\n");
+		LIT("{\"error\":\"no meme with id "); out_int(id); LIT("\"}\n");
 		return;
 	}
 	int i = (int)id - 1;
 	if (contains(env_get("HTTP_ACCEPT"), "text/html")) {
 		int prev = (int)((id + N_MEMES - 2) % N_MEMES) + 1, next = (int)(id % N_MEMES) + 1;
 		head(200, "text/html; charset=utf-8");
-		out_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Academemes #"); out_int(id);
-		out_str("</title><style>body{font-family:sans-serif;max-width:40rem;margin:2rem auto;text-align:center}nav a{margin:0 1rem}</style></head>\n");
-		out_str("<body><h1>Academemes</h1><figure>"); out_str(collection[i].svg);
-		out_str("<figcaption>"); html_str(collection[i].caption); out_str("</figcaption></figure>\n");
-		out_str("<nav><a href=\"?id="); out_int(prev); out_str("\">previous</a><a href=\"?id="); out_int(next);
-		out_str("\">next</a></nav></body></html>\n");
+		LIT("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Academemes #"); out_int(id);
+		LIT("</title><style>body{font-family:sans-serif;max-width:40rem;margin:2rem auto;text-align:center}nav a{margin:0 1rem}</style></head>\n");
+		LIT("<body><h1>Academemes</h1><figure>"); out_s(collection[i].svg);
+		LIT("<figcaption>"); out_s(collection[i].caption_html); LIT("</figcaption></figure>\n");
+		LIT("<nav><a href=\"?id="); out_int(prev); LIT("\">previous</a><a href=\"?id="); out_int(next);
+		LIT("\">next</a></nav></body></html>\n");
 		return;
 	}
 	head(200, "application/json");
-	out_str("{\"id\":"); out_int(id);
-	out_str(",\"caption\":"); json_str(collection[i].caption);
-	out_str(",\"alt\":"); json_str(collection[i].alt);
-	out_str(",\"svg\":"); json_str(collection[i].svg);
-	out_str("}\n");
+	LIT("{\"id\":"); out_int(id);
+	LIT(",\"caption\":\""); out_s(collection[i].caption);
+	LIT("\",\"alt\":\""); out_s(collection[i].alt);
+	LIT("\",\"svg\":\""); out_s(collection[i].svg);
+	LIT("\"}\n");
 }

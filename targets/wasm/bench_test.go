@@ -1,0 +1,179 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/academemes/harness/functions"
+	"github.com/academemes/harness/targets"
+)
+
+// Benchmarks of the platform (see functions/README.md for the modes). The
+// "small" module is memes-small (freestanding C, 55 KB), the "go" module
+// memes built by Go for wasip1 (2.4 MB; its reactor build in warm mode).
+// Goals on a 2-core machine: small cold p50 <= 100 us, warm >= 10k req/s,
+// go cold p50 <= 6 ms. `targets/wasm/bench.sh OUT.json` writes the figures.
+
+type benchModule struct{ name, variant string }
+
+var benchModules = []benchModule{{"small", "small"}, {"go", ""}}
+
+var benchModes = []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm}
+
+// benchPlatform deploys memes in every mode for both modules, once per
+// benchmark binary (compiling the Go builds takes seconds).
+var benchPlatform = sync.OnceValues(func() (*Platform, error) {
+	p, err := NewPlatform(Options{})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range benchModules {
+		for _, mode := range benchModes {
+			variant := m.variant
+			if variant == "" && mode == targets.Warm {
+				variant = "reactor"
+			}
+			mod, err := functions.Module(functions.FS(), "memes", variant)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Deploy(context.Background(), m.name+"-"+string(mode), mod, FunctionConfig{Mode: mode, Pool: 16}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+})
+
+func setupBench(b *testing.B) (*Platform, string) {
+	b.Helper()
+	p, err := benchPlatform()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler(HandlerOptions{}))
+	b.Cleanup(srv.Close)
+	return p, srv.URL
+}
+
+const benchBody = `{"id": 7}`
+
+// BenchmarkRoundTrip: one client, one request at a time, over loopback
+// HTTP; reports the median round trip.
+func BenchmarkRoundTrip(b *testing.B) {
+	p, base := setupBench(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for _, m := range benchModules {
+		for _, mode := range benchModes {
+			name := m.name + "-" + string(mode)
+			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
+				waitReady(b, p, name, mode)
+				url := base + "/fn/" + name
+				lat := make([]time.Duration, 0, b.N)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					lat = append(lat, time.Since(t0))
+					if resp.StatusCode != 200 {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+			})
+		}
+	}
+}
+
+// BenchmarkThroughput: 8 concurrent clients over loopback HTTP.
+func BenchmarkThroughput(b *testing.B) {
+	p, base := setupBench(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for _, m := range benchModules {
+		for _, mode := range benchModes {
+			name := m.name + "-" + string(mode)
+			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
+				waitReady(b, p, name, mode)
+				url := base + "/fn/" + name
+				b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				t0 := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				})
+				b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "req/s")
+			})
+		}
+	}
+}
+
+// BenchmarkServe: the platform alone, without the network and the client
+// (allocations per request are the platform's).
+func BenchmarkServe(b *testing.B) {
+	p, _ := setupBench(b)
+	h := p.Handler(HandlerOptions{})
+	for _, m := range benchModules {
+		for _, mode := range benchModes {
+			name := m.name + "-" + string(mode)
+			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
+				waitReady(b, p, name, mode)
+				body := []byte(benchBody)
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					req := httptest.NewRequest("POST", "/fn/"+name, bytes.NewReader(body))
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != 200 {
+						b.Fatalf("status %d: %s", w.Code, w.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkStartup: making an instance alone (memory, data segments; no
+// _start), what X-Start-Ns reports.
+func BenchmarkStartup(b *testing.B) {
+	p, _ := setupBench(b)
+	for _, m := range benchModules {
+		f := p.lookup(m.name + "-cold")
+		b.Run(m.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				in, err := f.instantiate(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				in.mod.Close(ctx)
+			}
+		})
+	}
+}
