@@ -1,9 +1,9 @@
 package energy
 
 import (
+	"golang.org/x/perf/benchmath"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/stat"
@@ -181,123 +181,26 @@ func WelchT(a, b []float64) (t, df, p float64) {
 	return t, df, p
 }
 
-// MannWhitneyU is the Mann-Whitney U (Wilcoxon rank-sum) test, two-sided:
-// the exact distribution of U when both samples are small (n1·n2 ≤ 2500)
-// and have no ties, else the normal approximation with tie and continuity
-// corrections. U is the statistic of a (the number of pairs in which a's
-// value is larger, ties counting one half).
-//
-// golang.org/x/perf/benchmath computes the same test through
-// github.com/aclements/go-moremath; that module is not among this
-// project's dependencies, so the test is written out here (it is short)
-// and checked against published tables in the tests.
+// MannWhitneyU is the Mann-Whitney U (Wilcoxon rank-sum) test, two-sided,
+// as benchstat runs it: golang.org/x/perf/benchmath, which computes the
+// exact distribution of U for small samples (ties included) and the normal
+// approximation for large ones. U is the statistic of a: the number of
+// pairs in which a's value is larger, ties counting one half.
 func MannWhitneyU(a, b []float64) (u, p float64) {
-	n1, n2 := len(a), len(b)
-	if n1 == 0 || n2 == 0 {
+	if len(a) == 0 || len(b) == 0 {
 		return math.NaN(), math.NaN()
 	}
-	type obs struct {
-		v     float64
-		fromA bool
-	}
-	all := make([]obs, 0, n1+n2)
-	for _, v := range a {
-		all = append(all, obs{v, true})
-	}
-	for _, v := range b {
-		all = append(all, obs{v, false})
-	}
-	slices.SortFunc(all, func(x, y obs) int {
-		switch {
-		case x.v < y.v:
-			return -1
-		case x.v > y.v:
-			return 1
-		}
-		return 0
-	})
-	// Ranks with ties averaged; tieTerm is Σ(t³ - t) over tie groups.
-	var rankA, tieTerm float64
-	ties := false
-	for i := 0; i < len(all); {
-		j := i
-		for j < len(all) && all[j].v == all[i].v {
-			j++
-		}
-		r := float64(i+j+1) / 2 // mean of ranks i+1 .. j
-		for k := i; k < j; k++ {
-			if all[k].fromA {
-				rankA += r
+	for _, x := range a {
+		for _, y := range b {
+			switch {
+			case x > y:
+				u++
+			case x == y:
+				u += 0.5
 			}
 		}
-		if t := float64(j - i); t > 1 {
-			ties = true
-			tieTerm += t*t*t - t
-		}
-		i = j
 	}
-	fn1, fn2 := float64(n1), float64(n2)
-	u = rankA - fn1*(fn1+1)/2
-	if !ties && n1*n2 <= 2500 {
-		return u, mwuExact(n1, n2, u)
-	}
-	mu := fn1 * fn2 / 2
-	n := fn1 + fn2
-	sigma := math.Sqrt(fn1 * fn2 / 12 * ((n + 1) - tieTerm/(n*(n-1))))
-	if sigma == 0 {
-		return u, 1
-	}
-	z := math.Abs(u-mu) - 0.5
-	if z < 0 {
-		z = 0
-	}
-	p = 2 * distuv.UnitNormal.Survival(z/sigma)
-	return u, math.Min(p, 1)
-}
-
-// mwuExact is the exact two-sided p-value of U for sample sizes n1, n2
-// without ties: the number of rank arrangements giving a U at least as far
-// from the centre, over all C(n1+n2, n1) arrangements.
-func mwuExact(n1, n2 int, u float64) float64 {
-	// cnt[i][j][k]: arrangements of i values of a and j of b with U = k;
-	// computed row by row with the recurrence
-	// f(i,j,k) = f(i-1,j,k-j) + f(i,j-1,k).
-	maxU := n1 * n2
-	prev := make([][]float64, n2+1) // i-1
-	cur := make([][]float64, n2+1)
-	for j := range prev {
-		prev[j] = make([]float64, maxU+1)
-		cur[j] = make([]float64, maxU+1)
-		prev[j][0] = 1 // i = 0: one arrangement, U = 0
-	}
-	for i := 1; i <= n1; i++ {
-		for j := 0; j <= n2; j++ {
-			clear(cur[j])
-			for k := 0; k <= i*j; k++ {
-				var v float64
-				if k-j >= 0 {
-					v += prev[j][k-j]
-				}
-				if j > 0 {
-					v += cur[j-1][k]
-				}
-				cur[j][k] = v
-			}
-		}
-		prev, cur = cur, prev
-	}
-	dist := prev[n2]
-	var total float64
-	for _, c := range dist {
-		total += c
-	}
-	centre := float64(maxU) / 2
-	dev := math.Abs(u - centre)
-	var tail float64
-	for k, c := range dist {
-		if math.Abs(float64(k)-centre) >= dev-1e-9 {
-			tail += c
-		}
-	}
-	return math.Min(tail/total, 1)
+	th := benchmath.DefaultThresholds
+	c := benchmath.AssumeNothing.Compare(benchmath.NewSample(a, &th), benchmath.NewSample(b, &th))
+	return u, c.P
 }
