@@ -13,7 +13,7 @@ import (
 
 // LoadFS deploys every function of a functions tree (package functions'
 // layout): for each directory NAME, the function NAME from NAME/NAME.wasm
-// (NAME/NAME.reactor.wasm when its config says warm) configured by
+// (NAME/NAME.reactor.wasm, if there, when its config says warm) configured by
 // NAME/NAME.json if present, and NAME-small from NAME/NAME-small.wasm if
 // present. A function that fails is logged and skipped; the error lists
 // every failure.
@@ -33,8 +33,8 @@ func (p *Platform) LoadFS(ctx context.Context, fsys fs.FS) error {
 			}
 		}
 		variant := ""
-		if cfg.Mode == targets.Warm {
-			variant = "reactor"
+		if _, err := functions.Module(fsys, name, "reactor"); err == nil && cfg.Mode == targets.Warm {
+			variant = "reactor" // else the module itself must export purify_handle
 		}
 		deploy := func(fname, variant string, cfg FunctionConfig) {
 			mod, err := functions.Module(fsys, name, variant)
