@@ -141,6 +141,17 @@ func (p *coldProxy) forward(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// exclusive runs f while no request or teardown is in flight.
+func (p *coldProxy) exclusive(ctx context.Context, f func() error) error {
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.turn }()
+	return f()
+}
+
 func (p *coldProxy) fail(err error) {
 	p.mu.Lock()
 	p.failures++

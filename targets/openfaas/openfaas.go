@@ -295,7 +295,17 @@ func (t *Target) deploy(ctx context.Context) error {
 // Reset forces the next request to be a cold start.
 func (t *Target) Reset(ctx context.Context) error {
 	t0 := time.Now()
-	if err := t.makeCold(ctx, true); err != nil {
+	t.mu.Lock()
+	cp := t.cold
+	t.mu.Unlock()
+	if cp != nil {
+		// Cold mode: the front takes the function down after every
+		// request; wait for its turn so the two never overlap, and leave
+		// a redeployed function deleted, as the front expects.
+		if err := cp.exclusive(ctx, func() error { return t.makeCold(ctx, false) }); err != nil {
+			return fmt.Errorf("openfaas target %s: reset: %w", t.spec.Name, err)
+		}
+	} else if err := t.makeCold(ctx, true); err != nil {
 		return fmt.Errorf("openfaas target %s: reset: %w", t.spec.Name, err)
 	}
 	t.mu.Lock()
