@@ -1,0 +1,43 @@
+package functions
+
+import (
+	"io/fs"
+	"testing"
+)
+
+func TestEmbedded(t *testing.T) {
+	names, err := Names(FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"exponential", "factorial", "fibonacci", "memes", "prime"}
+	if len(names) != len(want) {
+		t.Fatalf("Names = %v, want %v", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("Names = %v, want %v", names, want)
+		}
+	}
+	for _, c := range []struct {
+		name, variant string
+		ok            bool
+	}{
+		{"memes", "", true}, {"memes", "reactor", true}, {"memes", "small", true}, {"fibonacci", "small", true},
+		{"prime", "small", false}, {"nope", "", false}, {"../etc", "", false},
+	} {
+		b, err := Module(FS(), c.name, c.variant)
+		if (err == nil) != c.ok {
+			t.Errorf("Module(%s, %q) error = %v, want ok=%v", c.name, c.variant, err, c.ok)
+		}
+		if err == nil && string(b[:4]) != "\x00asm" {
+			t.Errorf("Module(%s, %q) is not Wasm", c.name, c.variant)
+		}
+	}
+	// The directories are embedded whole: sources and data ride along.
+	for _, p := range []string{"README.md", "memes/memes.json", "memes/main.go", "memes/small/main.c"} {
+		if _, err := fs.Stat(FS(), p); err != nil {
+			t.Errorf("%s not embedded: %v", p, err)
+		}
+	}
+}
