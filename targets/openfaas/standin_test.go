@@ -182,6 +182,30 @@ func TestDeployInvokeAndColdStarts(t *testing.T) {
 	}
 }
 
+func TestClean(t *testing.T) {
+	cli := engine(t)
+	p := standIn(t, cli, false)
+	tg := newTarget(t, p, functionsDir(t), targets.Warm, nil)
+	ctx := context.Background()
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A crash: the target is never stopped.
+	t.Setenv(EnvURL, p.URL.String())
+	t.Setenv(EnvUsername, testUser)
+	t.Setenv(EnvPassword, testPass)
+	if got, err := Clean(ctx, "another-run"); err != nil || len(got) != 0 {
+		t.Errorf("Clean of another run: %q, %v", got, err)
+	}
+	got, err := Clean(ctx, "")
+	if err != nil || len(got) != 1 || got[0] != tg.service {
+		t.Errorf("Clean: %q, %v; want [%s]", got, err, tg.service)
+	}
+	if _, err := tg.api.Status(ctx, tg.service); !errors.Is(err, ErrNotFound) {
+		t.Errorf("function still there after Clean: %v", err)
+	}
+}
+
 func TestColdMode(t *testing.T) {
 	cli := engine(t)
 	dir := functionsDir(t)
