@@ -85,7 +85,7 @@ func TestMetersList(t *testing.T) {
 			sysfs: func(t *testing.T) string { return t.TempDir() },
 			want: []string{
 				"NOT usable", "no powercap interface",
-				"auto would take: estimate (estimate, model)", "auto: chose estimate",
+				"auto would take: estimate (model)", "auto: chose estimate",
 			},
 			wantNot: []string{"auto would take: rapl"},
 		},

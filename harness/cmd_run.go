@@ -79,12 +79,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, func() {
-		stop() // a second Ctrl-C ends the process the hard way
-		fmt.Fprintln(stderr, "\ninterrupted: stopping load, keeping what was recorded, removing what the run created (Ctrl-C again to abort)")
-	})
+	// The first Ctrl-C (or SIGTERM) cancels the run, which then stops the
+	// load, keeps what was recorded and removes what it created; after it
+	// the default handling is back, so a second Ctrl-C ends the process.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sigs:
+			signal.Stop(sigs)
+			fmt.Fprintln(stderr, "\ninterrupted: stopping load, keeping what was recorded, removing what the run created (Ctrl-C again to abort)")
+			cancel()
+		case <-finished:
+		}
+	}()
 	res, err := runner.Run(ctx, sc, runner.Options{
 		RunsDir:      *runsDir,
 		FunctionsDir: *functionsDir,

@@ -74,7 +74,7 @@ func standIn(t testing.TB, cli *client.Client, refuseZero bool) *faastest.Provid
 		if err := p.Close(); err != nil {
 			t.Errorf("closing stand-in provider: %v", err)
 		}
-		ids, err := faastest.Containers(context.Background(), cli)
+		ids, err := p.Containers(context.Background())
 		if err != nil {
 			t.Error(err)
 		}

@@ -42,7 +42,9 @@ import (
 )
 
 // Label is put on every container the stand-in creates (beside the
-// deployment's own labels), so tests can check that nothing is left.
+// deployment's own labels), with the provider's own id as its value, so a
+// test can check that nothing of its provider is left even while other
+// test processes run containers of their own.
 const Label = "io.academemes.harness.faastest"
 
 // LabelService carries the OpenFaaS function name on its containers.
@@ -81,6 +83,8 @@ type Provider struct {
 	cfg   Config
 	srv   *http.Server
 	probe *http.Client
+
+	id string // value of Label on this provider's containers
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -165,6 +169,7 @@ func Start(cfg Config) (*Provider, error) {
 		cfg:   cfg,
 		fns:   map[string]*function{},
 		probe: &http.Client{Timeout: time.Second},
+		id:    fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()),
 	}
 	if !current.CompareAndSwap(nil, p) {
 		return nil, errors.New("faastest: a stand-in provider already runs in this process")
@@ -208,10 +213,10 @@ func (p *Provider) SetRefuseZero(refuse bool) {
 
 // Containers lists the ids of the containers that carry the stand-in's
 // label, running or not.
-func Containers(ctx context.Context, cli *client.Client) ([]string, error) {
-	res, err := cli.ContainerList(ctx, client.ContainerListOptions{
+func (p *Provider) Containers(ctx context.Context) ([]string, error) {
+	res, err := p.cfg.Docker.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: make(client.Filters).Add("label", Label+"=1"),
+		Filters: make(client.Filters).Add("label", Label+"="+p.id),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("faastest: list containers: %w", err)
@@ -514,7 +519,7 @@ func (p *Provider) runContainer(ctx context.Context, fn *function) error {
 	if fn.dep.Labels != nil {
 		maps.Copy(labels, *fn.dep.Labels)
 	}
-	labels[Label] = "1"
+	labels[Label] = p.id
 	labels[LabelService] = fn.dep.Service
 	var env []string
 	for k, v := range fn.dep.EnvVars {
