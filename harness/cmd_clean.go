@@ -10,6 +10,7 @@ import (
 
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/dockernode"
+	"github.com/academemes/harness/targets/openfaas"
 )
 
 // cmdClean removes the containers and images that earlier runs left in the
@@ -25,7 +26,8 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: harness clean [--run ID] [--dry-run]")
 		fmt.Fprintln(stderr, "\nRemoves every container, then every image, that carries the harness's label "+
 			dockernode.LabelHarness+"=1 in the Docker Engine named by DOCKER_HOST (the local socket by default):")
-		fmt.Fprintln(stderr, "what a crashed or killed run left behind, and the cached function images.")
+		fmt.Fprintln(stderr, "what a crashed or killed run left behind, and the cached function images;")
+		fmt.Fprintln(stderr, "and the harness's functions on the OpenFaaS gateway named by OPENFAAS_URL, if one is set.")
 		fmt.Fprintln(stderr, "Careful: without --run it also removes the containers of a run still going.\n\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -51,6 +53,20 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, im := range res.Images {
 		fmt.Fprintf(stdout, "%s image %.19s %s (run %s)\n", verb, im.ID, im.Name, orDash(im.Run))
+	}
+	// Functions left on a configured OpenFaaS gateway (OPENFAAS_URL); with
+	// none configured this does nothing.
+	if !*dry {
+		fns, ferr := openfaas.Clean(ctx, *runID)
+		for _, f := range fns {
+			fmt.Fprintf(stdout, "removed OpenFaaS function %s\n", f)
+		}
+		if ferr != nil {
+			fmt.Fprintf(stderr, "harness clean: OpenFaaS: %v\n", ferr)
+			if err == nil {
+				return exitFail
+			}
+		}
 	}
 	if err != nil {
 		if errors.Is(err, targets.ErrUnavailable) {
