@@ -7,16 +7,15 @@ LDFLAGS  := -X main.buildVersion=$(VERSION)
 SCENARIO ?= scenarios/coldstart.yaml
 FUZZTIME ?= 60s
 
-.PHONY: all build functions demo test test-short check bench fuzz clean
+.PHONY: all build demo test test-short check bench fuzz clean
+
+# functions (rebuild every committed .wasm) and functions-check.
+include functions/functions.mk
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./harness
-
-# The Wasm builds are committed; this rebuilds them from source.
-functions:
-	bash functions/build.sh
 
 demo: functions build
 	./$(BIN) run $(SCENARIO)
@@ -36,9 +35,11 @@ check:
 	@git diff --exit-code -- go.mod go.sum || { echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; }
 	@git diff --quiet || { echo "the tree differs from the last commit after the checks"; git diff --stat; exit 1; }
 
+# Benchmarks; figures go to bench/ (bench.txt, bench.json, purify.json).
 bench:
 	@mkdir -p bench
 	bash scripts/bench.sh bench
+	bash targets/wasm/bench.sh bench/purify.json
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
