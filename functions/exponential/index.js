@@ -13,7 +13,7 @@ function exp(x) {
     const next = sum + term;
     if (next === sum) return [sum, k - 1];
     sum = next;
-    term = (term * x) / k;
+    term = term * (x / k); // not (term * x) / k: that overflows near k = x for n >= 708
   }
 }
 

@@ -27,7 +27,9 @@ func handle(req fnio.Request) fnio.Response {
 
 // exp is the series sum of x^k/k!. Every operation is a single IEEE 754
 // double operation in a fixed order (no fused multiply-add: Wasm has none,
-// and the assignments round), so the Node build gets the same bits.
+// and the assignments round), so the Node build gets the same bits. The
+// next term is term·(x/k), not (term·x)/k: near k = x the largest term is
+// close to e^x, and multiplying it by x first overflows to +Inf for n ≥ 708.
 func exp(x float64) (sum float64, terms int) {
 	term := 1.0
 	for k := 1; ; k++ {
@@ -36,6 +38,6 @@ func exp(x float64) (sum float64, terms int) {
 			return sum, k - 1
 		}
 		sum = next
-		term = term * x / float64(k)
+		term = term * (x / float64(k))
 	}
 }
