@@ -3,6 +3,7 @@ package dockernode
 import (
 	"encoding/json"
 	"errors"
+	cerrdefs "github.com/containerd/errdefs"
 	"io"
 	"slices"
 	"sync"
@@ -100,5 +101,5 @@ func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) 
 // client's errors carry a NotFound method (containerd errdefs).
 func errorsIsNotFound(err error) bool {
 	var nf interface{ NotFound() }
-	return errors.As(err, &nf)
+	return errors.As(err, &nf) || cerrdefs.IsNotFound(err)
 }
