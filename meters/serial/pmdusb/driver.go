@@ -3,7 +3,6 @@ package pmdusb
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/academemes/harness/meters"
@@ -33,9 +32,7 @@ type Meter struct {
 	info       meters.Info
 	dev        DeviceInfo
 
-	mu     sync.Mutex
-	report meters.Report
-	fit    *serial.ClockFitter
+	core *serial.Core
 }
 
 var (
@@ -78,7 +75,7 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pmd-usb %s: %w", path, err)
 	}
-	m := &Meter{path: path, name: name, opts: opts, env: env, dev: dev, fit: serial.NewClockFitter(0, 0)}
+	m := &Meter{path: path, name: name, opts: opts, env: env, dev: dev, core: serial.NewCore()}
 	mode := "continuous transmit"
 	if opts.Poll {
 		mode = "polling"
@@ -107,73 +104,20 @@ func (m *Meter) Layout() Layout {
 
 // Report returns gaps, counters and the clock fit.
 func (m *Meter) Report() meters.Report {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.report
-	r.Counters = map[string]int64{}
-	for k, v := range m.report.Counters {
-		r.Counters[k] = v
-	}
-	if m.fit.Ready() {
-		cf := m.fit.Fit()
-		r.ClockFit = &cf
-	}
-	r.Details = map[string]any{"firmware": int(m.dev.Firmware), "adc_offset": m.dev.AdcOffset, "baud": m.opts.Baud}
-	return r
-}
-
-func (m *Meter) count(k string, n int64) {
-	m.mu.Lock()
-	if m.report.Counters == nil {
-		m.report.Counters = map[string]int64{}
-	}
-	m.report.Counters[k] += n
-	m.mu.Unlock()
+	return m.core.Report(func() map[string]any {
+		return map[string]any{"firmware": int(m.dev.Firmware), "adc_offset": m.dev.AdcOffset, "baud": m.opts.Baud}
+	})
 }
 
 // Run streams until ctx is done; a vanished device leaves a gap and is
 // looked for again every RetryEvery.
 func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 	st := &state{m: m, emit: emit, energy: make([]float64, len(m.opts.Channels))}
-	var gap *meters.Gap
-	for first := true; ; first = false {
-		port, err := m.opts.Open(m.path, defaultBaud)
-		if err == nil {
-			err = m.session(ctx, port, st, &gap)
-		} else if first {
-			return fmt.Errorf("pmd-usb %s: %w", m.path, err)
-		}
-		if ctx.Err() != nil {
-			m.closeGap(&gap, m.env.Clock())
-			return nil
-		}
-		if gap == nil {
-			start := st.lastT
-			if start.IsZero() {
-				start = m.env.Clock()
-			}
-			gap = &meters.Gap{Start: start, Reason: fmt.Sprintf("device lost: %v", err)}
-			m.count("disconnects", 1)
-			m.env.Logf("pmd-usb %s: %v; retrying every %v", m.path, err, m.opts.RetryEvery)
-		}
-		select {
-		case <-ctx.Done():
-			m.closeGap(&gap, m.env.Clock())
-			return nil
-		case <-time.After(m.opts.RetryEvery):
-		}
-	}
-}
-
-func (m *Meter) closeGap(g **meters.Gap, end time.Time) {
-	if *g == nil {
-		return
-	}
-	(*g).End = end
-	m.mu.Lock()
-	m.report.Gaps = append(m.report.Gaps, **g)
-	m.mu.Unlock()
-	*g = nil
+	return m.core.Run(ctx, serial.Reconnect{
+		Driver: "pmd-usb", Path: m.path, Baud: defaultBaud, Open: m.opts.Open,
+		RetryEvery: m.opts.RetryEvery, Env: m.env,
+		LastSample: func() time.Time { return st.lastT },
+	}, func(port serial.Port) error { return m.session(ctx, port, st) })
 }
 
 type state struct {
@@ -186,13 +130,12 @@ type state struct {
 }
 
 // sample emits one reading of every channel at host time t.
-func (st *state) sample(t time.Time, raw *[AdcChannels]int16, off [AdcChannels]int8, gap **meters.Gap) {
+func (st *state) sample(t time.Time, raw *[AdcChannels]int16, off [AdcChannels]int8) {
 	if t.Before(st.lastT) {
 		t = st.lastT
 	}
-	if *gap != nil {
-		st.m.closeGap(gap, t)
-		st.prevT = time.Time{}
+	if st.m.core.CloseGap(t) {
+		st.prevT = time.Time{} // no energy across the gap
 	}
 	if st.prevW == nil {
 		st.prevW = make([]float64, len(st.energy))
@@ -209,18 +152,20 @@ func (st *state) sample(t time.Time, raw *[AdcChannels]int16, off [AdcChannels]i
 	st.prevT, st.lastT = t, t
 }
 
-func (m *Meter) session(ctx context.Context, port serial.Port, st *state, gap **meters.Gap) error {
+func (m *Meter) session(ctx context.Context, port serial.Port, st *state) error {
 	defer port.Close()
 	_ = port.SetReadTimeout(50 * time.Millisecond)
-	l := link{rw: port, sleep: m.opts.Sleep}
+	l := newLink(port, m.opts.Sleep)
 	dev, err := Handshake(port, m.opts.Sleep, m.opts.Settle)
 	if err != nil {
 		return err
 	}
+	m.core.Lock() // Report reads dev
 	m.dev = dev
+	m.core.Unlock()
 	baud := defaultBaud
 	if m.opts.Baud != defaultBaud {
-		if err := l.write("baud change", UARTCommand(m.opts.Baud)...); err != nil {
+		if err := l.Write("baud change", UARTCommand(m.opts.Baud)...); err != nil {
 			return err
 		}
 		m.opts.Sleep(100 * time.Millisecond)
@@ -228,59 +173,57 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *state, gap **
 			return fmt.Errorf("pmd-usb: set host baud %d: %w", m.opts.Baud, err)
 		}
 		baud = m.opts.Baud
-		l.flush()
-		if err := l.write("welcome request", cmdWelcome); err != nil {
+		l.Flush()
+		if err := l.Write("welcome request", cmdWelcome); err != nil {
 			return err
 		}
 		w := make([]byte, len(welcome))
-		if err := l.readFull("welcome after baud change", w, replyTimeout); err != nil || string(w) != welcome {
+		if err := l.ReadFull("welcome after baud change", w, replyTimeout); err != nil || string(w) != welcome {
 			return fmt.Errorf("pmd-usb: no welcome at %d baud after the switch: %v", baud, err)
 		}
 	}
 	defer func() {
 		// Leave the device as found: stream off, 115200.
-		_ = l.write("stream off", cmdContTX, 0, 0, 0)
+		_ = l.Write("stream off", cmdContTX, 0, 0, 0)
 		if baud != defaultBaud {
-			_ = l.write("baud restore", UARTCommand(defaultBaud)...)
+			_ = l.Write("baud restore", UARTCommand(defaultBaud)...)
 			m.opts.Sleep(100 * time.Millisecond)
 		}
 	}()
-	m.mu.Lock()
-	m.fit.Reset()
-	m.mu.Unlock()
+	m.core.ResetFit()
 	if m.opts.Poll {
-		return m.poll(ctx, l, st, gap)
+		return m.poll(ctx, l, st)
 	}
-	return m.stream(ctx, port, l, st, gap, baud)
+	return m.stream(ctx, port, l, st, baud)
 }
 
 // poll reads READ_ADC (06) replies: self-aligned, host-stamped.
-func (m *Meter) poll(ctx context.Context, l link, st *state, gap **meters.Gap) error {
+func (m *Meter) poll(ctx context.Context, l serial.Link, st *state) error {
 	buf := make([]byte, 16)
 	var raw [AdcChannels]int16
 	for ctx.Err() == nil {
-		l.flush()
-		if err := l.write("adc request", cmdReadADC); err != nil {
+		l.Flush()
+		if err := l.Write("adc request", cmdReadADC); err != nil {
 			return err
 		}
-		if err := l.readFull("adc", buf, replyTimeout); err != nil {
+		if err := l.ReadFull("adc", buf, replyTimeout); err != nil {
 			return err
 		}
 		t := m.env.Clock()
 		for ch := range raw {
 			raw[ch] = Raw12(buf[2*ch], buf[2*ch+1])
 		}
-		m.count("polls", 1)
-		st.sample(t, &raw, m.dev.AdcOffset, gap)
+		m.core.Count("polls", 1)
+		st.sample(t, &raw, m.dev.AdcOffset)
 	}
 	return nil
 }
 
 // stream runs continuous transmit; without a lock for StallAfter it falls
 // back to polling.
-func (m *Meter) stream(ctx context.Context, port serial.Port, l link, st *state, gap **meters.Gap, baud int) error {
+func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st *state, baud int) error {
 	lay := m.Layout()
-	if err := l.write("stream on", cmdContTX, 1, byte(lay.TSBytes), lay.Mask); err != nil {
+	if err := l.Write("stream on", cmdContTX, 1, byte(lay.TSBytes), lay.Mask); err != nil {
 		return err
 	}
 	dec := Decoder{Layout: lay}
@@ -307,12 +250,12 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l link, st *state,
 				return fmt.Errorf("pmd-usb: no data for %v", m.opts.StallAfter)
 			}
 			if now.Sub(lastRec) > m.opts.StallAfter && !m.opts.Poll {
-				m.count("fallback_to_polling", 1)
+				m.core.Count("fallback_to_polling", 1)
 				m.env.Logf("pmd-usb %s: continuous transmit gave no usable records; polling instead", m.path)
-				if err := l.stopStream(m.opts.Settle); err != nil {
+				if err := stopStream(l, m.opts.Settle); err != nil {
 					return err
 				}
-				return m.poll(ctx, l, st, gap)
+				return m.poll(ctx, l, st)
 			}
 			continue
 		}
@@ -338,34 +281,26 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l link, st *state,
 			lastRec = now
 		}
 		if lay.TSBytes >= 2 && len(ticks) > 0 {
-			m.mu.Lock()
-			m.fit.Add(ticks[len(ticks)-1]*1000/3, host)
-			m.mu.Unlock()
+			m.core.AddFitPoint(ticks[len(ticks)-1]*1000/3, host)
 		}
 		for i := range recs {
 			var t time.Time
 			if lay.TSBytes >= 2 {
-				m.mu.Lock()
-				t = m.fit.Map(ticks[i] * 1000 / 3)
-				m.mu.Unlock()
+				t = m.core.MapTime(ticks[i] * 1000 / 3)
 			} else {
 				t = host.Add(-time.Duration(len(recs)-1-i) * recPeriod)
 			}
-			st.sample(t, &recs[i], m.dev.AdcOffset, gap)
+			st.sample(t, &recs[i], m.dev.AdcOffset)
 		}
 		s := dec.Stats
-		m.mu.Lock()
-		if m.report.Counters == nil {
-			m.report.Counters = map[string]int64{}
-		}
-		c := m.report.Counters
-		c["bytes"] += s.Bytes - prev.Bytes
-		c["records"] += s.Records - prev.Records
-		c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
-		c["rejected_records"] += s.RejectedRecords - prev.RejectedRecords
-		c["locks"] += s.Locks - prev.Locks
-		c["late_records"] += s.LateRecords - prev.LateRecords
-		m.mu.Unlock()
+		m.core.Tally(func(c map[string]int64) {
+			c["bytes"] += s.Bytes - prev.Bytes
+			c["records"] += s.Records - prev.Records
+			c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
+			c["rejected_records"] += s.RejectedRecords - prev.RejectedRecords
+			c["locks"] += s.Locks - prev.Locks
+			c["late_records"] += s.LateRecords - prev.LateRecords
+		})
 		prev = s
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/academemes/harness/meters/serial"
 )
 
 // Commands (first byte of every host message).
@@ -33,47 +35,18 @@ type DeviceInfo struct {
 	Config    []byte            // 26 or 34 bytes as read
 }
 
-type link struct {
-	rw    io.ReadWriter
-	sleep func(time.Duration)
-}
-
-func (l link) write(what string, b ...byte) error {
-	if _, err := l.rw.Write(b); err != nil {
-		return fmt.Errorf("pmd-usb: write %s: %w", what, err)
-	}
-	return nil
-}
-
-func (l link) readFull(what string, buf []byte, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for got := 0; got < len(buf); {
-		n, err := l.rw.Read(buf[got:])
-		got += n
-		if err != nil {
-			return fmt.Errorf("pmd-usb: read %s (%d of %d bytes): %w", what, got, len(buf), err)
-		}
-		if n == 0 && time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s: %d of %d bytes after %v", ErrTimeout, what, got, len(buf), timeout)
-		}
-	}
-	return nil
-}
-
-func (l link) flush() {
-	if f, ok := l.rw.(interface{ ResetInputBuffer() error }); ok {
-		_ = f.ResetInputBuffer()
-	}
+func newLink(rw io.ReadWriter, sleep func(time.Duration)) serial.Link {
+	return serial.Link{RW: rw, Sleep: sleep, Name: "pmd-usb", ErrTimeout: ErrTimeout}
 }
 
 // stopStream sends 07 00 00 00 (continuous transmit off), waits for the
 // line to drain, and discards what arrived.
-func (l link) stopStream(settle time.Duration) error {
-	if err := l.write("stream off", cmdContTX, 0, 0, 0); err != nil {
+func stopStream(l serial.Link, settle time.Duration) error {
+	if err := l.Write("stream off", cmdContTX, 0, 0, 0); err != nil {
 		return err
 	}
-	l.sleep(settle)
-	l.flush()
+	l.Sleep(settle)
+	l.Flush()
 	return nil
 }
 
@@ -89,33 +62,33 @@ func Handshake(rw io.ReadWriter, sleep func(time.Duration), settle time.Duration
 	if sleep == nil {
 		sleep = time.Sleep
 	}
-	l := link{rw: rw, sleep: sleep}
+	l := newLink(rw, sleep)
 	var info DeviceInfo
-	if err := l.stopStream(settle); err != nil {
+	if err := stopStream(l, settle); err != nil {
 		return info, err
 	}
-	if err := l.write("welcome request", cmdWelcome); err != nil {
+	if err := l.Write("welcome request", cmdWelcome); err != nil {
 		return info, err
 	}
 	w := make([]byte, len(welcome))
-	if err := l.readFull("welcome", w, replyTimeout); err != nil {
+	if err := l.ReadFull("welcome", w, replyTimeout); err != nil {
 		return info, fmt.Errorf("%w (not a PMD-USB, or at another baud rate?)", err)
 	}
 	if string(w) != welcome {
 		return info, fmt.Errorf("pmd-usb: welcome reply %q, want %q (wrong baud rate, or another device)", w, welcome)
 	}
-	if err := l.write("id request", cmdReadID); err != nil {
+	if err := l.Write("id request", cmdReadID); err != nil {
 		return info, err
 	}
 	id := make([]byte, 3)
-	if err := l.readFull("id", id, replyTimeout); err != nil {
+	if err := l.ReadFull("id", id, replyTimeout); err != nil {
 		return info, err
 	}
 	if id[0] != vendorElmor || id[1] != productPMD {
 		return info, fmt.Errorf("pmd-usb: id reply % X, want EE 0A fw", id)
 	}
 	info.Firmware = id[2]
-	if err := l.write("config request", cmdReadCfg); err != nil {
+	if err := l.Write("config request", cmdReadCfg); err != nil {
 		return info, err
 	}
 	n := 34
@@ -123,7 +96,7 @@ func Handshake(rw io.ReadWriter, sleep func(time.Duration), settle time.Duration
 		n = 26
 	}
 	info.Config = make([]byte, n)
-	if err := l.readFull("config", info.Config, replyTimeout); err != nil {
+	if err := l.ReadFull("config", info.Config, replyTimeout); err != nil {
 		return info, err
 	}
 	for i := range info.AdcOffset {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/academemes/harness/meters"
@@ -38,11 +37,9 @@ type Meter struct {
 	pairs []int // active pairs, in channel order
 	dev   DeviceInfo
 
-	mu      sync.Mutex
-	port    serial.Port // while streaming, for Mark
-	labels  []string    // marks sent, not yet seen in the stream
-	report  meters.Report
-	fit     *serial.ClockFitter
+	core    *serial.Core // its lock also guards port, labels and markers
+	port    serial.Port  // while streaming, for Mark
+	labels  []string     // marks sent, not yet seen in the stream
 	markers []map[string]any
 }
 
@@ -78,13 +75,13 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("powersensor3 %s: %w", path, err)
 	}
-	m := &Meter{path: path, name: name, opts: opts, env: env, dev: dev, fit: serial.NewClockFitter(0, 0)}
+	m := &Meter{path: path, name: name, opts: opts, env: env, dev: dev, core: serial.NewCore()}
 	pairs, warn := dev.Config.ActivePairs()
 	if len(pairs) == 0 {
 		return nil, fmt.Errorf("%w: powersensor3 %s (%s): no sensor pair is in use in the device's configuration; set one with psconfig", meters.ErrUnavailable, path, dev.Version)
 	}
 	m.pairs = pairs
-	m.report.Warnings = append(m.report.Warnings, warn...)
+	m.core.Warn(warn...)
 	m.info = meters.Info{
 		Name:        name,
 		Driver:      "powersensor3",
@@ -106,8 +103,8 @@ func (m *Meter) Device() DeviceInfo { return m.dev }
 // Mark asks the device to flag its next frame; the frame's time is kept
 // with label in the report's details ("markers").
 func (m *Meter) Mark(label string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.core.Lock()
+	defer m.core.Unlock()
 	if m.port == nil {
 		return fmt.Errorf("powersensor3 %s: mark %q: not streaming", m.path, label)
 	}
@@ -120,74 +117,20 @@ func (m *Meter) Mark(label string) error {
 
 // Report returns gaps, counters, the clock fit and the markers seen.
 func (m *Meter) Report() meters.Report {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.report
-	r.Counters = make(map[string]int64, len(m.report.Counters))
-	for k, v := range m.report.Counters {
-		r.Counters[k] = v
-	}
-	if m.fit.Ready() {
-		cf := m.fit.Fit()
-		r.ClockFit = &cf
-	}
-	r.Details = map[string]any{"firmware": m.dev.Version, "markers": append([]map[string]any(nil), m.markers...)}
-	return r
+	return m.core.Report(func() map[string]any {
+		return map[string]any{"firmware": m.dev.Version, "markers": append([]map[string]any(nil), m.markers...)}
+	})
 }
 
 // Run streams until ctx is done. A device that vanishes leaves a gap; Run
 // looks for it again every RetryEvery and resumes when it answers.
 func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 	st := &streamState{m: m, emit: emit, energy: make([]float64, len(m.pairs)), sum: make([]float64, len(m.pairs))}
-	var gap *meters.Gap
-	first := true
-	for {
-		port, err := m.opts.Open(m.path, 115200)
-		if err == nil {
-			err = m.session(ctx, port, st, gap)
-		} else if first {
-			return fmt.Errorf("powersensor3 %s: %w", m.path, err)
-		}
-		first = false
-		if ctx.Err() != nil {
-			m.closeGap(gap, m.env.Clock())
-			return nil
-		}
-		if gap == nil || gap.End.After(gap.Start) {
-			start := st.lastT
-			if start.IsZero() {
-				start = m.env.Clock()
-			}
-			gap = &meters.Gap{Start: start, Reason: fmt.Sprintf("device lost: %v", err)}
-			m.count("disconnects", 1)
-			m.env.Logf("powersensor3 %s: %v; retrying every %v", m.path, err, m.opts.RetryEvery)
-		}
-		select {
-		case <-ctx.Done():
-			m.closeGap(gap, m.env.Clock())
-			return nil
-		case <-time.After(m.opts.RetryEvery):
-		}
-	}
-}
-
-func (m *Meter) closeGap(g *meters.Gap, end time.Time) {
-	if g == nil || g.End.After(g.Start) {
-		return
-	}
-	g.End = end
-	m.mu.Lock()
-	m.report.Gaps = append(m.report.Gaps, *g)
-	m.mu.Unlock()
-}
-
-func (m *Meter) count(k string, n int64) {
-	m.mu.Lock()
-	if m.report.Counters == nil {
-		m.report.Counters = map[string]int64{}
-	}
-	m.report.Counters[k] += n
-	m.mu.Unlock()
+	return m.core.Run(ctx, serial.Reconnect{
+		Driver: "powersensor3", Path: m.path, Baud: 115200, Open: m.opts.Open,
+		RetryEvery: m.opts.RetryEvery, Env: m.env,
+		LastSample: func() time.Time { return st.lastT },
+	}, func(port serial.Port) error { return m.session(ctx, port, st) })
 }
 
 // streamState is what survives a reconnect: energy so far, the last time
@@ -204,7 +147,7 @@ type streamState struct {
 
 // session runs one connection: handshake, start, stream, stop. It returns
 // nil when ctx ended it, or why the device was lost.
-func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, gap *meters.Gap) error {
+func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) error {
 	defer port.Close()
 	_ = port.SetReadTimeout(50 * time.Millisecond)
 	dev, err := Handshake(port, m.opts.Sleep)
@@ -212,27 +155,25 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, 
 		return err
 	}
 	if dev.Config != m.dev.Config {
-		m.mu.Lock()
-		m.report.Warnings = append(m.report.Warnings, "powersensor3: the device's calibration changed after the meter was opened; the new one is used")
-		m.mu.Unlock()
+		m.core.Warn("powersensor3: the device's calibration changed after the meter was opened; the new one is used")
+		m.core.Lock()
 		m.dev.Config = dev.Config
+		m.core.Unlock()
 	}
-	m.mu.Lock()
-	m.fit.Reset()
-	m.mu.Unlock()
+	m.core.ResetFit()
 	var dec Decoder
 	var unwrap Unwrapper
 	if _, err := port.Write([]byte{cmdStart}); err != nil {
 		return fmt.Errorf("powersensor3: write start: %w", err)
 	}
-	m.mu.Lock()
+	m.core.Lock()
 	m.port = port
 	m.labels = nil
-	m.mu.Unlock()
+	m.core.Unlock()
 	defer func() {
-		m.mu.Lock()
+		m.core.Lock()
 		m.port = nil
-		m.mu.Unlock()
+		m.core.Unlock()
 	}()
 
 	cfg := &m.dev.Config
@@ -265,7 +206,7 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, 
 			if stopping {
 				stopped = true
 			} else {
-				m.count("unexpected_stop_words", 1)
+				m.core.Count("unexpected_stop_words", 1)
 			}
 			return
 		}
@@ -275,17 +216,17 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, 
 		}
 		us := unwrap.Next(f.T, gu)
 		if prevUs >= 0 && us-prevUs > 150 {
-			m.count("timestamp_gaps", 1) // frames lost between these two (F411 frames are ~50 µs apart)
+			m.core.Count("timestamp_gaps", 1) // frames lost between these two (F411 frames are ~50 µs apart)
 		}
 		lastDevNs, gotFrame = us*1000, true
 		if f.Marker {
-			m.mu.Lock()
+			m.core.Lock()
 			label := "?"
 			if len(m.labels) > 0 {
 				label, m.labels = m.labels[0], m.labels[1:]
 			}
-			m.markers = append(m.markers, map[string]any{"label": label, "device_us": us, "t_ns": m.fit.Map(us * 1000).UnixNano()})
-			m.mu.Unlock()
+			m.markers = append(m.markers, map[string]any{"label": label, "device_us": us, "t_ns": m.core.Fitter().Map(us * 1000).UnixNano()})
+			m.core.Unlock()
 		}
 		for c, p := range m.pairs {
 			w := cfg.Watts(f, p)
@@ -323,7 +264,7 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, 
 		}
 		if stopped || (stopping && time.Now().After(stopBy)) {
 			if !stopped {
-				m.count("stop_not_acknowledged", 1)
+				m.core.Count("stop_not_acknowledged", 1)
 			}
 			// One trailing frame follows the stop sequence: drain it, then
 			// make sure the device is silent.
@@ -363,34 +304,26 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState, 
 		gotFrame = false
 		dec.Feed(buf[:n], func(ev Event, f *Frame) {
 			// The fit must be current before the first frame is mapped.
-			if ev == EventFrame && !m.fit.Ready() {
-				m.mu.Lock()
-				m.fit.Add(unwrapPeek(&unwrap, f.T)*1000, chunkHost)
-				m.mu.Unlock()
+			if ev == EventFrame && !m.core.FitReady() {
+				m.core.AddFitPoint(unwrapPeek(&unwrap, f.T)*1000, chunkHost)
 			}
 			onFrame(ev, f)
 		})
 		if gotFrame {
-			m.mu.Lock()
-			m.fit.Add(lastDevNs, chunkHost)
-			end := m.fit.Map(lastDevNs)
-			m.mu.Unlock()
-			if gap != nil && !gap.End.After(gap.Start) {
-				m.closeGap(gap, end)
-			}
+			m.core.Lock()
+			m.core.Fitter().Add(lastDevNs, chunkHost)
+			end := m.core.Fitter().Map(lastDevNs)
+			m.core.Unlock()
+			m.core.CloseGap(end)
 		}
 		s := dec.Stats
-		m.mu.Lock()
-		if m.report.Counters == nil {
-			m.report.Counters = map[string]int64{}
-		}
-		c := m.report.Counters
-		c["bytes"] += s.Bytes - prev.Bytes
-		c["frames"] += s.Frames - prev.Frames
-		c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
-		c["rejected_words"] += s.RejectedWords - prev.RejectedWords
-		c["broken_frames"] += s.BrokenFrames - prev.BrokenFrames
-		m.mu.Unlock()
+		m.core.Tally(func(c map[string]int64) {
+			c["bytes"] += s.Bytes - prev.Bytes
+			c["frames"] += s.Frames - prev.Frames
+			c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
+			c["rejected_words"] += s.RejectedWords - prev.RejectedWords
+			c["broken_frames"] += s.BrokenFrames - prev.BrokenFrames
+		})
 		prev = s
 		// Let data accumulate: one read per few milliseconds instead of one
 		// per USB packet cuts the syscalls (the time of every frame comes
@@ -411,9 +344,7 @@ func (st *streamState) flush(m *Meter, us int64) {
 	if st.n == 0 {
 		return
 	}
-	m.mu.Lock()
-	t := m.fit.Map(us * 1000)
-	m.mu.Unlock()
+	t := m.core.MapTime(us * 1000)
 	if t.Before(st.lastT) {
 		t = st.lastT // refits may move the line a little; never go back
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/academemes/harness/meters/serial"
 )
 
 // Single-byte commands (firmware v1.6.1, PowerSensor.ino serialEvent).
@@ -25,42 +27,8 @@ const (
 // ErrTimeout means the device did not answer in time.
 var ErrTimeout = errors.New("powersensor3: device did not answer in time")
 
-// link runs the request/response part of a session over any
-// io.ReadWriter. A Read that returns 0, nil is a poll timeout (as
-// go.bug.st/serial reports one); the deadline bounds how long it retries.
-type link struct {
-	rw    io.ReadWriter
-	sleep func(time.Duration)
-}
-
-func (l link) write(what string, b ...byte) error {
-	if _, err := l.rw.Write(b); err != nil {
-		return fmt.Errorf("powersensor3: write %s: %w", what, err)
-	}
-	return nil
-}
-
-func (l link) readFull(what string, buf []byte, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for got := 0; got < len(buf); {
-		n, err := l.rw.Read(buf[got:])
-		got += n
-		if err != nil {
-			return fmt.Errorf("powersensor3: read %s (%d of %d bytes): %w", what, got, len(buf), err)
-		}
-		if n == 0 && time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s: %d of %d bytes after %v", ErrTimeout, what, got, len(buf), timeout)
-		}
-	}
-	return nil
-}
-
-// flush discards pending input where the port can (tcflush); a script or a
-// plain io.ReadWriter has nothing to flush.
-func (l link) flush() {
-	if f, ok := l.rw.(interface{ ResetInputBuffer() error }); ok {
-		_ = f.ResetInputBuffer()
-	}
+func newLink(rw io.ReadWriter, sleep func(time.Duration)) serial.Link {
+	return serial.Link{RW: rw, Sleep: sleep, Name: "powersensor3", ErrTimeout: ErrTimeout}
 }
 
 // DeviceInfo is what the handshake learns.
@@ -84,15 +52,15 @@ func Handshake(rw io.ReadWriter, sleep func(time.Duration)) (DeviceInfo, error) 
 	if sleep == nil {
 		sleep = time.Sleep
 	}
-	l := link{rw: rw, sleep: sleep}
+	l := newLink(rw, sleep)
 	var info DeviceInfo
-	if err := l.write("stop", cmdStopQuiet); err != nil {
+	if err := l.Write("stop", cmdStopQuiet); err != nil {
 		return info, err
 	}
-	l.sleep(150 * time.Millisecond)
-	l.flush()
+	l.Sleep(150 * time.Millisecond)
+	l.Flush()
 
-	if err := l.write("version request", cmdVersion); err != nil {
+	if err := l.Write("version request", cmdVersion); err != nil {
 		return info, err
 	}
 	var line []byte
@@ -101,7 +69,7 @@ func Handshake(rw io.ReadWriter, sleep func(time.Duration)) (DeviceInfo, error) 
 		if len(line) > 64 {
 			return info, fmt.Errorf("powersensor3: version reply %q has no line end: not a PowerSensor3?", line)
 		}
-		if err := l.readFull("version", one, time.Second); err != nil {
+		if err := l.ReadFull("version", one, time.Second); err != nil {
 			return info, fmt.Errorf("%w (not a PowerSensor3, or it is busy?)", err)
 		}
 		line = append(line, one[0])
@@ -111,21 +79,21 @@ func Handshake(rw io.ReadWriter, sleep func(time.Duration)) (DeviceInfo, error) 
 		return info, err
 	}
 
-	if err := l.write("config request", cmdReadConfig); err != nil {
+	if err := l.Write("config request", cmdReadConfig); err != nil {
 		return info, err
 	}
 	rec := make([]byte, RecordSize)
 	for i := 0; i < Sensors; i++ {
-		if err := l.readFull(fmt.Sprintf("sensor %d config", i), rec, 2*time.Second); err != nil {
+		if err := l.ReadFull(fmt.Sprintf("sensor %d config", i), rec, 2*time.Second); err != nil {
 			return info, err
 		}
 		s, _ := ParseSensor(rec)
 		info.Config[i] = s
-		if err := l.write("config ack", cmdAck); err != nil {
+		if err := l.Write("config ack", cmdAck); err != nil {
 			return info, err
 		}
 	}
-	if err := l.readFull("config end", one, time.Second); err != nil {
+	if err := l.ReadFull("config end", one, time.Second); err != nil {
 		return info, err
 	}
 	if one[0] != replyDone {
