@@ -3,7 +3,6 @@ package emulate
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"math"
 	"math/bits"
@@ -59,32 +58,11 @@ func (d *PMDUSB) defaults() {
 func (d *PMDUSB) Serve(ctx context.Context, rw io.ReadWriter) error {
 	d.defaults()
 	d.Baud = 115200
-	done := make(chan struct{})
-	defer close(done)
-	in := reader(rw, done)
 	s := &pmdState{d: d, w: &wire{w: rw, f: d.Faults}, t0: d.Now()}
 	if d.Start.IsZero() {
 		d.Start = s.t0
 	}
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case b, ok := <-in:
-			if !ok {
-				return fmt.Errorf("emulate pmd-usb: host side closed")
-			}
-			if err := s.command(b, in); err != nil {
-				return err
-			}
-		case <-tick.C:
-			if err := s.catchUp(); err != nil {
-				return err
-			}
-		}
-	}
+	return serveLoop(ctx, rw, "pmd-usb", s)
 }
 
 type pmdState struct {

@@ -3,7 +3,6 @@ package emulate
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"math"
 	"time"
@@ -85,33 +84,11 @@ func (d *PowerSensor3) defaults() {
 // is a device fresh from reset (idle, counter 0).
 func (d *PowerSensor3) Serve(ctx context.Context, rw io.ReadWriter) error {
 	d.defaults()
-	done := make(chan struct{})
-	defer close(done)
-	in := reader(rw, done)
-	w := &wire{w: rw, f: d.Faults}
-	s := &ps3State{d: d, w: w, t0: d.Now()}
+	s := &ps3State{d: d, w: &wire{w: rw, f: d.Faults}, t0: d.Now()}
 	if d.Start.IsZero() {
 		d.Start = s.t0
 	}
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case b, ok := <-in:
-			if !ok {
-				return fmt.Errorf("emulate powersensor3: host side closed")
-			}
-			if err := s.command(b, in); err != nil {
-				return err
-			}
-		case <-tick.C:
-			if err := s.catchUp(); err != nil {
-				return err
-			}
-		}
-	}
+	return serveLoop(ctx, rw, "powersensor3", s)
 }
 
 type ps3State struct {

@@ -1,6 +1,8 @@
 package emulate
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"math"
 	"time"
@@ -50,6 +52,42 @@ func (w *wire) stream(p []byte) error {
 	}
 	w.Stream += int64(len(p))
 	return w.send(w.buf)
+}
+
+// machine is a device model's state for one connection.
+type machine interface {
+	// command handles one host byte; in has the bytes after it.
+	command(b byte, in <-chan byte) error
+	// catchUp sends what the device has streamed since the last call.
+	catchUp() error
+}
+
+// serveLoop feeds the host's bytes to s and lets it stream every 2 ms, as
+// a USB device sends packets every millisecond or so, until ctx is done or
+// the host side fails.
+func serveLoop(ctx context.Context, rw io.ReadWriter, name string, s machine) error {
+	done := make(chan struct{})
+	defer close(done)
+	in := reader(rw, done)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b, ok := <-in:
+			if !ok {
+				return fmt.Errorf("emulate %s: host side closed", name)
+			}
+			if err := s.command(b, in); err != nil {
+				return err
+			}
+		case <-tick.C:
+			if err := s.catchUp(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // reader delivers the host's bytes one by one on a channel, so that a
