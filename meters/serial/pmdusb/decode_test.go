@@ -3,6 +3,8 @@ package pmdusb
 import (
 	"bytes"
 	"testing"
+
+	"github.com/academemes/harness/meters/serial/serialtest"
 )
 
 func stream(l Layout, n int, period uint32) ([]byte, []Record) {
@@ -113,18 +115,18 @@ func sameData(l Layout, a, b Record) bool {
 
 func TestHandshakeTranscript(t *testing.T) {
 	cfg := []byte{0x05, 0x00, 0xEB, 0x75, 1, 0xFE, 0, 3, 0xFF, 0, 2, 0xFD, 0x00, 0x00, 0x3C, 0x00, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	s := &script{steps: []step{
-		{host: []byte{0x07, 0, 0, 0}},
-		{host: []byte{0x00}, dev: []byte("ElmorLabs PMD-USB")},
-		{host: []byte{0x01}, dev: []byte{0xEE, 0x0A, 0x06}},
-		{host: []byte{0x04}, dev: cfg},
+	s := &serialtest.Script{Steps: []serialtest.Step{
+		{Host: []byte{0x07, 0, 0, 0}},
+		{Host: []byte{0x00}, Dev: []byte("ElmorLabs PMD-USB")},
+		{Host: []byte{0x01}, Dev: []byte{0xEE, 0x0A, 0x06}},
+		{Host: []byte{0x04}, Dev: cfg},
 	}}
-	info, err := Handshake(s, noSleep, 0)
+	info, err := Handshake(s, serialtest.NoSleep, 0)
 	if err != nil {
-		t.Fatalf("%v (script %v)", err, s.err)
+		t.Fatalf("%v (script %v)", err, s.Err)
 	}
-	if !bytes.Equal(s.wrote, s.hostBytes()) {
-		t.Errorf("host wrote % X, want % X", s.wrote, s.hostBytes())
+	if !bytes.Equal(s.Wrote, s.HostBytes()) {
+		t.Errorf("host wrote % X, want % X", s.Wrote, s.HostBytes())
 	}
 	if want := [8]int8{1, -2, 0, 3, -1, 0, 2, -3}; info.AdcOffset != want || info.Firmware != 6 {
 		t.Errorf("offsets %v fw %d, want %v fw 6", info.AdcOffset, info.Firmware, want)
@@ -134,14 +136,14 @@ func TestHandshakeTranscript(t *testing.T) {
 	}
 	bad := []struct {
 		name  string
-		steps []step
+		steps []serialtest.Step
 	}{
-		{"wrong welcome", []step{{host: []byte{7, 0, 0, 0}}, {host: []byte{0}, dev: []byte("ElmorLabs BENCHLAB")}}},
-		{"wrong id", []step{{host: []byte{7, 0, 0, 0}}, {host: []byte{0}, dev: []byte("ElmorLabs PMD-USB")}, {host: []byte{1}, dev: []byte{0xEE, 0x10, 1}}}},
+		{"wrong welcome", []serialtest.Step{{Host: []byte{7, 0, 0, 0}}, {Host: []byte{0}, Dev: []byte("ElmorLabs BENCHLAB")}}},
+		{"wrong id", []serialtest.Step{{Host: []byte{7, 0, 0, 0}}, {Host: []byte{0}, Dev: []byte("ElmorLabs PMD-USB")}, {Host: []byte{1}, Dev: []byte{0xEE, 0x10, 1}}}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Handshake(&script{steps: tc.steps}, noSleep, 0); err == nil {
+			if _, err := Handshake(&serialtest.Script{Steps: tc.steps}, serialtest.NoSleep, 0); err == nil {
 				t.Error("handshake succeeded, want an error")
 			}
 		})

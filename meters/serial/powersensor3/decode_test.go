@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/academemes/harness/meters/serial/emulate"
+	"github.com/academemes/harness/meters/serial/serialtest"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -186,21 +187,21 @@ func TestUnwrap(t *testing.T) {
 
 func TestHandshakeTranscript(t *testing.T) {
 	cfg := emulate.DefaultPowerSensor3Config(2)
-	steps := []step{{host: []byte("T")}, {host: []byte("V"), dev: []byte("F411-1.6.1\r\n")}, {host: []byte("R"), dev: cfg[0][:]}}
+	steps := []serialtest.Step{{Host: []byte("T")}, {Host: []byte("V"), Dev: []byte("F411-1.6.1\r\n")}, {Host: []byte("R"), Dev: cfg[0][:]}}
 	for i := 1; i < 8; i++ {
-		steps = append(steps, step{host: []byte("s"), dev: cfg[i][:]})
+		steps = append(steps, serialtest.Step{Host: []byte("s"), Dev: cfg[i][:]})
 	}
-	steps = append(steps, step{host: []byte("s"), dev: []byte("D")})
-	s := &script{steps: steps}
-	info, err := Handshake(s, noSleep)
+	steps = append(steps, serialtest.Step{Host: []byte("s"), Dev: []byte("D")})
+	s := &serialtest.Script{Steps: steps}
+	info, err := Handshake(s, serialtest.NoSleep)
 	if err != nil {
-		t.Fatalf("handshake: %v (script: %v)", err, s.err)
+		t.Fatalf("handshake: %v (script: %v)", err, s.Err)
 	}
-	if !bytes.Equal(s.wrote, s.hostBytes()) {
-		t.Errorf("host wrote %q, want %q", s.wrote, s.hostBytes())
+	if !bytes.Equal(s.Wrote, s.HostBytes()) {
+		t.Errorf("host wrote %q, want %q", s.Wrote, s.HostBytes())
 	}
-	if want := "TVRssssssss"; string(s.wrote) != want {
-		t.Errorf("host wrote %q, want %q", s.wrote, want)
+	if want := "TVRssssssss"; string(s.Wrote) != want {
+		t.Errorf("host wrote %q, want %q", s.Wrote, want)
 	}
 	if info.Version != "F411-1.6.1" {
 		t.Errorf("version %q", info.Version)
@@ -212,15 +213,15 @@ func TestHandshakeTranscript(t *testing.T) {
 
 	bad := []struct {
 		name  string
-		steps []step
+		steps []serialtest.Step
 	}{
-		{"old firmware", []step{{host: []byte("T")}, {host: []byte("V"), dev: []byte("Firmware version: F411-1.2.1\r\n")}}},
-		{"not a PowerSensor3", []step{{host: []byte("T")}, {host: []byte("V"), dev: []byte("BENCHLAB\x00\r\n")}}},
-		{"no D after the records", append(append([]step(nil), steps[:len(steps)-1]...), step{host: []byte("s"), dev: []byte("X")})},
+		{"old firmware", []serialtest.Step{{Host: []byte("T")}, {Host: []byte("V"), Dev: []byte("Firmware version: F411-1.2.1\r\n")}}},
+		{"not a PowerSensor3", []serialtest.Step{{Host: []byte("T")}, {Host: []byte("V"), Dev: []byte("BENCHLAB\x00\r\n")}}},
+		{"no D after the records", append(append([]serialtest.Step(nil), steps[:len(steps)-1]...), serialtest.Step{Host: []byte("s"), Dev: []byte("X")})},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Handshake(&script{steps: tc.steps}, noSleep); err == nil {
+			if _, err := Handshake(&serialtest.Script{Steps: tc.steps}, serialtest.NoSleep); err == nil {
 				t.Error("handshake succeeded, want an error")
 			}
 		})
