@@ -289,7 +289,10 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	if err := instantiateWASI(ctx, rt); err != nil {
 		return fail(fmt.Errorf("wasi: %w", err))
 	}
-	cm, err := rt.CompileModule(ctx, module)
+	// The module as deployed (bytes, sha256) is what the API reports; the
+	// runtime gets it with its data segments merged (datamerge.go).
+	merged, ms := mergeDataSegments(module)
+	cm, err := rt.CompileModule(ctx, merged)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrBadModule, err))
 	}
@@ -335,6 +338,9 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		return fail(fmt.Errorf("%w: %s must take no parameters and return nothing or one i32", ErrBadModule, f.entry))
 	}
 	f.modCfg = mc
+	if ms.Skipped == "" {
+		p.opts.Logf("purify: %s: merged %d data segments into %d", name, ms.Before, ms.After)
+	}
 	if cfg.Cache && !cfg.Impure {
 		f.cache = newRespCache(cfg.CacheBytes)
 	}

@@ -1,0 +1,446 @@
+package wasm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Data segment merging (RATIONALE.md, "Merged data segments").
+//
+// wazero applies a module's active data segments one by one at every
+// instantiation, and each costs an evaluation of its offset expression
+// (with allocations) and a slice header in the instance. Go's linker
+// splits its data at every run of more than a few zero bytes, so a Go
+// wasip1 module has ~29k segments of ~25 bytes and spends ~3 ms of its
+// ~5 ms start applying them. mergeDataSegments rewrites such a module at
+// deploy so that the same bytes land in memory from a few large segments:
+// it lays the active segments out as the memory image they produce (in
+// order, so a later segment overwrites an earlier one as at
+// instantiation) and emits that image's non-zero runs, joining runs
+// separated by fewer than mergeGap zero bytes (memory starts zeroed, so a
+// longer zero run is left out).
+//
+// It rewrites only when the result is certain to be the same memory at
+// instantiation: one memory, defined by the module (not imported), with
+// 32-bit limits, not shared; every active segment targets it at an
+// i32.const offset and fits within its initial size (so no segment can
+// fail at instantiation). Anything else leaves the module as it is.
+//
+// Passive segments are kept. When the module has a data count section its
+// code may name segments by index (memory.init, data.drop), so every
+// original segment keeps its index: an active one becomes an empty passive
+// segment, which behaves as a dropped active segment does in the
+// specification (memory.init of zero bytes succeeds, of more traps), and
+// the merged segments are appended after them, with the count updated.
+
+// mergeGap is the longest run of zero bytes copied inside a merged segment
+// rather than left out (splitting the segment there). Copying 4 KiB costs
+// about as much as one more segment.
+const mergeGap = 4 << 10
+
+// maxMergeImage bounds the memory image built at deploy.
+const maxMergeImage = 64 << 20
+
+// Wasm section ids (https://webassembly.github.io/spec/core/binary/modules.html).
+const (
+	secImport    = 2
+	secMemory    = 5
+	secData      = 11
+	secDataCount = 12
+)
+
+// mergeStats says what mergeDataSegments did, for the deploy log.
+type mergeStats struct {
+	Before, After int    // active segments for memory 0
+	Skipped       string // why the module was left alone; "" if rewritten
+}
+
+// mergeDataSegments returns module with its active data segments merged,
+// or module itself (and the reason in Skipped) where that does not apply
+// or would not help. It never fails: bytes it cannot parse are returned
+// unchanged for the compiler to judge.
+func mergeDataSegments(module []byte) ([]byte, mergeStats) {
+	out, st, err := rewriteData(module)
+	if err != nil {
+		st.Skipped = err.Error()
+		return module, st
+	}
+	return out, st
+}
+
+type section struct {
+	id         byte
+	start, end int // the contents, module[start:end]
+	head       int // where the section's id byte is
+}
+
+type dataSeg struct {
+	active bool
+	offset uint32
+	init   []byte
+	raw    []byte // the segment's encoding, to copy a passive one as is
+}
+
+func rewriteData(m []byte) ([]byte, mergeStats, error) {
+	var st mergeStats
+	leave := func(format string, args ...any) ([]byte, mergeStats, error) {
+		return nil, st, fmt.Errorf(format, args...)
+	}
+	if len(m) < 8 || !bytes.Equal(m[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return leave("not a version 1 wasm binary")
+	}
+	var secs []section
+	for i := 8; i < len(m); {
+		head := i
+		id := m[i]
+		n, k, err := readU32(m, i+1)
+		if err != nil {
+			return leave("section at %d: %v", head, err)
+		}
+		start := k
+		end := start + int(n)
+		if end > len(m) || end < start {
+			return leave("section %d at %d runs past the end", id, head)
+		}
+		secs = append(secs, section{id: id, start: start, end: end, head: head})
+		i = end
+	}
+	var mem, data, count *section
+	for i := range secs {
+		s := &secs[i]
+		switch s.id {
+		case secImport:
+			imported, err := importsMemory(m[s.start:s.end])
+			if err != nil {
+				return leave("import section: %v", err)
+			}
+			if imported {
+				return leave("the memory is imported")
+			}
+		case secMemory:
+			mem = s
+		case secData:
+			data = s
+		case secDataCount:
+			count = s
+		}
+	}
+	if data == nil {
+		return leave("no data section")
+	}
+	if mem == nil {
+		return leave("no memory section")
+	}
+	minPages, err := parseMemory(m[mem.start:mem.end])
+	if err != nil {
+		return leave("memory section: %v", err)
+	}
+	segs, err := parseData(m[data.start:data.end])
+	if err != nil {
+		return leave("data section: %v", err)
+	}
+	memBytes := uint64(minPages) * 65536
+	lo, hi := uint64(1<<63), uint64(0)
+	for i, s := range segs {
+		if !s.active {
+			continue
+		}
+		st.Before++
+		end := uint64(s.offset) + uint64(len(s.init))
+		if end > memBytes {
+			return leave("segment %d (offset %d, %d bytes) is outside the initial memory of %d bytes", i, s.offset, len(s.init), memBytes)
+		}
+		if len(s.init) > 0 {
+			lo, hi = min(lo, uint64(s.offset)), max(hi, end)
+		}
+	}
+	if hi <= lo {
+		return leave("no active segment with bytes")
+	}
+	if hi-lo > maxMergeImage {
+		return leave("segments span %d bytes, over %d", hi-lo, maxMergeImage)
+	}
+	img := make([]byte, hi-lo)
+	for _, s := range segs {
+		if s.active {
+			copy(img[uint64(s.offset)-lo:], s.init)
+		}
+	}
+	runs := nonZeroRuns(img, mergeGap)
+	st.After = len(runs)
+	if st.After >= st.Before {
+		return leave("merging would not lower the %d segments", st.Before)
+	}
+
+	// The new data section: the kept segments first, in order (so indices
+	// hold where code may use them), then the merged ones.
+	var body []byte
+	n := 0
+	for _, s := range segs {
+		switch {
+		case !s.active:
+			body = append(body, s.raw...)
+		case count != nil:
+			body = append(body, 1, 0) // passive, no bytes
+		default:
+			continue
+		}
+		n++
+	}
+	for _, r := range runs {
+		body = append(body, 0, 0x41) // active, memory 0; i32.const
+		body = appendS32(body, int32(uint32(lo+uint64(r[0]))))
+		body = append(body, 0x0b)
+		body = appendU32(body, uint32(r[1]-r[0]))
+		body = append(body, img[r[0]:r[1]]...)
+		n++
+	}
+	dataSec := appendU32(nil, uint32(n))
+	dataSec = append(dataSec, body...)
+
+	out := make([]byte, 0, len(m)+len(dataSec)-(data.end-data.start))
+	out = append(out, m[:8]...)
+	for _, s := range secs {
+		switch s.id {
+		case secData:
+			out = appendSection(out, secData, dataSec)
+		case secDataCount:
+			out = appendSection(out, secDataCount, appendU32(nil, uint32(n)))
+		default:
+			out = append(out, m[s.head:s.end]...)
+		}
+	}
+	return out, st, nil
+}
+
+// nonZeroRuns returns [start, end) of img's non-zero runs, joined across
+// zero runs shorter than gap.
+func nonZeroRuns(img []byte, gap int) [][2]int {
+	var runs [][2]int
+	i := 0
+	for {
+		for i < len(img) && img[i] == 0 {
+			i++
+		}
+		if i == len(img) {
+			return runs
+		}
+		start, end := i, i+1 // end: just past the last non-zero byte
+		for ; i < len(img) && i-end < gap; i++ {
+			if img[i] != 0 {
+				end = i + 1
+			}
+		}
+		runs = append(runs, [2]int{start, end})
+	}
+}
+
+func appendSection(out []byte, id byte, body []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(body)))
+	return append(out, body...)
+}
+
+// parseMemory returns the initial pages of the module's one memory; other
+// shapes (several memories, shared, 64-bit) are refused.
+func parseMemory(b []byte) (uint32, error) {
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return 0, err
+	}
+	if n != 1 {
+		return 0, fmt.Errorf("%d memories", n)
+	}
+	if i >= len(b) {
+		return 0, errors.New("truncated")
+	}
+	flags := b[i]
+	if flags > 1 {
+		return 0, fmt.Errorf("limits flags %#x (shared or 64-bit memory)", flags)
+	}
+	minPages, i, err := readU32(b, i+1)
+	if err != nil {
+		return 0, err
+	}
+	if flags == 1 {
+		if _, i, err = readU32(b, i); err != nil {
+			return 0, err
+		}
+	}
+	if i != len(b) {
+		return 0, errors.New("trailing bytes")
+	}
+	return minPages, nil
+}
+
+// importsMemory reports whether an import section imports a memory.
+func importsMemory(b []byte) (bool, error) {
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return false, err
+	}
+	for k := uint32(0); k < n; k++ {
+		for range 2 { // module and field names
+			l, j, err := readU32(b, i)
+			if err != nil {
+				return false, err
+			}
+			if i = j + int(l); i > len(b) || i < j {
+				return false, errors.New("name runs past the end")
+			}
+		}
+		if i >= len(b) {
+			return false, errors.New("truncated")
+		}
+		kind := b[i]
+		i++
+		switch kind {
+		case 0x00: // function: type index
+			_, i, err = readU32(b, i)
+		case 0x01: // table: reference type, limits
+			i, err = skipLimits(b, i+1)
+		case 0x02:
+			return true, nil
+		case 0x03: // global: value type, mutability
+			i += 2
+		default:
+			return false, fmt.Errorf("import kind %#x", kind)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func skipLimits(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errors.New("truncated")
+	}
+	flags := b[i]
+	if flags > 1 {
+		return 0, fmt.Errorf("limits flags %#x", flags)
+	}
+	_, i, err := readU32(b, i+1)
+	if err == nil && flags == 1 {
+		_, i, err = readU32(b, i)
+	}
+	return i, err
+}
+
+// parseData reads a data section. Active segments must target memory 0
+// at an i32.const offset; anything else is refused.
+func parseData(b []byte) ([]dataSeg, error) {
+	n, i, err := readU32(b, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint32(len(b)) {
+		return nil, fmt.Errorf("%d segments in %d bytes", n, len(b))
+	}
+	segs := make([]dataSeg, 0, n)
+	for k := uint32(0); k < n; k++ {
+		start := i
+		var flags uint32
+		if flags, i, err = readU32(b, i); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", k, err)
+		}
+		s := dataSeg{active: flags != 1}
+		switch flags {
+		case 0, 1:
+		case 2:
+			var memIdx uint32
+			if memIdx, i, err = readU32(b, i); err != nil {
+				return nil, fmt.Errorf("segment %d: %w", k, err)
+			}
+			if memIdx != 0 {
+				return nil, fmt.Errorf("segment %d targets memory %d", k, memIdx)
+			}
+		default:
+			return nil, fmt.Errorf("segment %d: flags %d", k, flags)
+		}
+		if s.active {
+			// Only "i32.const N end": a global.get or an extended constant
+			// expression depends on more than the bytes here.
+			if i >= len(b) || b[i] != 0x41 {
+				return nil, fmt.Errorf("segment %d: offset is not an i32.const", k)
+			}
+			var off int32
+			if off, i, err = readS32(b, i+1); err != nil {
+				return nil, fmt.Errorf("segment %d: %w", k, err)
+			}
+			if i >= len(b) || b[i] != 0x0b {
+				return nil, fmt.Errorf("segment %d: offset expression is more than one i32.const", k)
+			}
+			i++
+			s.offset = uint32(off)
+		}
+		var l uint32
+		if l, i, err = readU32(b, i); err != nil {
+			return nil, fmt.Errorf("segment %d: %w", k, err)
+		}
+		if uint64(i)+uint64(l) > uint64(len(b)) {
+			return nil, fmt.Errorf("segment %d: %d bytes run past the end", k, l)
+		}
+		s.init = b[i : i+int(l)]
+		i += int(l)
+		s.raw = b[start:i]
+		segs = append(segs, s)
+	}
+	if i != len(b) {
+		return nil, errors.New("trailing bytes")
+	}
+	return segs, nil
+}
+
+// readU32 reads an unsigned LEB128 u32 at b[i:], returning the value and
+// the index after it.
+func readU32(b []byte, i int) (uint32, int, error) {
+	v, n := binary.Uvarint(b[min(i, len(b)):])
+	if n <= 0 || n > 5 || v > 1<<32-1 {
+		return 0, 0, fmt.Errorf("bad u32 at %d", i)
+	}
+	return uint32(v), i + n, nil
+}
+
+// readS32 reads a signed LEB128 s32.
+func readS32(b []byte, i int) (int32, int, error) {
+	var v int64
+	var shift uint
+	for k := 0; k < 5; k++ {
+		if i+k >= len(b) {
+			break
+		}
+		c := b[i+k]
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			if v < -1<<31 || v > 1<<31-1 {
+				break
+			}
+			return int32(v), i + k + 1, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("bad s32 at %d", i)
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	return binary.AppendUvarint(b, uint64(v))
+}
+
+func appendS32(b []byte, v int32) []byte {
+	x := int64(v)
+	for {
+		c := byte(x & 0x7f)
+		x >>= 7
+		if x == 0 && c&0x40 == 0 || x == -1 && c&0x40 != 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
