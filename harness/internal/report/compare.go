@@ -90,7 +90,7 @@ type Pair struct {
 }
 
 // Pairs lists what compare puts side by side: every pair of targets
-// within the last run, and each target of each run against the same target
+// serving the same function within the last run, and each target of each run against the same target
 // in the run before it.
 func Pairs(runs []*Analysed) []Pair {
 	var out []Pair
@@ -99,8 +99,18 @@ func Pairs(runs []*Analysed) []Pair {
 	}
 	last := runs[len(runs)-1]
 	ts := last.Summary.Targets
+	fn := map[string]string{}
+	for _, t := range last.Run.Meta.Targets {
+		fn[t.Name] = t.Function
+	}
 	for i := range ts {
 		for j := i + 1; j < len(ts); j++ {
+			// Targets serving different functions (nebula's wasm-fibonacci
+			// and wasm-prime) are not alternatives to each other: only
+			// platforms serving the same function are compared.
+			if a, b := fn[ts[i].Name], fn[ts[j].Name]; a != "" && b != "" && a != b {
+				continue
+			}
 			for _, p := range ts[i].Phases {
 				if last.Summary.Find(ts[j].Name, p.Phase) != nil {
 					out = append(out, Pair{last, last, ts[i].Name, ts[j].Name, p.Phase})

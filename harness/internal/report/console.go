@@ -14,15 +14,16 @@ import (
 )
 
 var funcs = template.FuncMap{
-	"joules":   fmtJ,
-	"interval": fmtInterval,
-	"num":      fmtNum,
-	"ms":       func(f energy.Float) string { return fmtNum(f) + " ms" },
-	"pct":      func(f energy.Float) string { return fmtPct(f) },
-	"watts":    func(f energy.Float) string { return fmtW(f) },
-	"slug":     slug,
-	"join":     strings.Join,
-	"pv":       fmtPv,
+	"joules":    fmtJ,
+	"interval":  fmtInterval,
+	"interval2": fmtInterval2,
+	"num":       fmtNum,
+	"ms":        func(f energy.Float) string { return fmtNum(f) + " ms" },
+	"pct":       func(f energy.Float) string { return fmtPct(f) },
+	"watts":     func(f energy.Float) string { return fmtW(f) },
+	"slug":      slug,
+	"join":      strings.Join,
+	"pv":        fmtPv,
 	"side": func(s Side, u string) string {
 		v := fmtValue(s.Value, u)
 		if !math.IsNaN(s.Lo) && !math.IsNaN(s.Hi) {
@@ -30,16 +31,52 @@ var funcs = template.FuncMap{
 		}
 		return v
 	},
-	"secs": func(s, e int64) float64 { return float64(e-s) / 1e9 },
-	"nsms": func(ns float64) float64 { return ns / 1e6 },
-	"f":    func(v float64) energy.Float { return energy.Float(v) },
+	"secs":   func(s, e int64) float64 { return float64(e-s) / 1e9 },
+	"nsms":   func(ns float64) float64 { return ns / 1e6 },
+	"f":      func(v float64) energy.Float { return energy.Float(v) },
+	"swatch": swatch,
+	"ratio":  fmtRatioCI,
+	"minus":  func(a, b int) int { return a - b },
+	"iv": func(v, lo, hi energy.Float) energy.Interval {
+		return energy.Interval{Value: v, Lo: lo, Hi: hi}
+	},
+	"input": inputOf,
+	"neg":   func(f energy.Float) bool { return f.OK() && f < 0 },
 }
 
-// unit picks a prefix for joules so that v reads as 1-999.
-func unit(v float64) (scale float64, name string) {
-	a := math.Abs(v)
+// swatch is a legend key drawn with CSS (not SVG, so that the page's only
+// SVG elements are plots). The colour comes from css(), never from data.
+func swatch(it LegendItem) template.HTML {
+	c := template.HTMLEscapeString(it.Colour)
+	var st string
+	switch it.Shape {
+	case "line":
+		st = "width:18px;height:0;border-top:2px solid " + c + ";vertical-align:middle"
+	case "dash":
+		st = "width:18px;height:0;border-top:2px dashed " + c + ";vertical-align:middle"
+	case "dot":
+		st = "width:9px;height:9px;border-radius:50%;background:" + c
+	case "square":
+		st = "width:7px;height:7px;border:1.5px solid " + c
+	case "triangle":
+		st = "width:0;height:0;border-left:5px solid transparent;border-right:5px solid transparent;border-bottom:9px solid " + c
+	case "cross":
+		return template.HTML(`<span class="sw" style="color:` + c + `;font-weight:bold">×</span>`)
+	default: // box
+		st = "width:14px;height:10px;background:" + c
+	}
+	return template.HTML(`<span class="sw" style="display:inline-block;` + st + `"></span>`)
+}
+
+// jUnit picks a prefix for joules so that a magnitude a reads 1-999.
+// Below a nanojoule nothing any meter resolves is left: such a value is
+// floating-point residue and reads as zero (see fmtJ).
+func jUnit(a float64) (scale float64, name string) {
+	a = math.Abs(a)
 	switch {
-	case a >= 1 || a == 0:
+	case a >= 1e3:
+		return 1e-3, "kJ"
+	case a >= 1 || a < 1e-9:
 		return 1, "J"
 	case a >= 1e-3:
 		return 1e3, "mJ"
@@ -50,32 +87,94 @@ func unit(v float64) (scale float64, name string) {
 	}
 }
 
-func sig(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "–"
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+// zeroJ is the magnitude under which joules are shown as 0: far below the
+// resolution of any meter, so only rounding residue of a subtraction.
+const zeroJ = 1e-9
+
+// sig is x with three significant digits and never in exponent form
+// ("0.0123", "12.3", "1234"), so that columns of figures read alike.
+func sig(x float64) string {
+	return fixed(x, sigDecimals(x, 3))
 }
 
+// sigDecimals is how many decimals give x n significant digits.
+func sigDecimals(x float64, n int) int {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return max(0, n-1-int(math.Floor(math.Log10(math.Abs(x)))))
+}
+
+// fixed formats x with d decimals; NaN and infinities are "–", and a
+// rounded zero loses its sign.
+func fixed(x float64, d int) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "–"
+	}
+	s := strconv.FormatFloat(x, 'f', d, 64)
+	if strings.Trim(s, "-0.") == "" {
+		s = strings.TrimPrefix(s, "-")
+	}
+	return s
+}
+
+// fmtJ is joules with a prefix that makes them read 1-999 and three
+// significant digits: "21.3 mJ", "-4.10 J", "0 J".
 func fmtJ(f energy.Float) string {
 	if !f.OK() {
 		return "–"
 	}
-	k, u := unit(float64(f))
-	return sig(float64(f)*k) + " " + u
+	v := float64(f)
+	if math.Abs(v) < zeroJ {
+		return "0 J"
+	}
+	k, u := jUnit(v)
+	return sig(v*k) + " " + u
 }
 
-// fmtInterval is "21.3 mJ (20.1-22.6)", the interval in the value's unit.
+// fmtInterval is "21.3 mJ [20.1, 22.6]"; see intervalParts.
 func fmtInterval(iv energy.Interval) string {
+	v, b := intervalParts(iv)
+	if b == "" {
+		return v
+	}
+	return v + " " + b
+}
+
+// fmtInterval2 is an interval on two lines for narrow table cells.
+func fmtInterval2(iv energy.Interval) template.HTML {
+	v, b := intervalParts(iv)
+	if b == "" {
+		return template.HTML(template.HTMLEscapeString(v))
+	}
+	return template.HTML(template.HTMLEscapeString(v) + `<br><small>` + template.HTMLEscapeString(b) + `</small>`)
+}
+
+// intervalParts is "21.3 mJ" and "[20.1, 22.6]": value and bounds in one
+// unit (the largest magnitude's), rounded to the interval's precision (two
+// significant digits of its half-width) and to at most three significant
+// digits of the largest, so a value that the interval cannot tell from
+// zero is not shown with false digits. Brackets keep negative bounds
+// unambiguous.
+func intervalParts(iv energy.Interval) (value, bounds string) {
 	if !iv.Value.OK() {
-		return "–"
+		return "–", ""
 	}
-	k, u := unit(float64(iv.Value))
-	s := sig(float64(iv.Value)*k) + " " + u
-	if iv.Lo.OK() && iv.Hi.OK() {
-		s += " (" + sig(float64(iv.Lo)*k) + "–" + sig(float64(iv.Hi)*k) + ")"
+	v, lo, hi := float64(iv.Value), float64(iv.Lo), float64(iv.Hi)
+	if !iv.Lo.OK() || !iv.Hi.OK() {
+		return fmtJ(iv.Value), ""
 	}
-	return s
+	big := math.Max(math.Abs(v), math.Max(math.Abs(lo), math.Abs(hi)))
+	if big < zeroJ {
+		return "0 J", "[0, 0]"
+	}
+	k, u := jUnit(big)
+	d := sigDecimals(big*k, 3)
+	if hw := (hi - lo) / 2 * k; hw > 0 {
+		// The value keeps two significant digits of its own.
+		d = min(d, max(sigDecimals(hw, 2), sigDecimals(v*k, 2)))
+	}
+	return fixed(v*k, d) + " " + u, "[" + fixed(lo*k, d) + ", " + fixed(hi*k, d) + "]"
 }
 
 func fmtNum(f energy.Float) string {

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -46,6 +47,36 @@ type Figure struct {
 	Title   string
 	Caption string
 	SVG     template.HTML
+	// Legend is drawn by the page above the plot, so that it never
+	// covers data however the data fall.
+	Legend []LegendItem
+}
+
+// LegendItem is one entry of a figure's legend: a swatch and its label.
+type LegendItem struct {
+	Label string
+	// Colour is a CSS colour; Shape is "line", "dash", "box", "dot",
+	// "square", "triangle" or "cross".
+	Colour, Shape string
+}
+
+func css(c color.RGBA) string {
+	if c.A == 0 {
+		return "transparent"
+	}
+	// Un-premultiply: fade() stores premultiplied channels.
+	un := func(v uint8) int { return min(255, int(v)*255/int(c.A)) }
+	return fmt.Sprintf("rgba(%d,%d,%d,%.2f)", un(c.R), un(c.G), un(c.B), float64(c.A)/255)
+}
+
+// legended is a plot with its HTML legend.
+type legended struct {
+	*plot.Plot
+	legend []LegendItem
+}
+
+func (l *legended) add(label string, c color.RGBA, shape string) {
+	l.legend = append(l.legend, LegendItem{Label: label, Colour: css(c), Shape: shape})
 }
 
 func newPlot(title, x, y string) *plot.Plot {
@@ -54,8 +85,93 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Legend.Top = true
+	p.X.Tick.Marker = linTicks{}
+	p.Y.Tick.Marker = linTicks{}
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// linTicks puts major ticks on a nice step (1, 2, 2.5 or 5 times a power
+// of ten, about five of them) with labels to that step's precision, so a
+// narrow range never reads "7 7 7", and a minor tick half-way.
+type linTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (linTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return []plot.Tick{{Value: lo, Label: sig(lo)}}
+	}
+	step, dec := niceStep((hi - lo) / 5)
+	var ts []plot.Tick
+	for k := math.Ceil(lo / step * 2); k/2*step <= hi+step*1e-9; k++ {
+		v := k / 2 * step
+		if math.Mod(k, 2) == 0 {
+			ts = append(ts, plot.Tick{Value: v, Label: fixed(v, dec)})
+		} else {
+			ts = append(ts, plot.Tick{Value: v})
+		}
+	}
+	return ts
+}
+
+// niceStep is the smallest of 1, 2, 2.5, 5 x 10^k at least raw, and the
+// decimals its multiples need.
+func niceStep(raw float64) (step float64, decimals int) {
+	e := math.Floor(math.Log10(raw))
+	mag := math.Pow(10, e)
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw*(1-1e-9) {
+			step = m * mag
+			break
+		}
+	}
+	decimals = max(0, -int(math.Floor(math.Log10(step)+1e-9)))
+	if m := step / math.Pow(10, math.Floor(math.Log10(step)+1e-9)); math.Abs(m-2.5) < 1e-9 {
+		decimals++
+	}
+	return step, decimals
+}
+
+// logTicks labels every power of ten, and 2 and 5 times it when the range
+// spans fewer than three decades, so a log axis always has labels.
+type logTicks struct{ scale float64 }
+
+// Ticks implements plot.Ticker.
+func (t logTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(lo > 0) || !(hi > lo) {
+		return linTicks{}.Ticks(lo, hi)
+	}
+	few := math.Log10(hi/lo) < 3
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		mag := math.Pow(10, e)
+		for m := 1.0; m < 10; m++ {
+			v := m * mag
+			if v < lo || v > hi {
+				continue
+			}
+			tk := plot.Tick{Value: v}
+			if m == 1 || few && (m == 2 || m == 5) {
+				// Shortest form of the rounded value: "20", "0.005".
+				r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 6, 64), 64)
+				tk.Label = strconv.FormatFloat(r, 'f', -1, 64)
+			}
+			ts = append(ts, tk)
+		}
+	}
+	return ts
+}
+
+// padRange widens [lo, hi] to at least minSpan around its middle and then
+// by 5% each side, so that a nearly constant series is not stretched over
+// the whole axis.
+func padRange(lo, hi, minSpan float64) (float64, float64) {
+	if hi-lo < minSpan {
+		mid := (lo + hi) / 2
+		lo, hi = mid-minSpan/2, mid+minSpan/2
+	}
+	pad := (hi - lo) * 0.05
+	return lo - pad, hi + pad
 }
 
 // svg renders p as an inline SVG element.
@@ -77,8 +193,8 @@ func svg(p *plot.Plot, w, h vg.Length) (template.HTML, error) {
 
 // powerPlot is power over time per meter with the phases shaded and the
 // request rate overlaid on the power scale.
-func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plot.Plot, error) {
-	p := newPlot("Power over time", "seconds since start", "W")
+func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*legended, error) {
+	p := &legended{Plot: newPlot("Power over time", "seconds since the first phase", "W")}
 	t0 := run.Meta.Started.UnixNano()
 	if len(run.Meta.Phases) > 0 {
 		t0 = run.Meta.Phases[0].StartNs
@@ -93,19 +209,25 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 	if math.IsInf(lo, 1) {
 		lo, hi = 0, 1
 	}
-	pad := (hi - lo) * 0.05
-	lo, hi = math.Max(0, lo-pad), hi+pad
+	// At least 1 W or a tenth of the peak of range: a steady power is
+	// drawn as the flat line it is, not stretched into noise.
+	nonNeg := lo >= 0
+	lo, hi = padRange(lo, hi, math.Max(1, 0.1*math.Abs(hi)))
+	if nonNeg {
+		lo = math.Max(0, lo)
+	}
 	// Shade phases: idle grey, measured in the target's colour.
 	tcol := map[string]int{}
 	for i, t := range sum.Targets {
 		tcol[t.Name] = i
 	}
 	legend := map[string]bool{}
+	idleGrey := fade(color.RGBA{120, 120, 120, 255}, 40)
 	for _, ph := range run.Meta.Phases {
 		var c color.RGBA
 		switch {
 		case ph.Name == runstore.PhaseIdle:
-			c = fade(color.RGBA{120, 120, 120, 255}, 40)
+			c = idleGrey
 		case measured(ph.Name):
 			c = fade(colour(tcol[ph.Target]), 50)
 		default:
@@ -120,9 +242,10 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 		p.Add(poly)
 		if key := "load " + ph.Target; measured(ph.Name) && !legend[key] {
 			legend[key] = true
-			p.Legend.Add(ph.Target+" load", poly)
+			p.add(ph.Target+" load", fade(colour(tcol[ph.Target]), 90), "box")
 		}
 	}
+	p.add("idle", fade(color.RGBA{120, 120, 120, 255}, 70), "box")
 	for i, ps := range det.Power {
 		if len(ps.T) == 0 {
 			continue
@@ -135,13 +258,16 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 		if err != nil {
 			return nil, err
 		}
-		l.Color = color.RGBA{40 + uint8(60*i), 40, 40, 255}
+		c := color.RGBA{40 + uint8(60*i), 40, 40, 255}
+		l.Color = c
 		l.Width = vg.Points(1)
+		shape := "line"
 		if ps.Estimate {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+			shape = "dash"
 		}
 		p.Add(l)
-		p.Legend.Add(ps.Label, l)
+		p.add(ps.Label, c, shape)
 	}
 	// Request rate in 1-s bins, scaled onto the power axis.
 	if len(run.Requests) > 0 && len(run.Meta.Phases) > 0 {
@@ -163,39 +289,43 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*plo
 			if err != nil {
 				return nil, err
 			}
-			l.Color = color.RGBA{0, 158, 115, 255}
+			green := color.RGBA{0, 158, 115, 255}
+			l.Color = green
 			l.Width = vg.Points(0.8)
 			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("requests/s (scaled: top = %.0f/s)", peak/0.9), l)
+			p.add(fmt.Sprintf("requests/s (scaled: top of the axis = %s/s)", sig(peak/0.9)), green, "line")
 		}
 	}
 	p.Y.Min, p.Y.Max = lo, hi
 	return p, nil
 }
 
-// xyer adapts slices to plotter.XYer and YErrorer.
-type pointErr struct {
-	xy     plotter.XYs
-	lo, hi []float64
-}
+// rowHeight is the height of one row of a horizontal dot plot; such plots
+// grow with their rows so that labels never overlap.
+const rowHeight = 0.28 * vg.Inch
 
-func (p pointErr) Len() int                        { return len(p.xy) }
-func (p pointErr) XY(i int) (float64, float64)     { return p.xy[i].X, p.xy[i].Y }
-func (p pointErr) YError(i int) (float64, float64) { return p.lo[i], p.hi[i] }
+// dotHeight is the height of a horizontal dot plot with n rows.
+func dotHeight(n int) vg.Length { return max(2.2*vg.Inch, 1.1*vg.Inch+vg.Length(n)*rowHeight) }
 
-// jprPlot is joules per request per target and phase with intervals, on a
-// log scale (targets differ by orders of magnitude).
-func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*plot.Plot, error) {
+// jprPlot is joules per request per target and phase with intervals, a
+// horizontal dot plot (one row per target and phase, labels never
+// collide). The axis is logarithmic when every value and bound is positive
+// and they span more than a factor of 30 (platforms differ by orders of
+// magnitude), linear otherwise, with zero marked, so a negative dynamic
+// energy is shown as what it is.
+func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*legended, int, error) {
 	title := "Energy per request"
 	if dynamic {
-		title = "Dynamic energy per request"
+		title = "Dynamic energy per request (above idle)"
 	}
-	p := newPlot(title+" ("+meterLabel(sum, meter)+")", "", "J per request (log scale)")
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	var names []string
-	var pe pointErr
-	for _, t := range sum.Targets {
+	type row struct {
+		name      string
+		v, lo, hi float64
+		c         int
+	}
+	var rows []row
+	big := 0.0
+	for i, t := range sum.Targets {
 		for _, ph := range t.Phases {
 			e := ph.Meter(meter)
 			if e == nil {
@@ -205,48 +335,80 @@ func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*plot.Plot, error
 			if dynamic {
 				iv = e.DynamicJPerRequest
 			}
-			if !iv.Value.OK() || iv.Value <= 0 {
+			if !iv.Value.OK() {
 				continue
 			}
-			x := float64(len(names))
-			names = append(names, t.Name+" "+ph.Phase)
-			v := float64(iv.Value)
-			lo, hi := 0.0, 0.0
-			if iv.Lo.OK() && iv.Hi.OK() && iv.Lo > 0 {
-				lo, hi = v-float64(iv.Lo), float64(iv.Hi)-v
+			r := row{name: t.Name + " " + ph.Phase, v: float64(iv.Value), lo: math.NaN(), hi: math.NaN(), c: i}
+			if iv.Lo.OK() && iv.Hi.OK() {
+				r.lo, r.hi = float64(iv.Lo), float64(iv.Hi)
 			}
-			pe.xy = append(pe.xy, plotter.XY{X: x, Y: v})
-			pe.lo = append(pe.lo, lo)
-			pe.hi = append(pe.hi, hi)
+			big = math.Max(big, math.Max(math.Abs(r.v), math.Max(math.Abs(r.lo), math.Abs(r.hi))))
+			rows = append(rows, r)
 		}
 	}
-	if len(names) == 0 {
-		return nil, nil
+	if len(rows) == 0 {
+		return nil, 0, nil
 	}
-	sc, err := plotter.NewScatter(pe)
-	if err != nil {
-		return nil, err
+	k, u := jUnit(big)
+	p := &legended{Plot: newPlot(title+", "+meterLabel(sum, meter), u+" per request", "")}
+	logScale := true
+	xmin, xmax := math.Inf(1), math.Inf(-1)
+	for _, r := range rows {
+		for _, x := range []float64{r.v, r.lo, r.hi} {
+			if math.IsNaN(x) {
+				continue
+			}
+			logScale = logScale && x > 0
+			xmin, xmax = math.Min(xmin, x*k), math.Max(xmax, x*k)
+		}
 	}
-	sc.GlyphStyle.Shape = draw.CircleGlyph{}
-	sc.GlyphStyle.Radius = vg.Points(4)
-	sc.GlyphStyle.Color = colour(0)
-	eb, err := plotter.NewYErrorBars(pe)
-	if err != nil {
-		return nil, err
+	logScale = logScale && xmax/xmin > 30
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		y := float64(len(rows) - 1 - i) // first row on top
+		names[len(rows)-1-i] = r.name
+		c := colour(r.c)
+		if !math.IsNaN(r.lo) {
+			l, err := plotter.NewLine(plotter.XYs{{X: r.lo * k, Y: y}, {X: r.hi * k, Y: y}})
+			if err != nil {
+				return nil, 0, err
+			}
+			l.Color, l.Width = c, vg.Points(2)
+			p.Add(l)
+		}
+		sc, err := plotter.NewScatter(plotter.XYs{{X: r.v * k, Y: y}})
+		if err != nil {
+			return nil, 0, err
+		}
+		sc.GlyphStyle.Shape = draw.CircleGlyph{}
+		sc.GlyphStyle.Radius = vg.Points(4)
+		sc.GlyphStyle.Color = c
+		p.Add(sc)
 	}
-	eb.LineStyle.Width = vg.Points(1.5)
-	eb.Color = colour(0)
-	p.Add(sc, eb)
-	p.NominalX(names...)
-	p.X.Min, p.X.Max = -0.5, float64(len(names))-0.5
-	ymin, ymax := math.Inf(1), math.Inf(-1)
-	for i := range pe.xy {
-		ymin = math.Min(ymin, pe.xy[i].Y-pe.lo[i])
-		ymax = math.Max(ymax, pe.xy[i].Y+pe.hi[i])
+	p.NominalY(names...)
+	p.Y.Min, p.Y.Max = -0.6, float64(len(rows))-0.4
+	p.Y.Tick.Label.Font.Size = vg.Points(9)
+	if logScale {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = logTicks{}
+		p.X.Label.Text += " (log scale)"
+		p.X.Min, p.X.Max = xmin/1.5, xmax*1.5
+	} else {
+		// Zero is on a linear axis, so lengths compare as ratios.
+		xmin, xmax = math.Min(0, xmin), math.Max(0, xmax)
+		p.X.Min, p.X.Max = padRange(xmin, xmax, 0)
+		if xmin < 0 {
+			z, err := plotter.NewLine(plotter.XYs{{X: 0, Y: p.Y.Min}, {X: 0, Y: p.Y.Max}})
+			if err != nil {
+				return nil, 0, err
+			}
+			z.Color, z.Width, z.Dashes = color.RGBA{90, 90, 90, 255}, vg.Points(0.8), []vg.Length{vg.Points(3), vg.Points(2)}
+			p.Add(z)
+		}
 	}
-	p.Y.Min, p.Y.Max = ymin/2, ymax*2
-	p.Legend.Top = false
-	return p, nil
+	p.add("value", color.RGBA{60, 60, 60, 255}, "dot")
+	p.add("95% interval", color.RGBA{60, 60, 60, 255}, "line")
+	return p, len(rows), nil
 }
 
 func meterLabel(sum *energy.Summary, name string) string {
@@ -275,11 +437,12 @@ func histPlot(title, x string, values []float64, c color.RGBA) (*plot.Plot, erro
 	return p, nil
 }
 
-// latencyPlot is latency percentiles per target and phase.
-func latencyPlot(sum *energy.Summary) (*plot.Plot, error) {
-	p := newPlot("Latency percentiles", "", "ms (log scale)")
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+// latencyPlot is latency percentiles per target and phase, a horizontal
+// dot plot on a log axis.
+func latencyPlot(sum *energy.Summary) (*legended, int, error) {
+	p := &legended{Plot: newPlot("Latency percentiles", "ms (log scale)", "")}
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = logTicks{}
 	type q struct {
 		name string
 		get  func(energy.Latency) energy.Float
@@ -296,40 +459,46 @@ func latencyPlot(sum *energy.Summary) (*plot.Plot, error) {
 		}
 	}
 	if len(names) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
-	ymin, ymax := math.Inf(1), math.Inf(-1)
+	n := len(names)
+	xmin, xmax := math.Inf(1), math.Inf(-1)
+	shapes := []string{"dot", "square", "triangle", "cross"}
 	for k, qq := range qs {
 		var xy plotter.XYs
 		for i, l := range lats {
 			v := float64(qq.get(l))
 			if v > 0 {
-				xy = append(xy, plotter.XY{X: float64(i) + (float64(k)-1.5)*0.12, Y: v})
-				ymin, ymax = math.Min(ymin, v), math.Max(ymax, v)
+				xy = append(xy, plotter.XY{X: v, Y: float64(n-1-i) + (1.5-float64(k))*0.12})
+				xmin, xmax = math.Min(xmin, v), math.Max(xmax, v)
 			}
 		}
 		sc, err := plotter.NewScatter(xy)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		sc.GlyphStyle.Color = colour(k)
 		sc.GlyphStyle.Radius = vg.Points(3.5)
 		sc.GlyphStyle.Shape = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}[k]
 		p.Add(sc)
-		p.Legend.Add(qq.name, sc)
+		p.add(qq.name, colour(k), shapes[k])
 	}
-	p.NominalX(names...)
-	p.X.Min, p.X.Max = -0.5, float64(len(names))-0.5
-	p.Y.Min, p.Y.Max = ymin/2, ymax*2
-	return p, nil
+	slices.Reverse(names)
+	p.NominalY(names...)
+	p.Y.Min, p.Y.Max = -0.6, float64(n)-0.4
+	p.Y.Tick.Label.Font.Size = vg.Points(9)
+	p.X.Min, p.X.Max = xmin/1.5, xmax*1.5
+	return p, n, nil
 }
 
 // throughputPlot is power against request rate over sub-windows, one
 // colour per target, with the marginal fit.
-func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*plot.Plot, error) {
-	p := newPlot("Power against request rate ("+meterLabel(sum, meter)+")", "requests/s in 1-s windows", "mean power, W")
+func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*legended, error) {
+	p := &legended{Plot: newPlot("Power against request rate, "+meterLabel(sum, meter), "requests/s in 1-s windows", "mean power, W")}
 	any := false
+	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, t := range sum.Targets {
+		shown := false
 		for _, ph := range t.Phases {
 			g := det.Groups[energy.GroupKey{Target: t.Name, Phase: ph.Phase, Meter: meter}]
 			if g == nil || len(g.Rate) == 0 {
@@ -338,6 +507,7 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*plo
 			xy := make(plotter.XYs, len(g.Rate))
 			for k := range g.Rate {
 				xy[k] = plotter.XY{X: g.Rate[k], Y: g.Power[k]}
+				lo, hi = math.Min(lo, g.Power[k]), math.Max(hi, g.Power[k])
 			}
 			sc, err := plotter.NewScatter(xy)
 			if err != nil {
@@ -346,7 +516,10 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*plo
 			sc.GlyphStyle.Color = colour(i)
 			sc.GlyphStyle.Radius = vg.Points(2)
 			p.Add(sc)
-			p.Legend.Add(t.Name+" "+ph.Phase, sc)
+			if !shown {
+				p.add(t.Name, colour(i), "dot")
+				shown = true
+			}
 			if e := ph.Meter(meter); e != nil && e.Marginal != nil {
 				m := e.Marginal
 				f := plotter.NewFunction(func(x float64) float64 { return float64(m.InterceptW) + float64(m.JPerRequest)*x })
@@ -361,6 +534,13 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*plo
 	if !any {
 		return nil, nil
 	}
+	p.add("least-squares line (marginal J/request = slope)", color.RGBA{60, 60, 60, 255}, "dash")
+	nonNeg := lo >= 0
+	p.Y.Min, p.Y.Max = padRange(lo, hi, math.Max(1, 0.1*math.Abs(hi)))
+	if nonNeg {
+		p.Y.Min = math.Max(0, p.Y.Min)
+	}
+	p.X.Min = 0
 	return p, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,8 @@ type runPage struct {
 	Run       *runstore.Run
 	Summary   *energy.Summary
 	Figures   []Figure
+	Energy    []energyTable
+	Functions []functionTable
 	Files     []fileLink
 	Warnings  []string
 }
@@ -101,6 +104,8 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		Run:       run,
 		Summary:   sum,
 		Figures:   figs,
+		Energy:    energyTables(sum),
+		Functions: functionTables(run, sum, det),
 	}
 	rel, err := filepath.Rel(mustAbs(reportsDir), mustAbs(run.Dir))
 	if err != nil {
@@ -147,19 +152,25 @@ func primaryMeter(sum *energy.Summary) string {
 func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]Figure, error) {
 	var figs []Figure
 	const w, h = 7.5 * vg.Inch, 3.2 * vg.Inch
-	put := func(id, caption string, p *plot.Plot, err error, ww, hh vg.Length) error {
+	put := func(id, caption string, p *legended, err error, ww, hh vg.Length) error {
 		if err != nil {
 			return fmt.Errorf("report: plot %s: %w", id, err)
 		}
-		if p == nil {
+		if p == nil || p.Plot == nil {
 			return nil
 		}
-		s, err := svg(p, ww, hh)
+		s, err := svg(p.Plot, ww, hh)
 		if err != nil {
 			return err
 		}
-		figs = append(figs, Figure{ID: id, Title: p.Title.Text, Caption: caption, SVG: s})
+		figs = append(figs, Figure{ID: id, Title: p.Title.Text, Caption: caption, SVG: s, Legend: p.legend})
 		return nil
+	}
+	plain := func(p *plot.Plot) *legended {
+		if p == nil {
+			return nil
+		}
+		return &legended{Plot: p}
 	}
 	meter := primaryMeter(sum)
 	pp, err := powerPlot(run, sum, det)
@@ -167,12 +178,12 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 		return nil, err
 	}
 	if meter != "" {
-		jp, err := jprPlot(sum, meter, false)
-		if err := put("jpr", "Joules per request over each phase's steady window, with its 95% interval (method in the table below).", jp, err, w, h*0.9); err != nil {
+		jp, n, err := jprPlot(sum, meter, false)
+		if err := put("jpr", "Joules per request over each phase's steady window, with its 95% interval (method in the summary table).", jp, err, w, dotHeight(n)); err != nil {
 			return nil, err
 		}
-		dp, err := jprPlot(sum, meter, true)
-		if err := put("dynamic-jpr", "Energy per request above the idle baseline, with its 95% interval.", dp, err, w, h*0.9); err != nil {
+		dp, n, err := jprPlot(sum, meter, true)
+		if err := put("dynamic-jpr", "Energy per request above the idle baseline, with its 95% interval. A value left of zero means the load phase drew less power than idle: the baseline was noisy or drifted (see the warnings).", dp, err, w, dotHeight(n)); err != nil {
 			return nil, err
 		}
 		for i, t := range sum.Targets {
@@ -181,30 +192,38 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 				if g == nil {
 					continue
 				}
-				vals := make([]float64, len(g.PerRequestJ))
-				for k, v := range g.PerRequestJ {
-					vals[k] = v * 1000
+				big := 0.0
+				for _, v := range g.PerRequestJ {
+					big = math.Max(big, math.Abs(v))
 				}
-				hp, err := histPlot("Per-request dynamic energy: "+t.Name+" "+ph.Phase, "mJ per request (attributed by overlap)", vals, colour(i))
-				if err := put("dist-"+slug(t.Name+"-"+ph.Phase), "Each sampling interval's dynamic energy shared among the requests in flight by their overlap; one count per request wholly inside a steady window.", hp, err, w/2, h*0.9); err != nil {
+				if big < zeroJ {
+					continue // nothing but rounding residue to show
+				}
+				k, u := jUnit(big)
+				vals := make([]float64, len(g.PerRequestJ))
+				for j, v := range g.PerRequestJ {
+					vals[j] = v * k
+				}
+				hp, err := histPlot("Per-request dynamic energy: "+t.Name+" "+ph.Phase, u+" per request (attributed by overlap)", vals, colour(i))
+				if err := put("dist-"+slug(t.Name+"-"+ph.Phase), "Each sampling interval's dynamic energy shared among the requests in flight by their overlap; one count per request wholly inside a steady window.", plain(hp), err, w/2, h*0.9); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	lp, err := latencyPlot(sum)
-	if err := put("latency", "Latency percentiles of successful requests, client side.", lp, err, w, h*0.9); err != nil {
+	lp, n, err := latencyPlot(sum)
+	if err := put("latency", "Latency percentiles of successful requests, client side.", lp, err, w, dotHeight(n)); err != nil {
 		return nil, err
 	}
 	for i, t := range sum.Targets {
 		var su []float64
 		for _, r := range run.Requests {
-			if r.Target == t.Name && r.Cold && r.StartUpNs > 0 && (r.Phase == runstore.PhaseLoad || strings.HasPrefix(r.Phase, runstore.PhaseLoad+"/")) {
+			if r.Target == t.Name && r.Cold && r.StartUpNs > 0 && measured(r.Phase) {
 				su = append(su, float64(r.StartUpNs)/1e6)
 			}
 		}
 		hp, err := histPlot("Cold-start start-up time: "+t.Name, "ms (as the target reported it)", su, colour(i))
-		if err := put("coldstart-"+slug(t.Name), "The start-up part of each cold request's latency, from the target's X-Start-Ns header.", hp, err, w/2, h*0.9); err != nil {
+		if err := put("coldstart-"+slug(t.Name), "The start-up part of each cold request's latency, from the target's X-Start-Ns header.", plain(hp), err, w/2, h*0.9); err != nil {
 			return nil, err
 		}
 	}
