@@ -159,6 +159,16 @@ func (t logTicks) Ticks(lo, hi float64) []plot.Tick {
 			ts = append(ts, tk)
 		}
 	}
+	labelled := 0
+	for _, tk := range ts {
+		if tk.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < 2 {
+		// A narrow range holds no round multiple: linear steps label it.
+		return linTicks{}.Ticks(lo, hi)
+	}
 	return ts
 }
 
