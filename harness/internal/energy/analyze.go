@@ -648,6 +648,24 @@ func (a *analysis) interval(reps []float64, boot []bootRep, dynamic bool, conf f
 		iv.Method = "none (one window)"
 		return iv
 	}
+	// A repetition with one sub-window has nothing to resample: with
+	// none that has two, the bootstrap would return a zero-width interval
+	// that claims a precision the data do not have. The repetitions are
+	// then the only spread there is.
+	most := 0
+	for _, b := range boot {
+		most = max(most, len(b.load))
+	}
+	if most < 2 {
+		if len(reps) >= 2 {
+			_, lo, hi := tInterval(reps, conf)
+			iv.Lo, iv.Hi = Float(lo), Float(hi)
+			iv.Method = fmt.Sprintf("t over %d repetitions (windows too short for a bootstrap of sub-windows)", len(reps))
+			return iv
+		}
+		iv.Method = "none (one sub-window per repetition)"
+		return iv
+	}
 	lo, hi := bootstrap(boot, dynamic, a.opt.Bootstrap, conf, a.rng)
 	iv.Lo, iv.Hi = Float(lo), Float(hi)
 	iv.Method = fmt.Sprintf("bootstrap over %d sub-windows in %d repetition(s), %d resamples", n, len(boot), a.opt.Bootstrap)
