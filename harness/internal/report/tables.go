@@ -222,12 +222,18 @@ func ratio(det *energy.Detail, meter, phase string, a, b functionCell, rng *rand
 	return rc
 }
 
-// fmtRatioCI is "41x [30, 55]" or "–".
+// fmtRatioCI is "41× [30, 55]", "41× [unbounded]" or "–". A bound at or
+// below zero means a side's resamples reached zero or below: the ratio
+// then has no finite interval, and printing the negative bound would
+// suggest one.
 func fmtRatioCI(v, lo, hi float64) string {
 	if math.IsNaN(v) {
 		return "–"
 	}
 	s := fmtX(v) + "×"
+	if lo <= 0 || hi <= 0 {
+		return s + " [unbounded]"
+	}
 	if !math.IsNaN(lo) && !math.IsNaN(hi) {
 		s += " [" + fmtX(lo) + ", " + fmtX(hi) + "]"
 	}
