@@ -41,7 +41,7 @@ var funcs = template.FuncMap{
 		return energy.Interval{Value: v, Lo: lo, Hi: hi}
 	},
 	"input": inputOf,
-	"neg":   func(f energy.Float) bool { return f.OK() && f < 0 },
+	"neg":   func(f energy.Float) bool { return f.OK() && f < -zeroJ },
 }
 
 // swatch is a legend key drawn with CSS (not SVG, so that the page's only
