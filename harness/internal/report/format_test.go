@@ -133,3 +133,18 @@ func TestFunctionTableAndPairs(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupWarnings(t *testing.T) {
+	sum := &energy.Summary{Targets: []energy.TargetSummary{
+		{Name: "a", Phases: []energy.PhaseSummary{{Phase: "load/n=1", Warnings: []string{"only 7 samples in repetition 1's window", "odd one"}}}},
+		{Name: "b", Phases: []energy.PhaseSummary{{Phase: "load", Warnings: []string{"only 9 samples in repetition 2's window"}}}},
+	}}
+	got := groupWarnings(sum)
+	want := []string{
+		"a load/n=1: only 7 samples in repetition 1's window (the same kind of warning in 1 more phase(s): b load)",
+		"a load/n=1: odd one",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("groupWarnings =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -114,13 +115,7 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 	for _, f := range []string{runstore.RunFile, runstore.ScenarioFile, runstore.RequestsFile, runstore.SamplesFile, runstore.SummaryFile} {
 		pg.Files = append(pg.Files, fileLink{f, filepath.ToSlash(filepath.Join(rel, f))})
 	}
-	for _, t := range sum.Targets {
-		for _, p := range t.Phases {
-			for _, w := range p.Warnings {
-				pg.Warnings = append(pg.Warnings, t.Name+" "+p.Phase+": "+w)
-			}
-		}
-	}
+	pg.Warnings = groupWarnings(sum)
 	var b bytes.Buffer
 	if err := templates.ExecuteTemplate(&b, "run.html", pg); err != nil {
 		return nil, fmt.Errorf("report: render %s: %w", sum.RunID, err)
@@ -299,4 +294,46 @@ func WriteIndex(reportsDir string) error {
 		return fmt.Errorf("report: index: %w", err)
 	}
 	return runstore.WriteFileAtomic(filepath.Join(reportsDir, "index.html"), b.Bytes())
+}
+
+// digits matches the numbers in a warning, so that warnings differing only
+// in counts ("only 7 samples", "only 9 samples") are grouped.
+var digits = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+
+// groupWarnings lists the phases' warnings once per kind: a run with many
+// targets and inputs repeats the same warning in dozens of phases, and a
+// list of all of them hides the one that differs. The first occurrence is
+// shown in full with where it came from, then where else it applies; every
+// single warning stays in summary.json.
+func groupWarnings(sum *energy.Summary) []string {
+	type group struct {
+		first string
+		where []string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, t := range sum.Targets {
+		for _, p := range t.Phases {
+			for _, w := range p.Warnings {
+				key := digits.ReplaceAllString(w, "#")
+				g := groups[key]
+				if g == nil {
+					g = &group{first: w}
+					groups[key] = g
+					order = append(order, key)
+				}
+				g.where = append(g.where, t.Name+" "+p.Phase)
+			}
+		}
+	}
+	var out []string
+	for _, k := range order {
+		g := groups[k]
+		line := g.where[0] + ": " + g.first
+		if n := len(g.where) - 1; n > 0 {
+			line += fmt.Sprintf(" (the same kind of warning in %d more phase(s): %s)", n, strings.Join(g.where[1:], ", "))
+		}
+		out = append(out, line)
+	}
+	return out
 }
