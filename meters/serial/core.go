@@ -223,3 +223,41 @@ func (l Link) Flush() {
 		_ = f.ResetInputBuffer()
 	}
 }
+
+// ReadEvery paces a stream's reads when its samples carry device
+// timestamps. At the PowerSensor3's ~20,000 frames/s (360 kB/s) 8 ms is
+// ~2.9 KB a read (a PMD-USB at 2 Mbaud sends less): inside the 4 KiB the
+// kernel's tty line discipline holds before it throttles the device
+// (n_tty's buffer), with room for a late wake-up. On a 2-core VM every
+// read cost ~100 µs of CPU in thread wake-ups whatever it carried, so the
+// CPU share follows the reads per second: reading every 3 ms cost 2.9% of
+// a core, every 8 ms 1.2% (powersensor3's BenchmarkBaselineRead).
+const ReadEvery = 8 * time.Millisecond
+
+// Pacer paces a stream's reads to one every ReadEvery, except that every
+// 50 ms it lets two reads through at once: the first takes what is
+// buffered, the second waits for the next data and so sees it as soon as
+// it arrives. That fresh chunk gives the clock fit (which keeps the
+// lowest-latency point of each 100 ms bin) a point without the pause in
+// it. Paced reads alone would lag the data by up to ReadEvery, and by a
+// lag that wanders slowly when the device's packet period divides
+// ReadEvery, which bent the fit by ~100 ppm in a test.
+type Pacer struct {
+	fresh time.Time // when the last pair of unpaced reads began
+	free  int       // unpaced reads left in the pair
+}
+
+// Wait is called after each read that started at start.
+func (p *Pacer) Wait(start time.Time) {
+	if p.free > 0 {
+		p.free--
+		return
+	}
+	if start.Sub(p.fresh) >= 50*time.Millisecond {
+		p.fresh, p.free = start, 1
+		return
+	}
+	if d := ReadEvery - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+}

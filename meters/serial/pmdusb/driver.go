@@ -232,6 +232,7 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 		lastData  = time.Now()
 		lastRec   = time.Now()
 		prev      Stats
+		pacer     serial.Pacer
 		epoch     uint32
 		haveEpoch bool
 		devTicks  int64 // unwrapped 3 MHz ticks
@@ -302,6 +303,11 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 			c["late_records"] += s.LateRecords - prev.LateRecords
 		})
 		prev = s
+		if lay.TSBytes >= 2 {
+			// Timestamped records can wait for a batch; without timestamps
+			// their times come from the chunk's arrival, so read at once.
+			pacer.Wait(now)
+		}
 	}
 	return nil
 }

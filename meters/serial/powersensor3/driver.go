@@ -200,6 +200,7 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) 
 		lastDevNs int64
 		gotFrame  bool
 		prev      Stats
+		pacer     serial.Pacer
 	)
 	onFrame := func(ev Event, f *Frame) {
 		if ev == EventStop {
@@ -329,23 +330,11 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) 
 			c["broken_frames"] += s.BrokenFrames - prev.BrokenFrames
 		})
 		prev = s
-		// Let data accumulate: one read every readEvery instead of one per
-		// USB packet (the time of every frame comes from its device
-		// timestamp, not from when it was read). On this host every read
-		// costs ~100 µs of CPU in wake-ups whatever it carries, so the
-		// CPU share follows the reads per second.
-		if d := readEvery - time.Since(now); d > 0 {
-			time.Sleep(d)
-		}
+		// The time of every frame comes from its device timestamp, not
+		// from when it was read, so reads can wait for a batch.
+		pacer.Wait(now)
 	}
 }
-
-// readEvery paces the stream's reads. At the F411's ~20,000 frames/s
-// (360 kB/s) 8 ms is ~2.9 KB a read: inside the 4 KiB the kernel's tty
-// line discipline holds before it throttles the device (n_tty's buffer),
-// with room for a late wake-up. Benchmarks: 3 ms cost 2.9% of a core,
-// 8 ms 1.2%; see BenchmarkBaselineRead.
-const readEvery = 8 * time.Millisecond
 
 // unwrapPeek returns what Next would return without advancing.
 func unwrapPeek(u *Unwrapper, t uint16) int64 {
