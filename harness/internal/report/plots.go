@@ -310,6 +310,16 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 	return p, nil
 }
 
+// snapZero treats energies below a nanojoule, rounding residue of a
+// subtraction (a constant power minus itself), as the zero the tables
+// show, so an axis is never scaled to 1e-13 J.
+func snapZero(j float64) float64 {
+	if math.Abs(j) < 1e-9 {
+		return 0
+	}
+	return j
+}
+
 // rowHeight is the height of one row of a horizontal dot plot; such plots
 // grow with their rows so that labels never overlap.
 const rowHeight = 0.28 * vg.Inch
@@ -348,9 +358,9 @@ func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*legended, int, e
 			if !iv.Value.OK() {
 				continue
 			}
-			r := row{name: t.Name + " " + ph.Phase, v: float64(iv.Value), lo: math.NaN(), hi: math.NaN(), c: i}
+			r := row{name: t.Name + " " + ph.Phase, v: snapZero(float64(iv.Value)), lo: math.NaN(), hi: math.NaN(), c: i}
 			if iv.Lo.OK() && iv.Hi.OK() {
-				r.lo, r.hi = float64(iv.Lo), float64(iv.Hi)
+				r.lo, r.hi = snapZero(float64(iv.Lo)), snapZero(float64(iv.Hi))
 			}
 			big = math.Max(big, math.Max(math.Abs(r.v), math.Max(math.Abs(r.lo), math.Abs(r.hi))))
 			rows = append(rows, r)
