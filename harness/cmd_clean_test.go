@@ -143,7 +143,15 @@ func TestCleanAfterCrash(t *testing.T) {
 		t.Fatalf("harness clean: exit %d: %s", code, errb.String())
 	}
 	t.Logf("harness clean:\n%s", out.String())
-	if after := leftovers(t, runID); len(after.Containers)+len(after.Images) != 0 {
+	// The engine's container list can show a container for a moment after
+	// its removal returned (the list is a view updated behind the store),
+	// so allow it a few seconds to settle before calling anything left.
+	after := leftovers(t, runID)
+	for deadline := time.Now().Add(5 * time.Second); len(after.Containers)+len(after.Images) != 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		after = leftovers(t, runID)
+	}
+	if len(after.Containers)+len(after.Images) != 0 {
 		t.Errorf("after clean, still labelled: %+v", after)
 	}
 }
