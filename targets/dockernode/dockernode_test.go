@@ -3,9 +3,9 @@ package dockernode
 import (
 	"context"
 	"errors"
+	"github.com/academemes/harness/targets/internal/dockertest"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,21 +127,9 @@ func TestUnavailableEngine(t *testing.T) {
 	}
 }
 
-// needEngine skips when no Docker Engine answers (fails when CI=true).
-func needEngine(t testing.TB) *client.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cli, err := nodeimage.Connect(ctx)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true needs a Docker Engine: %v", err)
-		}
-		t.Skipf("no Docker Engine reachable, skipping: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+// needEngine connects to the Docker Engine or skips with the reason (fails
+// under CI=true); see dockertest.Engine.
+func needEngine(t testing.TB) *client.Client { return dockertest.Engine(t) }
 
 // startEcho starts a docker-node target serving testdata's echo function.
 func startEcho(t testing.TB, mode targets.Mode, opts map[string]any) *Target {

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/academemes/harness/targets/internal/dockertest"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/academemes/harness/targets"
-	"github.com/academemes/harness/targets/internal/nodeimage"
 	"github.com/academemes/harness/targets/openfaas/internal/faastest"
 )
 
@@ -34,21 +33,9 @@ const (
 	testRun  = "test-openfaas"
 )
 
-// engine connects to the Docker Engine or skips (fails under CI=true).
-func engine(t testing.TB) *client.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cli, err := nodeimage.Connect(ctx)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true needs a Docker Engine: %v", err)
-		}
-		t.Skipf("no Docker Engine reachable, skipping: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+// engine connects to the Docker Engine or skips with the reason (fails
+// under CI=true); see dockertest.Engine.
+func engine(t testing.TB) *client.Client { return dockertest.Engine(t) }
 
 // functionsDir writes the test function tree.
 func functionsDir(t testing.TB) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"testing/fstest"
@@ -113,6 +114,12 @@ func engine(t *testing.T) *client.Client {
 		t.Skipf("no Docker Engine reachable, skipping: %v", err)
 	}
 	t.Cleanup(func() { cli.Close() })
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true needs a local node binary: %v", err)
+		}
+		t.Skipf("no local node binary to assemble function images from (install Node.js), skipping: %v", err)
+	}
 	return cli
 }
 
