@@ -219,7 +219,11 @@ func fill(r *Row, a, b []float64, what string, rng *rand.Rand) {
 	r.Samples = fmt.Sprintf("%s, %d vs %d", what, len(a), len(b))
 	r.Ratio, r.RatioLo, r.RatioHi = math.NaN(), math.NaN(), math.NaN()
 	r.PMannWhitney, r.PWelch = math.NaN(), math.NaN()
-	if r.A.Value != 0 && !math.IsNaN(r.A.Value) {
+	// A ratio means something only between two positive quantities: a
+	// negative dynamic energy (idle busier than load) has none, and its
+	// bootstrap would straddle zero into nonsense.
+	positive := r.A.Value > 0 && r.B.Value > 0
+	if positive {
 		r.Ratio = r.B.Value / r.A.Value
 	}
 	if len(a) < 2 || len(b) < 2 {
@@ -227,6 +231,9 @@ func fill(r *Row, a, b []float64, what string, rng *rand.Rand) {
 	}
 	_, r.PMannWhitney = energy.MannWhitneyU(a, b)
 	_, _, r.PWelch = energy.WelchT(a, b)
+	if !positive {
+		return
+	}
 	const iters = 2000
 	rs := make([]float64, 0, iters)
 	for range iters {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -146,5 +147,33 @@ func TestGroupWarnings(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("groupWarnings =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestFillRatioOnlyBetweenPositives(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name   string
+		a, b   float64
+		ratio  bool
+		as, bs []float64
+	}{
+		{"both positive", 2, 6, true, []float64{1.9, 2, 2.1}, []float64{5.9, 6, 6.1}},
+		{"a negative", -0.05, 0.5, false, []float64{-0.1, 0, -0.05}, []float64{0.4, 0.5, 0.6}},
+		{"b zero", 1, 0, false, []float64{1, 1, 1}, []float64{0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Row{A: Side{Value: tc.a}, B: Side{Value: tc.b}}
+			fill(&r, tc.as, tc.bs, "test", rng)
+			if got := !math.IsNaN(r.Ratio) && !math.IsNaN(r.RatioLo) && !math.IsNaN(r.RatioHi); got != tc.ratio {
+				t.Errorf("ratio %v [%v, %v]: present %v, want %v", r.Ratio, r.RatioLo, r.RatioHi, got, tc.ratio)
+			}
+			if tc.ratio && !(r.RatioLo <= r.Ratio && r.Ratio <= r.RatioHi) {
+				t.Errorf("ratio %v outside its interval [%v, %v]", r.Ratio, r.RatioLo, r.RatioHi)
+			}
+			if math.IsNaN(r.PMannWhitney) || math.IsNaN(r.PWelch) {
+				t.Errorf("the tests should run whatever the sign: %v %v", r.PMannWhitney, r.PWelch)
+			}
+		})
 	}
 }
