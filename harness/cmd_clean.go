@@ -17,7 +17,7 @@ import (
 // Docker Engine: everything carrying the harness's label
 // (io.academemes.harness=1), or one run's with --run.
 func cmdClean(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("clean", flag.ContinueOnError)
+	fs := flag.NewFlagSet("harness clean", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runID := fs.String("run", "", "remove only what run `ID` created (label "+dockernode.LabelRun+")")
 	dry := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
@@ -31,15 +31,8 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Careful: without --run it also removes the containers of a run still going.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "harness clean: unexpected arguments %q\n", fs.Args())
-		return exitUsage
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,7 +28,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // serve is cmdServe with a context and, for tests, a channel that receives
 // the bound address once the server listens.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("harness serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "`ADDR` to listen on; off loopback needs --token")
 	dir := fs.String("functions", "", "functions `DIR` to load at start (package functions layout); empty: the functions built into harness")
@@ -41,15 +40,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		fmt.Fprintln(stderr, "(see functions/README.md).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "harness serve: unexpected arguments %q\n", fs.Args())
-		return exitUsage
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if *token == "" {
 		*token = os.Getenv("PURIFY_TOKEN")
