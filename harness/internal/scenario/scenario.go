@@ -179,6 +179,7 @@ type Error struct {
 	Msg       string
 }
 
+// Error formats the problem as file:line:col: field: message.
 func (e Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -196,6 +197,7 @@ func (e Error) Error() string {
 // Errors is every problem found in a scenario.
 type Errors struct{ List []Error }
 
+// Error lists every problem, one a line.
 func (e *Errors) Error() string {
 	var lines []string
 	for _, x := range e.List {
