@@ -87,6 +87,9 @@ type runPage struct {
 	Functions []functionTable
 	Files     []fileLink
 	Warnings  []string
+	// Negative is set when some dynamic energy is below zero, so that the
+	// page explains its ⚠ mark only where one is shown.
+	Negative bool
 }
 
 type fileLink struct{ Name, Href string }
@@ -116,6 +119,15 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		pg.Files = append(pg.Files, fileLink{f, filepath.ToSlash(filepath.Join(rel, f))})
 	}
 	pg.Warnings = groupWarnings(sum)
+	for _, t := range sum.Targets {
+		for _, ph := range t.Phases {
+			for _, e := range ph.Energy {
+				if e.DynamicJPerRequest.Value.OK() && e.DynamicJPerRequest.Value < 0 {
+					pg.Negative = true
+				}
+			}
+		}
+	}
 	var b bytes.Buffer
 	if err := templates.ExecuteTemplate(&b, "run.html", pg); err != nil {
 		return nil, fmt.Errorf("report: render %s: %w", sum.RunID, err)
