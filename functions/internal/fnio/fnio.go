@@ -12,7 +12,6 @@
 package fnio
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strconv"
@@ -40,7 +39,11 @@ type Response struct {
 	Body        []byte
 }
 
-// Handler answers one request.
+// Handler answers one request. fnio writes the response out before it
+// calls the handler again, so a handler may return a buffer that it
+// reuses on the next call (the reactor build serves many requests from
+// one instance). The request, its strings and its body belong to the
+// handler: fnio does not reuse them.
 type Handler func(Request) Response
 
 var handler Handler
@@ -67,17 +70,19 @@ func Main() {
 // ("Status: 200 OK", "Content-Type: ...", each line ended by "\r\n", then an
 // empty line) followed by the body.
 func Encode(r Response) []byte {
-	var b bytes.Buffer
-	b.Grow(len(r.Body) + 64)
-	b.WriteString("Status: ")
-	b.WriteString(strconv.Itoa(r.Status))
-	b.WriteString(" ")
-	b.WriteString(statusText(r.Status))
-	b.WriteString("\r\nContent-Type: ")
-	b.WriteString(r.ContentType)
-	b.WriteString("\r\n\r\n")
-	b.Write(r.Body)
-	return b.Bytes()
+	b := appendHeader(make([]byte, 0, len(r.Body)+64+len(r.ContentType)), r)
+	return append(b, r.Body...)
+}
+
+// appendHeader appends r's header block (everything before the body).
+func appendHeader(b []byte, r Response) []byte {
+	b = append(b, "Status: "...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(r.Status)...)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, r.ContentType...)
+	return append(b, "\r\n\r\n"...)
 }
 
 // statusText avoids net/http, which would more than double the module.
