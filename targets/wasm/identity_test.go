@@ -29,6 +29,9 @@ var identityCorpus = map[string][]struct{ query, body, accept string }{
 		{"", "", ""}, {"id=", "", ""}, {"id=2", "", ""}, {"id=2", "", "text/html,application/xhtml+xml"}, {"id=1", "", "text/html"},
 		{"id=44", "", "text/html"}, {"id=99", "", "text/html"}, {"", `{"id":5}`, "application/json"}, {"id=x", "", ""},
 		{"", `{"id":12e0}`, ""}, {"", `{"id":{"id":3}}`, ""},
+		// Bodies longer than the reactor's first read and with escaped names.
+		{"", `{"pad":"` + strings.Repeat("x", 3000) + `","id":6}`, ""}, {"", strings.Repeat(" ", 700) + `{"id":8}`, ""},
+		{"", `{"i\u0064":9,"a\"b":1}`, ""}, {"", "{\"id\":3,\"x\":\"\t\"}", ""},
 	},
 	"factorial":   {{"", `{"n": 0}`, ""}, {"", `{"n":25}`, ""}, {"", `{"n":5001}`, ""}, {"n=30", "", ""}},
 	"prime":       {{"", `{"n": 1}`, ""}, {"", `{"n":1000}`, ""}, {"", `{"n":0}`, ""}, {"n=10", "", ""}},
