@@ -201,11 +201,11 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 		mm := runstore.MeterMeta{Info: info, Label: info.Label(), Notes: notes}
 		idx := len(r.w.Meta().Meters)
 		r.w.Update(func(meta *runstore.Meta) { meta.Meters = append(meta.Meters, mm) })
-		if info.Kind == meters.Model {
-			r.logf("meter %s: %s — an estimate from a model, not a measurement", info.Label(), info.Description)
-		} else {
-			r.logf("meter %s: %s", info.Label(), info.Description)
+		desc := info.Description
+		if info.Kind == meters.Model && !strings.Contains(desc, "not a measurement") {
+			desc += " — an estimate from a model, not a measurement"
 		}
+		r.logf("meter %s: %s", info.Label(), desc)
 		if mk, ok := m.(meters.Marker); ok {
 			r.markers = append(r.markers, mk)
 		}
