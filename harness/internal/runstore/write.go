@@ -81,66 +81,62 @@ func (w *Writer) Dir() string { return w.dir }
 
 // AddRequest appends one row to requests.csv.
 func (w *Writer) AddRequest(r Request) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return errClosed
-	}
-	b := w.rowBuf[:0]
-	b = appendField(b, r.Target)
-	b = append(b, ',')
-	b = appendField(b, r.Phase)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, int64(r.Rep), 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.Seq, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.StartNs, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.LatencyNs, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, int64(r.Status), 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.BytesIn, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.BytesOut, 10)
-	b = append(b, ',')
-	if r.Cold {
-		b = append(b, '1')
-	} else {
-		b = append(b, '0')
-	}
-	b = append(b, ',')
-	b = strconv.AppendInt(b, r.StartUpNs, 10)
-	b = append(b, ',')
-	b = appendField(b, r.Error)
-	b = append(b, '\n')
-	w.rowBuf = b
-	_, err := w.reqBuf.Write(b)
-	w.maybeSync()
-	return err
+	return w.addRow(w.reqBuf, func(b []byte) []byte {
+		b = appendField(b, r.Target)
+		b = append(b, ',')
+		b = appendField(b, r.Phase)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.Rep), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.Seq, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.StartNs, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.LatencyNs, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.Status), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.BytesIn, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.BytesOut, 10)
+		b = append(b, ',')
+		if r.Cold {
+			b = append(b, '1')
+		} else {
+			b = append(b, '0')
+		}
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.StartUpNs, 10)
+		b = append(b, ',')
+		return appendField(b, r.Error)
+	})
 }
 
 // AddSample appends one row to samples.csv.
 func (w *Writer) AddSample(s Sample) error {
+	return w.addRow(w.smpBuf, func(b []byte) []byte {
+		b = appendField(b, s.Meter)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(s.Channel), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, s.TNs, 10)
+		b = append(b, ',')
+		b = appendFloat(b, s.Watts)
+		b = append(b, ',')
+		return appendFloat(b, s.Joules)
+	})
+}
+
+// addRow formats one CSV row with row into the writer's reused buffer
+// and appends it, with its newline, to dst (set once at Create).
+func (w *Writer) addRow(dst *bufio.Writer, row func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errClosed
 	}
-	b := w.rowBuf[:0]
-	b = appendField(b, s.Meter)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, int64(s.Channel), 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, s.TNs, 10)
-	b = append(b, ',')
-	b = appendFloat(b, s.Watts)
-	b = append(b, ',')
-	b = appendFloat(b, s.Joules)
-	b = append(b, '\n')
-	w.rowBuf = b
-	_, err := w.smpBuf.Write(b)
+	w.rowBuf = append(row(w.rowBuf[:0]), '\n')
+	_, err := dst.Write(w.rowBuf)
 	w.maybeSync()
 	return err
 }
