@@ -220,8 +220,11 @@ func TestSmallModuleModes(t *testing.T) {
 			if err := p.Deploy(context.Background(), name, module(t, "echo"), FunctionConfig{Mode: mode, Pool: 2}); err != nil {
 				t.Fatal(err)
 			}
-			waitReady(t, p, name, mode)
 			for i := 0; i < 5; i++ {
+				// The pool refills in the background; wait for it before each
+				// request so that a slow machine cannot turn a prewarmed
+				// request into a cold one.
+				waitReady(t, p, name, mode)
 				msg := strings.Repeat("x", i*1000)
 				resp, body := do(t, "POST", srv.URL+"/fn/"+name, msg)
 				if resp.StatusCode != 200 || body != msg || resp.Header.Get("Content-Type") != "text/plain" {
