@@ -27,11 +27,18 @@ type benchModule struct{ name, variant string }
 
 var benchModules = []benchModule{{"small", "small"}, {"go", ""}}
 
-var benchModes = []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm, trusted}
+var benchModes = []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm, trusted, cached}
 
-// trusted is warm mode with no_interrupt: what wazero's close-on-context-done
-// costs (timeouts can then no longer stop a looping guest).
-const trusted targets.Mode = "warm-trusted"
+const (
+	// trusted is warm mode with no_interrupt: what wazero's
+	// close-on-context-done costs (timeouts can then no longer stop a
+	// looping guest).
+	trusted targets.Mode = "warm-trusted"
+	// cached is cold mode with the response cache on: every benchmark
+	// request repeats one input, so after the first all are hits, and the
+	// difference to cold is what the cache saves on a repeated input.
+	cached targets.Mode = "cold-cached"
+)
 
 // benchPlatform deploys memes in every mode for both modules, once per
 // benchmark binary (compiling the Go builds takes seconds).
@@ -44,8 +51,11 @@ var benchPlatform = sync.OnceValues(func() (*Platform, error) {
 		for _, mode := range benchModes {
 			variant := m.variant
 			cfg := FunctionConfig{Mode: mode, Pool: 16}
-			if mode == trusted {
+			switch mode {
+			case trusted:
 				cfg.Mode, cfg.NoInterrupt = targets.Warm, true
+			case cached:
+				cfg.Mode, cfg.Cache = targets.Cold, true
 			}
 			if variant == "" && cfg.Mode == targets.Warm {
 				variant = "reactor"
@@ -197,10 +207,13 @@ func benchClient() *http.Client {
 	}}
 }
 
-// baseMode maps the benchmark's trusted mode to the mode it runs in.
+// baseMode maps the benchmark's own modes to the modes they run in.
 func baseMode(m targets.Mode) targets.Mode {
-	if m == trusted {
+	switch m {
+	case trusted:
 		return targets.Warm
+	case cached:
+		return targets.Cold
 	}
 	return m
 }
