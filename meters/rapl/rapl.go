@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,14 @@ func init() {
 	})
 }
 
+// StuckAfter is how long Run waits for a totalled counter to move before
+// it gives up on the meter. Real RAPL counters advance about every
+// millisecond, and no powered package draws so little that a second passes
+// without a count; some virtual machines, though, expose RAPL's perf events
+// or powercap files and never count, and their 0 W must not be recorded as
+// a measurement.
+const StuckAfter = 2 * time.Second
+
 // Meter is an open RAPL meter. Run may be called once; it closes the
 // counters when it returns.
 type Meter struct {
@@ -74,6 +83,7 @@ type Meter struct {
 	src      source
 	interval time.Duration
 	maxGap   time.Duration // longest gap that cannot hide a second wrap
+	stuck    time.Duration // give up when no totalled counter moved for this long from the start
 	clock    clock.Func
 	env      meters.Env
 	notes    []string
@@ -160,6 +170,7 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 		name:     sp.Raw,
 		backend:  o.backend,
 		interval: time.Duration(float64(time.Second) / o.rate),
+		stuck:    StuckAfter,
 		clock:    env.Clock,
 		env:      env,
 	}
@@ -225,6 +236,10 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 
 func totalFor(zones []Zone, o options, sp meters.Spec) ([]bool, error) {
 	in, err := TotalRule(zones, o.psys, o.dram)
+	if errors.Is(err, errUnavailable) {
+		// The machine lacks the zones, not the spec a word: no ErrSpec.
+		return nil, fmt.Errorf("%s: %w", sp.Raw, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", meters.ErrSpec, sp.Raw, err)
 	}
@@ -312,6 +327,7 @@ func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 		return err
 	}
 	prevT := m.clock()
+	startT, first, moved := prevT, slices.Clone(prev), false
 	for i := range n {
 		emit(meters.Sample{Channel: i, T: prevT, Watts: meters.NaN, Joules: 0})
 	}
@@ -370,6 +386,14 @@ func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 			emit(meters.Sample{Channel: i, T: t, Watts: w, Joules: joules[i]})
 		}
 		st.samples++
+		if !moved {
+			for i := range n {
+				moved = moved || (m.inTotal[i] && cur[i] != first[i])
+			}
+			if !moved && t.Sub(startT) >= m.stuck {
+				return fmt.Errorf("%w: %s: no counter in the total moved in %v of readings; this machine exposes RAPL but does not count (seen on virtual machines), so its 0 W would not be a measurement", errUnavailable, m.name, t.Sub(startT).Round(time.Millisecond))
+			}
+		}
 		prev, cur = cur, prev
 		prevT = t
 	}

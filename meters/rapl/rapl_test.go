@@ -627,4 +627,75 @@ func TestPerfZonesOrderAndPsys(t *testing.T) {
 	if err != nil || !in[4] || in[0] || in[2] {
 		t.Errorf("psys=1 total = %v, %v; want psys alone", in, err)
 	}
+
+	// A PMU with psys alone (some virtual machines expose just that): the
+	// default total has no package zone; the machine is at fault, not the
+	// spec, and the error says what would work.
+	only, _, _ := perfZones(PerfPMU{Type: 9, CPUs: []int{0}, Sockets: []int{0}, Events: []PerfEvent{{"energy-psys", "psys", 5, 1}}})
+	_, err = totalFor(only, options{}, spec(t, "rapl:backend=perf"))
+	if !errors.Is(err, meters.ErrUnavailable) || errors.Is(err, meters.ErrSpec) || !strings.Contains(err.Error(), "psys=1") {
+		t.Errorf("psys-only total: %v; want ErrUnavailable, not ErrSpec, naming psys=1", err)
+	}
+}
+
+// TestRunStuckCounters: counters that never move (a virtual machine that
+// exposes RAPL without counting) end Run with ErrUnavailable once
+// StuckAfter has passed, rather than recording 0 W as a measurement; a
+// counter that moves late enough, but in time, keeps the meter going.
+func TestRunStuckCounters(t *testing.T) {
+	const step = 10 * time.Millisecond
+	for _, c := range []struct {
+		name    string
+		moveAt  int // reading at which package-0 first moves; 0: never
+		wantErr bool
+	}{
+		{"never moves", 0, true},
+		{"moves in time", int(StuckAfter/step) - 20, false},
+		{"only a nested zone moves", -1, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := loadFixture(t, "intel-1socket")
+			m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{SysfsRoot: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.src.Close()
+			const readings = 400 // 4 s of fake time, twice StuckAfter
+			var rs [][]uint64
+			for r := range readings {
+				pkg, core := uint64(1000), uint64(1000)
+				if c.moveAt > 0 && r >= c.moveAt {
+					pkg += uint64(r)
+				}
+				if c.moveAt < 0 {
+					core += uint64(r) // core-0 is nested in package-0: not in the total
+				}
+				rs = append(rs, []uint64{pkg, core, 1000, 1000})
+			}
+			m.src = &fakeSource{readings: rs}
+			t0 := time.Unix(1764160000, 0)
+			k := 0
+			m.clock = func() time.Time { k++; return t0.Add(time.Duration(k-1) * step) }
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			n := 0
+			err = m.Run(ctx, func(s meters.Sample) {
+				if n++; n == readings*4 {
+					cancel()
+				}
+			})
+			if c.wantErr {
+				if !errors.Is(err, meters.ErrUnavailable) || !strings.Contains(err.Error(), "does not count") {
+					t.Fatalf("Run = %v; want ErrUnavailable saying the counters do not count", err)
+				}
+				if span := time.Duration(n/4-1) * step; span < StuckAfter || span > StuckAfter+2*step {
+					t.Errorf("gave up after %v of readings, want %v", span, StuckAfter)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run = %v; want no error", err)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,7 +260,15 @@ func TotalRule(zones []Zone, psys, dram bool) ([]bool, error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: no package zone to total", errUnavailable)
+		var has []string
+		for _, z := range zones {
+			has = append(has, z.Domain)
+		}
+		hint := ""
+		if slices.Contains(has, "psys") {
+			hint = "; psys=1 totals the platform (psys) zone instead"
+		}
+		return nil, fmt.Errorf("%w: no package zone to total (zones here: %s)%s", errUnavailable, strings.Join(has, ", "), hint)
 	}
 	return in, nil
 }
