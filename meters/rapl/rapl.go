@@ -514,9 +514,52 @@ func detect(env meters.Env, openFile openFunc) []meters.Candidate {
 		}
 		return []meters.Candidate{c}
 	}
-	m.src.Close()
+	defer m.src.Close()
+	if err := m.probe(env); err != nil {
+		c.Reason = err.Error()
+		return []meters.Candidate{c}
+	}
 	c.Usable = true
 	return []meters.Candidate{c}
+}
+
+// probeFor is how long detection waits for a counter to move: about a
+// hundred of RAPL's millisecond updates.
+const probeFor = 100 * time.Millisecond
+
+// probe checks, on the real /sys only, that a counter in the total moves
+// within probeFor, so that auto passes over a machine that exposes RAPL
+// but does not count (Run would give up on it after StuckAfter). A
+// fixture's counters never move, so fixtures are not probed.
+func (m *Meter) probe(env meters.Env) error {
+	if env.SysfsRoot != "/sys" {
+		return nil
+	}
+	return m.moves(probeFor, time.Millisecond)
+}
+
+// moves reads the counters every poll until one in the total differs from
+// the first reading, or fails after wait.
+func (m *Meter) moves(wait, poll time.Duration) error {
+	first := make([]uint64, len(m.zones))
+	cur := make([]uint64, len(m.zones))
+	if err := m.src.Read(first); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(wait); ; {
+		if err := m.src.Read(cur); err != nil {
+			return err
+		}
+		for i := range cur {
+			if m.inTotal[i] && cur[i] != first[i] {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: no counter in the total moved in %v: this machine exposes RAPL but does not count (seen on virtual machines)", errUnavailable, wait)
+		}
+		time.Sleep(poll)
+	}
 }
 
 // detectPerf offers the perf backend. It opens events only on the real
@@ -540,7 +583,11 @@ func detectPerf(env meters.Env) []meters.Candidate {
 		c.Reason = err.Error()
 		return []meters.Candidate{c}
 	}
-	m.src.Close()
+	defer m.src.Close()
+	if err := m.probe(env); err != nil {
+		c.Reason = err.Error()
+		return []meters.Candidate{c}
+	}
 	c.Usable = true
 	return []meters.Candidate{c}
 }

@@ -699,3 +699,32 @@ func TestRunStuckCounters(t *testing.T) {
 		})
 	}
 }
+
+// TestMovesProbe: detection's probe passes counters that move (even late
+// in the window) and refuses ones that do not, or where only a zone
+// outside the total moves.
+func TestMovesProbe(t *testing.T) {
+	root := loadFixture(t, "intel-1socket")
+	for _, c := range []struct {
+		name     string
+		readings [][]uint64
+		wantErr  bool
+	}{
+		{"package moves", [][]uint64{{1, 1, 1, 1}, {1, 1, 1, 1}, {2, 1, 1, 1}}, false},
+		{"nothing moves", [][]uint64{{1, 1, 1, 1}}, true},
+		{"only core moves", [][]uint64{{1, 1, 1, 1}, {1, 2, 1, 1}, {1, 3, 1, 1}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Open(spec(t, "rapl"), meters.Env{SysfsRoot: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.src.Close()
+			m.src = &fakeSource{readings: c.readings}
+			err = m.moves(20*time.Millisecond, time.Millisecond)
+			if c.wantErr != (err != nil) || (err != nil && !errors.Is(err, meters.ErrUnavailable)) {
+				t.Errorf("moves = %v, want error %v (ErrUnavailable)", err, c.wantErr)
+			}
+		})
+	}
+}
