@@ -122,6 +122,11 @@ func TestServeWithRemoteTarget(t *testing.T) {
 			if err := tg.Stop(context.Background()); err != nil {
 				t.Errorf("Stop: %v", err)
 			}
+			// The runner reports after Stop: the remote's counters must
+			// have been kept.
+			if rep := tg.(targets.Reporter).Report(); rep["requests"] != int64(1) || rep["module_sha256"] == "" {
+				t.Errorf("report after Stop: requests %v, sha256 %v; want 1 and the module's", rep["requests"], rep["module_sha256"])
+			}
 			resp, _ = http.Post("http://"+addr+"/fn/memes-small", "application/json", nil)
 			if resp.StatusCode != 404 {
 				t.Errorf("after Stop the function still answers %d", resp.StatusCode)

@@ -15,6 +15,7 @@
 package openfaas
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type Target struct {
 	readyIn   time.Duration // deploy to first available replica
 	url       *url.URL
 	cold      *coldProxy
+	stopped   *coldProxy // the cold proxy Stop closed
 }
 
 var (
@@ -494,6 +496,9 @@ func (t *Target) Stop(ctx context.Context) error {
 	t.mu.Lock()
 	cp, deployed, api := t.cold, t.deployed, t.api
 	t.cold = nil
+	if cp != nil {
+		t.stopped = cp // its counters, for Report after Stop (as the runner calls it)
+	}
 	t.mu.Unlock()
 	var err error
 	if cp != nil {
@@ -557,8 +562,8 @@ func (t *Target) Report() map[string]any {
 			r[k] = v
 		}
 	}
-	if t.cold != nil {
-		for k, v := range t.cold.report() {
+	if cp := cmp.Or(t.cold, t.stopped); cp != nil {
+		for k, v := range cp.report() {
 			r[k] = v
 		}
 	}

@@ -219,6 +219,13 @@ func TestColdMode(t *testing.T) {
 					t.Errorf("request %d: X-Start-Ns %q", i, h.Get(targets.HeaderStartNs))
 				}
 			}
+			// The runner reports after Stop: the front's counters stay.
+			if err := tg.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if rep := tg.Report(); rep["cold_requests"] != 3 {
+				t.Errorf("report after Stop: cold_requests %v (%T), want 3", rep["cold_requests"], rep["cold_requests"])
+			}
 		})
 	}
 }

@@ -57,6 +57,7 @@ type Target struct {
 	srv    *http.Server
 	url    *url.URL
 	client *http.Client
+	final  *FunctionInfo // the function's counters as Stop found them
 }
 
 var (
@@ -323,6 +324,11 @@ func (t *Target) Reset(ctx context.Context) error {
 // Stop implements targets.Target.
 func (t *Target) Stop(ctx context.Context) error {
 	var errs []error
+	// Keep the counters: the runner reports a target after stopping it,
+	// when the platform (or the remote function) is gone.
+	if info, err := t.info(ctx); err == nil {
+		t.final = &info
+	}
 	if t.remote != nil && t.url != nil {
 		u := *t.remote
 		u.Path = path.Join(u.Path, "/functions", t.deployed)
@@ -352,15 +358,50 @@ func (t *Target) Report() map[string]any {
 	if t.remote != nil {
 		r["remote"] = t.remote.String()
 	}
-	if t.p != nil {
-		if info, err := t.p.Function(t.deployed); err == nil {
-			r["module_bytes"] = info.Bytes
-			r["module_sha256"] = info.SHA256
-			r["requests"] = info.Requests
-			r["cold_starts"] = info.Cold
-			r["faults"] = info.Faults
-			r["cache_hits"] = info.CacheHits
-		}
+	info, err := t.info(context.Background())
+	if err != nil && t.final != nil {
+		info, err = *t.final, nil
+	}
+	if err == nil {
+		r["module_bytes"] = info.Bytes
+		r["module_sha256"] = info.SHA256
+		r["requests"] = info.Requests
+		r["cold_starts"] = info.Cold
+		r["faults"] = info.Faults
+		r["cache_hits"] = info.CacheHits
 	}
 	return r
+}
+
+// info is the deployed function's description and counters, from the
+// in-process platform or the remote one.
+func (t *Target) info(ctx context.Context) (FunctionInfo, error) {
+	switch {
+	case t.p != nil:
+		return t.p.Function(t.deployed)
+	case t.remote != nil && t.url != nil:
+		u := *t.remote
+		u.Path = path.Join(u.Path, "/functions", t.deployed)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return FunctionInfo{}, err
+		}
+		if t.token != "" {
+			req.Header.Set("Authorization", "Bearer "+t.token)
+		}
+		resp, err := t.client.Do(req)
+		if err != nil {
+			return FunctionInfo{}, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return FunctionInfo{}, fmt.Errorf("GET %s: %s", u.Path, resp.Status)
+		}
+		var info FunctionInfo
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info)
+		return info, err
+	}
+	return FunctionInfo{}, errors.New("wasm target: not started")
 }

@@ -2,6 +2,7 @@ package wasm_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -82,5 +83,31 @@ func TestTargetMemesColdEndToEnd(t *testing.T) {
 					targets.HeaderStartNs, resp.Header.Get(targets.HeaderStartNs))
 			}
 		})
+	}
+}
+
+// TestTargetReportAfterStop: the runner reports a target after Stop, so
+// the counters must outlive the platform.
+func TestTargetReportAfterStop(t *testing.T) {
+	tg, err := targets.New(targets.Spec{Name: "w", Kind: "wasm", Function: "memes", Mode: targets.Cold, Options: map[string]any{"variant": "small"}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		resp, _ := post(t, tg.URL().String(), fmt.Sprintf(`{"id": %d}`, i+1))
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if err := tg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep := tg.(targets.Reporter).Report()
+	if rep["requests"] != int64(3) || rep["cold_starts"] != int64(3) || rep["module_bytes"] == nil {
+		t.Errorf("report after Stop = %v; want 3 requests, 3 cold starts and the module's size", rep)
 	}
 }
