@@ -81,9 +81,21 @@ func Open(ctx context.Context, req Request, stages []Stage, opt Options) error {
 	// An Attacker cannot be reused after an attack: one per call.
 	atk := vegeta.NewAttacker(vopts...)
 	tgt := vegeta.Target{Method: req.Method, URL: req.URL, Body: req.Body, Header: req.Header}
+	began := time.Now()
 	results := atk.Attack(vegeta.NewStaticTargeter(tgt), p, p.Duration(), "")
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
+	// vegeta is done once the last request, sent one interval before the
+	// stages end, has completed; the load lasts the stages' full duration
+	// so that throughput and the energy window are over the time asked for.
+	defer func() {
+		if rest := time.Until(began.Add(p.Duration())); rest > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(rest):
+			}
+		}
+	}()
 	for res := range results {
 		h := Hit{
 			Seq:      int64(res.Seq),

@@ -76,11 +76,17 @@ func TestOpenRecordsEveryHit(t *testing.T) {
 	s := server(t, &inFlight, &maxInFlight)
 	var mu sync.Mutex
 	var hits []Hit
+	began := time.Now()
 	err := Open(context.Background(), Request{Method: "POST", URL: s.URL, Body: []byte(`{"id":1}`)},
 		[]Stage{{Rate: 100, Duration: 300 * time.Millisecond}},
 		Options{OnHit: func(h Hit) { mu.Lock(); hits = append(hits, h); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The last request goes out one interval before the stage ends; the
+	// load still lasts the whole stage (a lower bound, not a speed check).
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Errorf("Open returned after %v, before the stage's 300ms were over", took)
 	}
 	if len(hits) < 25 || len(hits) > 30 {
 		t.Fatalf("got %d hits, want about 30", len(hits))
