@@ -427,12 +427,19 @@ func (r *run) runSlot(ctx context.Context, s slot, prog *progress) error {
 		prog.phase(fmt.Sprintf("rep %d/%d %s %s", s.rep+1, r.sc.Repeat, lt.spec.Name, st.name))
 		r.mark(fmt.Sprintf("%s/%s/%d start", lt.spec.Name, st.name, s.rep))
 		ph := runstore.Phase{Target: lt.spec.Name, Name: st.name, Rep: s.rep, StartNs: clock.Now().UnixNano()}
+		// The phase goes into run.json open (no end) as it starts, so
+		// that a harness killed mid-phase leaves it on record; Load closes
+		// it at the last row the files hold.
+		var idx int
+		if uerr := r.w.Update(func(m *runstore.Meta) { idx = len(m.Phases); m.Phases = append(m.Phases, ph) }); uerr != nil {
+			return uerr
+		}
 		stages, err := st.run(ctx)
 		ph.EndNs = clock.Now().UnixNano()
 		ph.Stages = stages
 		ph.Interrupted = ctx.Err() != nil
 		r.mark(fmt.Sprintf("%s/%s/%d end", lt.spec.Name, st.name, s.rep))
-		if uerr := r.w.Update(func(m *runstore.Meta) { m.Phases = append(m.Phases, ph) }); uerr != nil {
+		if uerr := r.w.Update(func(m *runstore.Meta) { m.Phases[idx] = ph }); uerr != nil {
 			return uerr
 		}
 		if err != nil {

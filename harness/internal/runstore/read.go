@@ -62,7 +62,40 @@ func Load(dir string) (*Run, error) {
 	}); err != nil {
 		return nil, err
 	}
+	run.closeOpenPhases()
 	return run, nil
+}
+
+// closeOpenPhases reads a run that run.json still calls running, because
+// the harness was killed (or is still writing it), as interrupted: each
+// phase left open ends at the last request or sample recorded after its
+// start.
+func (run *Run) closeOpenPhases() {
+	if run.Meta.Status != StatusRunning {
+		return
+	}
+	run.Meta.Status = StatusInterrupted
+	run.Warnings = append(run.Warnings, "run.json still says running: the harness was killed before it finished this run (or is still writing it); read as interrupted at the last row recorded")
+	for i := range run.Meta.Phases {
+		p := &run.Meta.Phases[i]
+		if p.EndNs != 0 {
+			continue
+		}
+		p.EndNs, p.Interrupted = p.StartNs, true
+		for _, r := range run.Requests {
+			if r.StartNs >= p.StartNs {
+				p.EndNs = max(p.EndNs, r.EndNs())
+			}
+		}
+		for _, s := range run.Samples {
+			if s.TNs >= p.StartNs {
+				p.EndNs = max(p.EndNs, s.TNs)
+			}
+		}
+		for j := range p.Stages {
+			p.Stages[j].EndNs = min(p.Stages[j].EndNs, p.EndNs)
+		}
+	}
 }
 
 func readCSV(run *Run, name string, header []string, row func([]string) error) error {

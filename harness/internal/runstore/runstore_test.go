@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -114,5 +115,45 @@ func TestLoadTolerance(t *testing.T) {
 func TestLoadNotARun(t *testing.T) {
 	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLoadKilledRun: a harness killed mid-phase leaves run.json saying
+// running with the phase open; Load reads it as interrupted, the phase
+// ending at the last row recorded, and the files readable by others.
+func TestLoadKilledRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "20260101-000000-killed")
+	w, err := Create(dir, []byte("name: killed\n"), Meta{ID: "20260101-000000-killed", Scenario: "killed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := Phase{Target: "wasm", Name: PhaseIdle, StartNs: 1000, EndNs: 2000}
+	open := Phase{Target: "wasm", Name: "load", StartNs: 2000}
+	if err := w.Update(func(m *Meta) { m.Phases = append(m.Phases, done, open) }); err != nil {
+		t.Fatal(err)
+	}
+	w.AddRequest(Request{Target: "wasm", Phase: "load", StartNs: 2100, LatencyNs: 400, Status: 200})
+	w.AddRequest(Request{Target: "wasm", Phase: "load", StartNs: 2200, LatencyNs: 50, Status: 200})
+	w.AddSample(Sample{Meter: "m", TNs: 2300, Watts: 5, Joules: math.NaN()})
+	if err := w.Flush(); err != nil { // what a kill leaves: rows on disk, no Close
+		t.Fatal(err)
+	}
+
+	run, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Meta.Status != StatusInterrupted || len(run.Warnings) != 1 || !strings.Contains(run.Warnings[0], "killed") {
+		t.Errorf("status %q, warnings %q; want interrupted with a warning", run.Meta.Status, run.Warnings)
+	}
+	got := run.Meta.Phases
+	if len(got) != 2 || !reflect.DeepEqual(got[0], done) {
+		t.Fatalf("phases = %+v", got)
+	}
+	if got[1].EndNs != 2500 || !got[1].Interrupted {
+		t.Errorf("open phase read as %+v; want it to end at 2500 (the last request's end), interrupted", got[1])
+	}
+	if fi, err := os.Stat(filepath.Join(dir, RunFile)); err != nil || fi.Mode().Perm()&0o044 != 0o044 {
+		t.Errorf("run.json mode %v (%v); want readable by group and others", fi.Mode(), err)
 	}
 }

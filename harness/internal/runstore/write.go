@@ -225,7 +225,8 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("runstore: %w", err)
 	}
 	_, err = tmp.Write(data)
-	err = errors.Join(err, tmp.Sync(), tmp.Close())
+	// CreateTemp makes the file 0600; results are for others to read too.
+	err = errors.Join(err, tmp.Chmod(0o644), tmp.Sync(), tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
