@@ -137,6 +137,7 @@ func Parse(path string, data []byte, sets []string) (*Scenario, error) {
 		p.add(nil, "", "%s", yamlErrMsg(err))
 		if ln := yamlErrLine(err); ln > 0 {
 			p.errs[len(p.errs)-1].Line = ln
+			p.errs[len(p.errs)-1].Col = yamlErrCol(data, ln, err)
 		}
 		return nil, p.result()
 	}
@@ -184,7 +185,10 @@ func (e Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
 	}
 	b.WriteString(": ")
 	if e.Path != "" {
@@ -222,4 +226,25 @@ func yamlErrLine(err error) int {
 		return line
 	}
 	return 0
+}
+
+// yamlErrCol points into line ln (1-based) of data, since the YAML
+// parser's syntax errors name only the line: at the first tab for a tab
+// error, else at the line's first non-blank character. 0 when the line is
+// not there.
+func yamlErrCol(data []byte, ln int, err error) int {
+	lines := strings.Split(string(data), "\n")
+	if ln > len(lines) {
+		return 0
+	}
+	line := lines[ln-1]
+	if strings.Contains(err.Error(), "tab") {
+		if i := strings.IndexByte(line, '\t'); i >= 0 {
+			return i + 1
+		}
+	}
+	if i := strings.IndexFunc(line, func(r rune) bool { return r != ' ' && r != '\t' }); i >= 0 {
+		return i + 1
+	}
+	return 1
 }

@@ -141,6 +141,8 @@ func TestErrors(t *testing.T) {
 		want []string // each must appear in the error text
 	}{
 		{"bad yaml", "name: [x\n", nil, []string{"s.yaml:", "bad YAML"}},
+		{"tab in indentation", "name: x\n\tidle: 3s\n", nil, []string{"s.yaml:2:1: bad YAML", "tab"}},
+		{"bad indentation", "name: x\nrepeat: 2\n  idle: [3s\n", nil, []string{"s.yaml:3:3: bad YAML"}},
 		{"unknown field", strings.Replace(good, "repeat: 2", "repeet: 2", 1), nil, []string{"s.yaml:3:1: repeet: unknown field; allowed here: name,"}},
 		{"negative rate", strings.Replace(good, "rate: 50,", "rate: -5,", 1), nil, []string{"s.yaml:15:14: load.stages[0].rate: must be a positive number"}},
 		{"unknown kind", strings.Replace(good, "kind: fake", "kind: lambda", 1), nil, []string{"s.yaml:8:11: targets[0].kind: unknown target kind \"lambda\"; allowed: ", "fake"}},
