@@ -211,6 +211,13 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) 
 			}
 			return
 		}
+		if stopped {
+			// The trailing frame the firmware sends after the stop word
+			// comes after ~100 ms of silence: as data it would stretch
+			// the recording's last interval by that silence and lower
+			// its mean power.
+			return
+		}
 		gu := int64(0)
 		if firstOfCh {
 			gu, firstOfCh = hostGapUs, false

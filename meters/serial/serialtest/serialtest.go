@@ -82,6 +82,37 @@ func (c *Collector) MeanWatts(nch int, from time.Time) []float64 {
 	return sum
 }
 
+// EnergyMeanWatts is each of nch channels' mean power from its cumulative
+// energy: the joules between its first and last sample over the time
+// between them, which is what the analysis and `meters record` use. A
+// sample stamped late, or energy integrated across a silence, shows here
+// when the mean of the samples' watts hides it.
+func (c *Collector) EnergyMeanWatts(nch int) []float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := make([]*meters.Sample, nch)
+	last := make([]*meters.Sample, nch)
+	for i := range c.samples {
+		s := &c.samples[i]
+		if math.IsNaN(s.Joules) {
+			continue
+		}
+		if first[s.Channel] == nil {
+			first[s.Channel] = s
+		}
+		last[s.Channel] = s
+	}
+	out := make([]float64, nch)
+	for ch := range out {
+		if first[ch] == nil || !last[ch].T.After(first[ch].T) {
+			out[ch] = math.NaN()
+			continue
+		}
+		out[ch] = (last[ch].Joules - first[ch].Joules) / last[ch].T.Sub(first[ch].T).Seconds()
+	}
+	return out
+}
+
 // Meter is what the checks need of a serial meter.
 type Meter interface {
 	meters.Meter
@@ -100,9 +131,13 @@ func ConstantTrace(t *testing.T, m Meter, want []float64, d time.Duration) meter
 		t.Fatal(err)
 	}
 	got := c.MeanWatts(len(want), start)
+	fromEnergy := c.EnergyMeanWatts(len(want))
 	for ch := range want {
 		if rel := math.Abs(got[ch]-want[ch]) / want[ch]; rel > 0.005 {
 			t.Errorf("channel %d (%s): mean %.4f W, want %.4f W within 0.5%% (off by %.3f%%)", ch, m.Info().Channels[ch].Name, got[ch], want[ch], rel*100)
+		}
+		if rel := math.Abs(fromEnergy[ch]-want[ch]) / want[ch]; !(rel <= 0.005) {
+			t.Errorf("channel %d (%s): energy over time %.4f W, want %.4f W within 0.5%% (off by %.3f%%)", ch, m.Info().Channels[ch].Name, fromEnergy[ch], want[ch], rel*100)
 		}
 	}
 	r := m.Report()
