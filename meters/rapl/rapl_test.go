@@ -659,6 +659,10 @@ func TestRunStuckCounters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if m.stuck != 0 {
+				t.Fatalf("a fixture tree's meter gives up on still counters after %v; want never", m.stuck)
+			}
+			m.stuck = StuckAfter // as on /sys
 			m.src.Close()
 			const readings = 400 // 4 s of fake time, twice StuckAfter
 			var rs [][]uint64
