@@ -58,6 +58,8 @@ func TestBrokenScenarios(t *testing.T) {
 		{"negative rate", "rate: 2,", "rate: -2,", `bad\.yaml:\d+:\d+: load\.stages\[0\]\.rate: must be a positive`},
 		{"missing function file", "function: memes\n    mode: cold\n  - name: docker-node", "function: ./nowhere/ghost.wasm\n    mode: cold\n  - name: docker-node", `bad\.yaml:\d+:\d+: targets\[0\]\.function: .*ghost`},
 		{"unknown target kind", "kind: docker-node", "kind: lambda", `bad\.yaml:\d+:\d+: targets\[1\]\.kind: unknown target kind "lambda"`},
+		{"bad meter option", "meters: [auto]", "meters: [auto, \"rapl:rate=fast\"]", `bad\.yaml:18:\d+: meters\[1\]: bad meter spec "rapl:rate=fast": rate="fast"`},
+		{"meter without its device", "meters: [auto]", "meters: [powersensor3]", `bad\.yaml:18:\d+: meters\[0\]: .*needs a device path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !bytes.Contains(good, []byte(tc.from)) {

@@ -19,6 +19,11 @@ type Driver struct {
 	// Open opens a meter from a spec whose Driver is Name. It does not start
 	// sampling; Run does.
 	Open func(spec Spec, env Env) (Meter, error)
+	// Check finds what is wrong with a spec's argument and options
+	// (errors wrapping ErrSpec) without opening a device, so that a
+	// scenario is checked before its run starts. Nil: only the driver's
+	// name is checked before Open.
+	Check func(spec Spec) error
 	// Detect lists what this driver finds on the machine, usable or not,
 	// for `auto` and `harness meters list`. Nil if the driver cannot detect
 	// (a network meter).

@@ -62,6 +62,14 @@ func init() {
 		Name:     Name,
 		Usage:    usage,
 		Open:     func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
+		// Opening reads /proc/stat and nothing else; only a bad option
+		// is the spec's fault.
+		Check: func(sp meters.Spec) error {
+			if _, err := Open(sp, meters.Env{}); errors.Is(err, meters.ErrSpec) {
+				return err
+			}
+			return nil
+		},
 		Detect:   Detect,
 		AutoRank: 100,
 	})

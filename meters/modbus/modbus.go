@@ -69,6 +69,10 @@ func init() {
 		Open: func(sp meters.Spec, env meters.Env) (meters.Meter, error) {
 			return Open(context.Background(), sp, env)
 		},
+		Check: func(sp meters.Spec) error {
+			_, err := ParseConfig(sp)
+			return err
+		},
 		// A network meter cannot be found by looking around the machine,
 		// and a PDU measures the whole device, not this process's CPU:
 		// it is chosen by name only.

@@ -58,6 +58,10 @@ func init() {
 		Name:     Name,
 		Usage:    usage,
 		Open:     func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
+		Check: func(sp meters.Spec) error {
+			_, err := parseOptions(sp, meters.Env{}.WithDefaults())
+			return err
+		},
 		Detect:   Detect,
 		AutoRank: 10,
 	})

@@ -53,12 +53,19 @@ func (p *parser) validate(sc *Scenario, root *yaml.Node) {
 		if sp.Driver == "auto" {
 			continue
 		}
-		if _, ok := meters.Lookup(sp.Driver); !ok {
+		d, ok := meters.Lookup(sp.Driver)
+		if !ok {
 			var known []string
 			for _, d := range meters.Drivers() {
 				known = append(known, d.Name)
 			}
 			p.add(at(path), path, "unknown meter driver %q; allowed: auto, %s", sp.Driver, strings.Join(known, ", "))
+			continue
+		}
+		if d.Check != nil {
+			if err := d.Check(sp); err != nil {
+				p.add(at(path), path, "%v; usage: %s", err, d.Usage)
+			}
 		}
 	}
 	p.validateTargets(sc, at)

@@ -18,6 +18,7 @@ func init() {
 		Name:     "powersensor3",
 		Usage:    "powersensor3:PATH[?rate=HZ|max]  PowerSensor3 on a USB serial port; rate: samples/s per pair (default 1000, max = every frame)",
 		Open:     open,
+		Check:    check,
 		Detect:   detect,
 		AutoRank: 20,
 	})
@@ -25,17 +26,31 @@ func init() {
 }
 
 func open(sp meters.Spec, env meters.Env) (meters.Meter, error) {
+	rate, err := parseSpec(sp)
+	if err != nil {
+		return nil, err
+	}
+	return New(sp.Raw, sp.Arg, Options{Rate: rate}, env)
+}
+
+func check(sp meters.Spec) error {
+	_, err := parseSpec(sp)
+	return err
+}
+
+// parseSpec checks the device path and options and returns the rate.
+func parseSpec(sp meters.Spec) (float64, error) {
 	if sp.Arg == "" {
-		return nil, fmt.Errorf("%w %q: powersensor3 needs a device path, e.g. powersensor3:/dev/ttyACM0", meters.ErrSpec, sp.Raw)
+		return 0, fmt.Errorf("%w %q: powersensor3 needs a device path, e.g. powersensor3:/dev/ttyACM0", meters.ErrSpec, sp.Raw)
 	}
 	if err := sp.Unknown("rate"); err != nil {
-		return nil, err
+		return 0, err
 	}
 	rate, err := parseRate(sp.Options["rate"])
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", meters.ErrSpec, sp.Raw, err)
+		return 0, fmt.Errorf("%w %q: %v", meters.ErrSpec, sp.Raw, err)
 	}
-	return New(sp.Raw, sp.Arg, Options{Rate: rate}, env)
+	return rate, nil
 }
 
 func detect(env meters.Env) []meters.Candidate {
