@@ -59,9 +59,9 @@ const (
 
 func init() {
 	meters.Register(meters.Driver{
-		Name:     Name,
-		Usage:    usage,
-		Open:     func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
+		Name:  Name,
+		Usage: usage,
+		Open:  func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
 		// Opening reads /proc/stat and nothing else; only a bad option
 		// is the spec's fault.
 		Check: func(sp meters.Spec) error {

@@ -55,9 +55,9 @@ const usage = "rapl[:sysfs=DIR,rate=HZ,psys=1,dram=1,backend=sysfs|perf]  Intel/
 
 func init() {
 	meters.Register(meters.Driver{
-		Name:     Name,
-		Usage:    usage,
-		Open:     func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
+		Name:  Name,
+		Usage: usage,
+		Open:  func(sp meters.Spec, env meters.Env) (meters.Meter, error) { return Open(sp, env) },
 		Check: func(sp meters.Spec) error {
 			_, err := parseOptions(sp, meters.Env{}.WithDefaults())
 			return err
