@@ -175,7 +175,7 @@ func (a *analysis) method() Method {
 		Idle:        "mean power over the target's idle phase (edges cut), interpolated linearly in time between repetitions to follow drift",
 		Window:      "each measured phase less its ramp edges: max(edge fraction, 2x p99 latency) at each end, at most a quarter of the phase",
 		PerRequest:  "window energy / successful requests in the window, each request counted by the fraction of its time in flight that lies inside the window; dynamic = energy - idle power x window length",
-		Attribution: "each sampling interval's dynamic energy shared among the requests in flight in proportion to their overlap; the distribution is over requests wholly inside a steady window",
+		Attribution: "each sampling interval's dynamic energy shared among the requests in flight in proportion to their overlap; intervals with none in flight spread over the window's requests by their time in flight; the distribution is over requests wholly inside a steady window",
 		Marginal:    "least-squares slope of sub-window power on request rate over the target's idle and this phase's sub-windows",
 		Interval:    fmt.Sprintf("t interval over repetitions when there are at least %d, else a percentile bootstrap of sub-windows stratified by repetition (%d resamples)", a.opt.MinReps, a.opt.Bootstrap),
 		Confidence:  a.opt.Confidence,

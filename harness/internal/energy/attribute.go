@@ -12,7 +12,8 @@ type span struct{ s, e int64 }
 // the requests in flight.
 type attribution struct {
 	// perRequest[i] is the dynamic energy attributed to spans[i] (only the
-	// part of the request inside the window).
+	// part of the request inside the window), its share of unattributed
+	// included; the values add up to the window's dynamic energy.
 	perRequest []float64
 	// attributed + unattributed = dynamic energy of the window.
 	attributed   float64
@@ -22,7 +23,10 @@ type attribution struct {
 // attribute shares the dynamic energy of each grid interval of [a,b)
 // (interval energy minus idle power × its length) among the requests in
 // flight, in proportion to each one's overlap with the interval. Energy of
-// an interval with no request in flight stays unattributed.
+// an interval with no request in flight (work a request leaves behind, such
+// as a container's removal or a collector, and noise) is unattributed: it
+// is spread over all the window's requests by their time in flight, so
+// that no dynamic energy is lost from the per-request figures.
 //
 // It runs in O((R + G) log R) for R requests and G grid points: the
 // request-seconds in flight up to any time come from prefix sums over the
@@ -89,10 +93,19 @@ func attribute(grid []int64, energyAt func(int64) float64, idleW float64, spans 
 		return Q[i] + q[i]*float64(t-grid[i])/1e9
 	}
 	res.perRequest = make([]float64, len(spans))
+	var flight float64 // request-ns in flight inside the window
 	for k, sp := range spans {
 		s, e := max(sp.s, a), min(sp.e, b)
 		if e > s {
 			res.perRequest[k] = cum(e) - cum(s)
+			flight += float64(e - s)
+		}
+	}
+	if flight > 0 && res.unattributed != 0 {
+		for k, sp := range spans {
+			if s, e := max(sp.s, a), min(sp.e, b); e > s {
+				res.perRequest[k] += res.unattributed * float64(e-s) / flight
+			}
 		}
 	}
 	return res

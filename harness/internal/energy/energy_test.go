@@ -186,6 +186,36 @@ func TestAttributeExact(t *testing.T) {
 	}
 }
 
+// TestAttributeSpreadsTail: energy of an interval with no request in
+// flight (a request's tail) is spread over the window's requests by their
+// time in flight, so the per-request values add up to the dynamic energy.
+func TestAttributeSpreadsTail(t *testing.T) {
+	sec := int64(time.Second)
+	energy := func(x int64) float64 {
+		s := float64(x) / 1e9
+		e := 10 * s
+		e += math.Max(0, math.Min(s, 2)-1) * 1 // request a: 1 W over [1,2)
+		e += math.Max(0, math.Min(s, 4)-2) * 3 // b and c share 3 W over [2,4)
+		e += math.Max(0, math.Min(s, 5)-4) * 2 // 2 W after them, nothing in flight
+		return e
+	}
+	grid := []int64{0, sec, 2 * sec, 3 * sec, 4 * sec, 5 * sec}
+	spans := []span{{sec, 2 * sec}, {2 * sec, 4 * sec}, {3 * sec, 4 * sec}}
+	at := attribute(grid, energy, 10, spans)
+	// 2 J unattributed over 4 request-seconds: a 1 s, b 2 s, c 1 s.
+	want := []float64{1 + 0.5, 4.5 + 1, 1.5 + 0.5}
+	sum := 0.0
+	for i := range want {
+		sum += at.perRequest[i]
+		if math.Abs(at.perRequest[i]-want[i]) > 1e-9 {
+			t.Errorf("request %d: %.6f J, want %.6f J", i, at.perRequest[i], want[i])
+		}
+	}
+	if math.Abs(at.attributed-7) > 1e-9 || math.Abs(at.unattributed-2) > 1e-9 || math.Abs(sum-9) > 1e-9 {
+		t.Errorf("attributed %.6f, unattributed %.6f, per-request sum %.6f; want 7, 2 and 9 (the dynamic energy)", at.attributed, at.unattributed, sum)
+	}
+}
+
 func TestWarnings(t *testing.T) {
 	base := func() synth.Config {
 		c := truthConfig(3, synth.Meter{Name: "m", RateHz: 10, Watts: true, NoiseW: 0.1})

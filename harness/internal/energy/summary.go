@@ -215,7 +215,9 @@ type Distribution struct {
 	P90  Float `json:"p90_j"`
 	P99  Float `json:"p99_j"`
 	// AttributedJ + UnattributedJ = DynamicJ; UnattributedJ is dynamic
-	// energy of intervals with no request in flight.
+	// energy of intervals with no request in flight, spread over the
+	// window's requests by their time in flight (each value above holds
+	// its share), so that the values add up to the dynamic energy.
 	AttributedJ   Float `json:"attributed_j"`
 	UnattributedJ Float `json:"unattributed_j"`
 }
