@@ -165,7 +165,7 @@ func Compare(title string, pairs []Pair, seed uint64) *Comparison {
 				if min(len(sa), len(sb)) < energy.DefaultOptions().MinReps {
 					// Too few repetitions for tests on them: compare the
 					// 1-s windows, which miss run-to-run variation.
-					sa, sb, what = ga.WindowJ, gb.WindowJ, "1-s windows"
+					sa, sb, what = ga.WindowJ, gb.WindowJ, windowsBasis
 					if dyn {
 						sa, sb = ga.WindowDynamicJ, gb.WindowDynamicJ
 					}
@@ -283,6 +283,10 @@ func fmtX(x float64) string {
 	}
 }
 
+// windowsBasis names the samples of an energy comparison made over 1-s
+// windows because there were too few repetitions to test.
+const windowsBasis = "1-s windows"
+
 // verdict says the row in one plain sentence, e.g. "wasm used 212x
 // (190-236x) less energy per request than docker-node (p < 0.001)". The p
 // is the larger of the two tests'; a difference is claimed only when it is
@@ -300,9 +304,16 @@ func verdict(r Row, cross bool) string {
 	if r.Estimate {
 		est = " (estimated by a model)"
 	}
+
+	pText := fmtP(p)
+	if strings.HasPrefix(r.Samples, windowsBasis) && !math.IsNaN(p) {
+		// Windows of one repetition are not independent draws of the
+		// run: the p-value says nothing of how repetitions differ.
+		pText += ", over 1-s windows of fewer than 5 repetitions: run-to-run variation left out"
+	}
 	clear := p < 0.05 && !(r.RatioLo <= 1 && r.RatioHi >= 1)
 	if !clear {
-		return fmt.Sprintf("no clear difference in %s%s between %s and %s (ratio %s, %s)", r.Metric, est, a, b, fmtX(r.Ratio), fmtP(p))
+		return fmt.Sprintf("no clear difference in %s%s between %s and %s (ratio %s, %s)", r.Metric, est, a, b, fmtX(r.Ratio), pText)
 	}
 	verb, what := "used", r.Metric
 	more, less := "more", "less"
@@ -311,9 +322,9 @@ func verdict(r Row, cross bool) string {
 		what = "mean latency"
 	}
 	if r.Ratio > 1 { // b is the larger
-		return fmt.Sprintf("%s %s %sx (%s-%sx) %s %s%s than %s (%s)", a, verb, fmtX(r.Ratio), fmtX(r.RatioLo), fmtX(r.RatioHi), less, what, est, b, fmtP(p))
+		return fmt.Sprintf("%s %s %sx (%s-%sx) %s %s%s than %s (%s)", a, verb, fmtX(r.Ratio), fmtX(r.RatioLo), fmtX(r.RatioHi), less, what, est, b, pText)
 	}
-	return fmt.Sprintf("%s %s %sx (%s-%sx) %s %s%s than %s (%s)", a, verb, fmtX(1/r.Ratio), fmtX(1/r.RatioHi), fmtX(1/r.RatioLo), more, what, est, b, fmtP(p))
+	return fmt.Sprintf("%s %s %sx (%s-%sx) %s %s%s than %s (%s)", a, verb, fmtX(1/r.Ratio), fmtX(1/r.RatioHi), fmtX(1/r.RatioLo), more, what, est, b, pText)
 }
 
 // PrintComparison writes the comparison table and verdicts.

@@ -239,3 +239,21 @@ func TestVerdictNoDifference(t *testing.T) {
 		t.Errorf("verdict %q", v)
 	}
 }
+
+// TestVerdictSaysWindows: a test over 1-s windows (too few repetitions)
+// says that its p-value leaves out run-to-run variation; one over
+// repetitions does not.
+func TestVerdictSaysWindows(t *testing.T) {
+	r := Row{Metric: "energy per request", Unit: "J", A: Side{Target: "a", Phase: "load", Value: 1}, B: Side{Target: "b", Phase: "load", Value: 3},
+		Ratio: 3, RatioLo: 2.8, RatioHi: 3.2, PMannWhitney: 0.0001, PWelch: 0.0002}
+	for _, c := range []struct {
+		samples string
+		caveat  bool
+	}{{windowsBasis + ", 18 vs 15", true}, {"repetitions, 5 vs 5", false}} {
+		r.Samples = c.samples
+		v := verdict(r, false)
+		if !strings.HasPrefix(v, "a used 3x (2.8-3.2x) less energy per request than b (p < 0.001") || strings.Contains(v, "run-to-run") != c.caveat {
+			t.Errorf("samples %q: verdict %q; want the caveat: %v", c.samples, v, c.caveat)
+		}
+	}
+}
