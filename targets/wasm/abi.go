@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // call is one request as a function instance sees it: the CGI-like
@@ -22,6 +23,18 @@ type call struct {
 	stdoutOver     bool // the function wrote more than maxOut
 	violation      string
 	rand           splitmix64
+	// ioAt is when the guest first read its input or wrote output: a
+	// command module's own start (a language runtime's init inside
+	// _start) ends there.
+	ioAt time.Time
+	now  func() time.Time // the platform's clock; nil: no start to time
+}
+
+// markIO notes the guest's first read of its input or first write.
+func (c *call) markIO() {
+	if c.ioAt.IsZero() && c.now != nil {
+		c.ioAt = c.now()
+	}
 }
 
 // maxStderr bounds what is kept of a function's stderr for the log.

@@ -492,7 +492,15 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 			return o
 		}
 	}
+	c.now = now
+	entered := now()
 	_, err := in.mod.ExportedFunction(f.entry).Call(ctx)
+	if o.cold && f.entry == "_start" && !c.ioAt.IsZero() {
+		// A command module's runtime starts inside _start, before the
+		// guest reads its input: start-up too, as a container's start
+		// lasts until its server answers.
+		o.startNs += c.ioAt.Sub(entered).Nanoseconds()
+	}
 	if ee := (*sys.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == 0 {
 		err = nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -337,5 +338,25 @@ func TestConfigJSON(t *testing.T) {
 		if _, err := ParseFunctionConfig([]byte(bad)); err == nil {
 			t.Errorf("ParseFunctionConfig(%s) accepted", bad)
 		}
+	}
+}
+
+// TestStartNsIncludesGuestStart: on a cold request X-Start-Ns covers the
+// instantiation and the guest's own start up to its first I/O (a language
+// runtime's init inside _start), the ground a container's create-to-ready
+// covers. A clock that moves 1 ms per reading makes each part one step.
+func TestStartNsIncludesGuestStart(t *testing.T) {
+	var ticks atomic.Int64
+	clock := func() time.Time { return time.Unix(0, ticks.Add(1)*int64(time.Millisecond)) }
+	p, srv, _ := newTestPlatform(t, Options{Now: clock, JanitorEvery: time.Hour})
+	if err := p.Deploy(context.Background(), "echo", module(t, "echo"), FunctionConfig{Mode: targets.Cold}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "POST", srv.URL+"/fn/echo", "hi")
+	// Readings: instantiation starts, ends (1 ms); _start entered, first
+	// write (1 ms).
+	if body != "hi" || resp.Header.Get(targets.HeaderStartNs) != fmt.Sprint(2*time.Millisecond.Nanoseconds()) {
+		t.Errorf("%q with %s = %q; want 2 ms: instantiation and the guest's start",
+			body, targets.HeaderStartNs, resp.Header.Get(targets.HeaderStartNs))
 	}
 }

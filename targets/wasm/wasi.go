@@ -131,6 +131,7 @@ func fdRead(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = errnoBadf
 		return
 	}
+	c.markIO()
 	total := uint32(0)
 	if !iovecs(mod.Memory(), iovs, n, func(buf []byte) bool {
 		k := copy(buf, c.stdin[c.stdinPos:])
@@ -151,6 +152,7 @@ func fdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = errnoBadf
 		return
 	}
+	c.markIO()
 	total := uint32(0)
 	ok := iovecs(mod.Memory(), iovs, n, func(buf []byte) bool {
 		if fd == 1 {
