@@ -39,6 +39,10 @@ func (l Layout) RecordLen() int { return l.TSBytes + 2*bits.OnesCount8(l.Mask) }
 type Record struct {
 	TS  uint32             // device timestamp, 3 MHz ticks, TSBytes wide
 	Raw [AdcChannels]int16 // 12-bit signed codes for the channels in Mask
+	// Relock marks the first record after the lock was found (again): its
+	// timestamp's step from the record delivered before it was not
+	// checked, and with 2-byte timestamps it may hide whole wraps.
+	Relock bool
 }
 
 // Raw12 decodes a wire word: a 12-bit two's-complement value, left-justified.
@@ -52,6 +56,10 @@ type Stats struct {
 	RejectedRecords int64 // records that failed the lock check (the lock is then lost)
 	Locks           int64 // times a record boundary was found
 	LateRecords     int64 // records further than 2 periods after the previous: records lost
+	// Unconfirmed counts records held back for a late timestamp and then
+	// dropped because the next record did not follow on from it: a
+	// corrupted timestamp byte, which would otherwise move device time.
+	Unconfirmed int64
 }
 
 // Decoder finds record boundaries in a stream that has no sync word and no
@@ -62,25 +70,45 @@ type Stats struct {
 // [0, RecordLen) and keeps the one whose timestamp deltas are positive and
 // steady and whose words vary least from record to record (a misaligned
 // word is built from the low byte of one value and the high byte of the
-// next, so it jumps). Locked: each record's timestamp delta must lie within
-// [period/2, 2 periods], or up to MaxGapPeriods when the data is plausible;
-// without timestamps, voltage words must stay non-negative and not jump by
+// next, so it jumps). Once a period is known, a new hunt accepts only
+// offsets whose median delta is within [period/2, 2 periods]: when a
+// corrupted record spoils the right offset's window, the offset one byte
+// early still has steady deltas (256 times the period) and would win.
+// Locked: each record's timestamp delta must lie within [period/2, 2
+// periods]; a record up to MaxGapPeriods late with plausible data is held
+// back until the next record lands one period after it, and dropped if it
+// does not (one corrupted timestamp byte must not move device time).
+// Without timestamps, voltage words must stay non-negative and not jump by
 // more than JumpLSB in three records running.
 type Decoder struct {
 	Layout      Layout
 	LockRecords int // records examined per hunt (default 16)
 	Stats       Stats
 
-	buf      []byte
-	locked   bool
-	period   float64 // timestamp ticks per record
-	lastTS   uint32
-	haveLast bool
-	lastV    [AdcChannels]int16
-	suspect  int
-	chans    []int // channel indexes in Mask order
-	rec      Record
+	buf        []byte
+	locked     bool
+	relock     bool    // the next record delivered is the first since a lock
+	period     float64 // timestamp ticks per record
+	havePeriod bool    // period was learnt by an earlier lock: hunts must match it
+	lastTS     uint32
+	haveLast   bool
+	pending    Record // a late record waiting for the next one to confirm it
+	hasPending bool
+	lastV      [AdcChannels]int16
+	suspect    int
+	chans      []int // channel indexes in Mask order
+	rec        Record
 }
+
+// verdict is what check makes of a record.
+type verdict int
+
+const (
+	accept  verdict = iota
+	hold            // late: wait for the next record
+	confirm         // follows on from the held record: deliver both
+	reject          // the lock is lost
+)
 
 // JumpLSB and MaxGapPeriods are the lock checks' limits.
 const (
@@ -106,7 +134,25 @@ func (d *Decoder) Locked() bool { return d.locked }
 
 // Reset drops buffered bytes and the lock (after a restart of the stream).
 func (d *Decoder) Reset() {
-	d.buf, d.locked, d.haveLast, d.suspect = d.buf[:0], false, false, 0
+	d.Unlock()
+	d.buf = d.buf[:0]
+}
+
+// Unlock drops the lock and the record period it learnt, so that the next
+// record boundary is hunted afresh from the bytes still to come. The driver
+// calls it when timestamps disagree with the host clock: a lock on the
+// wrong byte offset can look steady, and a period learnt from it would keep
+// later hunts on that offset.
+func (d *Decoder) Unlock() {
+	d.dropPending()
+	d.locked, d.haveLast, d.havePeriod, d.suspect = false, false, false, 0
+}
+
+func (d *Decoder) dropPending() {
+	if d.hasPending {
+		d.Stats.Unconfirmed++
+		d.hasPending = false
+	}
 }
 
 func (d *Decoder) decode(p []byte, r *Record) {
@@ -120,6 +166,7 @@ func (d *Decoder) decode(p []byte, r *Record) {
 	default:
 		r.TS = 0
 	}
+	r.Relock = false
 	q := p[d.Layout.TSBytes:]
 	for i, ch := range d.chans {
 		r.Raw[ch] = Raw12(q[2*i], q[2*i+1])
@@ -158,19 +205,29 @@ func (d *Decoder) Feed(p []byte, fn func(*Record)) {
 			}
 			d.Stats.DroppedBytes += int64(o)
 			pos += o
-			d.locked, d.haveLast, d.suspect = true, false, 0
+			d.locked, d.haveLast, d.suspect, d.relock = true, false, 0, true
 			d.Stats.Locks++
 		}
 		if len(d.buf)-pos < R {
 			break
 		}
 		d.decode(d.buf[pos:pos+R], &d.rec)
-		if !d.check(&d.rec) {
+		switch d.check(&d.rec) {
+		case reject:
 			d.Stats.RejectedRecords++
 			d.locked = false
 			continue // hunt again from this record's first byte
+		case hold:
+			pos += R
+			d.pending, d.hasPending = d.rec, true
+			continue
+		case confirm:
+			d.Stats.Records++
+			d.Stats.LateRecords++
+			fn(&d.pending)
 		}
 		pos += R
+		d.rec.Relock, d.relock = d.relock, false
 		d.Stats.Records++
 		fn(&d.rec)
 	}
@@ -178,29 +235,49 @@ func (d *Decoder) Feed(p []byte, fn func(*Record)) {
 	d.buf = d.buf[:n]
 }
 
+// steady reports whether a timestamp delta is one record period.
+func (d *Decoder) steady(dt float64) bool { return dt >= d.period/2 && dt <= 2*d.period }
+
 // check applies the locked-state tests to r and updates the running state.
-func (d *Decoder) check(r *Record) bool {
+//
+// A late timestamp is either records lost on the line or a corrupted
+// timestamp byte (a flipped bit in byte 1 of a u32 moves it by up to
+// 42,240 ticks, within MaxGapPeriods). Only the next record tells them
+// apart: lost records leave it one period after the late one; a corrupted
+// byte leaves it one or two periods after the record before.
+func (d *Decoder) check(r *Record) verdict {
 	if d.Layout.TSBytes >= 2 {
 		if !d.plausible(r) {
-			return false
+			d.dropPending()
+			return reject
 		}
-		if d.haveLast {
-			dt := float64(d.tsDelta(d.lastTS, r.TS))
-			limit := min(MaxGapPeriods*d.period, float64(d.wrap())/4)
-			switch {
-			case dt >= d.period/2 && dt <= 2*d.period:
-				d.period += (dt - d.period) / 64
-			case dt > 2*d.period && dt <= limit && d.plausible(r):
-				d.Stats.LateRecords++
-			default:
-				return false
+		if !d.haveLast {
+			d.lastTS, d.haveLast = r.TS, true
+			return accept
+		}
+		if d.hasPending {
+			if dp := float64(d.tsDelta(d.pending.TS, r.TS)); d.steady(dp) {
+				d.period += (dp - d.period) / 64
+				d.lastTS, d.hasPending = r.TS, false
+				return confirm
 			}
+			d.dropPending() // judge r against the last record delivered
 		}
-		d.lastTS, d.haveLast = r.TS, true
-		return true
+		dt := float64(d.tsDelta(d.lastTS, r.TS))
+		limit := min(MaxGapPeriods*d.period, float64(d.wrap())/4)
+		switch {
+		case d.steady(dt):
+			d.period += (dt - d.period) / 64
+			d.lastTS = r.TS
+			return accept
+		case dt > 2*d.period && dt <= limit:
+			return hold
+		default:
+			return reject
+		}
 	}
 	if !d.plausible(r) {
-		return false
+		return reject
 	}
 	jump := false
 	for _, ch := range d.chans {
@@ -211,13 +288,13 @@ func (d *Decoder) check(r *Record) bool {
 	if jump {
 		d.suspect++
 		if d.suspect >= 3 {
-			return false
+			return reject
 		}
 	} else {
 		d.suspect = 0
 	}
 	d.lastV, d.haveLast = r.Raw, true
-	return true
+	return accept
 }
 
 // plausible: voltage words are at least -20 LSB (a rail reads >= 0 V).
@@ -272,6 +349,9 @@ func (d *Decoder) hunt(window []byte, R int) (int, bool) {
 			if med <= 0 || med > float64(d.wrap())/8 {
 				ok = false
 			}
+			if d.havePeriod && (med < d.period/2 || med > 2*d.period) {
+				ok = false
+			}
 			for _, dt := range deltas {
 				if dt < med/2 || dt > 2*med {
 					ok = false
@@ -299,7 +379,7 @@ func (d *Decoder) hunt(window []byte, R int) (int, bool) {
 		}
 	}
 	if best >= 0 && d.Layout.TSBytes >= 2 {
-		d.period = bestMed
+		d.period, d.havePeriod = bestMed, true
 	}
 	return best, best >= 0
 }

@@ -198,3 +198,122 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(n*AdcChannels)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// steadyStream is n records as the emulator sends them at a constant load:
+// every voltage at 12 V and the currents of 50, 30, 20 and 10 W, dithered
+// by one LSB. Such currents have low nibbles below 8, so a lock one byte
+// early decodes as plausible words, unlike stream's varying currents.
+func steadyStream(l Layout, n int, period uint32) ([]byte, []Record) {
+	amps := [PowerChannels]int16{85, 51, 34, 17}
+	var out []byte
+	var recs []Record
+	for i := 0; i < n; i++ {
+		r := Record{TS: 0x01000000 + uint32(i)*period}
+		for p := 0; p < PowerChannels; p++ {
+			r.Raw[2*p] = 1585
+			r.Raw[2*p+1] = amps[p] + int16(i%2)
+		}
+		recs = append(recs, r)
+		out = EncodeRecord(out, l, &r)
+	}
+	return out, recs
+}
+
+// TestDecodeCorruptedBytes flips bits of single bytes, as a noisy line
+// does (the emulator's -corrupt XORs 0xA5), rather than removing them. A
+// corrupted byte may spoil the record that holds it (one record with wrong
+// data per faulty byte is allowed), but no record may come out with a
+// timestamp that was never sent, and the records must come out in order:
+// either would move the meter's device time. The exception is a timestamp's
+// low byte: XOR 0xA5 moves it by 91 to 165 ticks (55 us at most), within
+// the jitter the lock must allow, so such a record may pass with that
+// error.
+func TestDecodeCorruptedBytes(t *testing.T) {
+	layouts := []struct {
+		name   string
+		l      Layout
+		period uint32 // ticks per record at 115200 baud: 10 bits x R / 115200 x 3 MHz
+	}{
+		{"u32 timestamp, all channels", Layout{TSBytes: 4, Mask: 0xFF}, 5208},
+		{"u16 timestamp, EPS1", Layout{TSBytes: 2, Mask: 0x30}, 1562},
+	}
+	// Each fault returns the byte indexes it corrupted.
+	type fault func(b []byte, l Layout) []int
+	xorAt := func(b []byte, i int) []int { b[i] ^= 0xA5; return []int{i} }
+	// byteWith finds the first record from k on whose byte off has bit 7
+	// set (or clear): XOR 0xA5 then lowers (or raises) that byte.
+	byteWith := func(b []byte, R, k, off int, set bool) int {
+		for ; ; k++ {
+			if (b[k*R+off]&0x80 != 0) == set {
+				return k*R + off
+			}
+		}
+	}
+	faults := []struct {
+		name     string
+		tsFields bool // corrupts a timestamp: no record may carry it
+		edit     fault
+	}{
+		{"timestamp byte 1 raised", true, func(b []byte, l Layout) []int { return xorAt(b, byteWith(b, l.RecordLen(), 100, 1, false)) }},
+		{"timestamp byte 1 lowered", true, func(b []byte, l Layout) []int { return xorAt(b, byteWith(b, l.RecordLen(), 100, 1, true)) }},
+		{"timestamp byte 0", true, func(b []byte, l Layout) []int { return xorAt(b, 120*l.RecordLen()) }},
+		{"top timestamp byte", true, func(b []byte, l Layout) []int { return xorAt(b, 100*l.RecordLen()+l.TSBytes-1) }},
+		// A lock one byte early is then the only offset whose window
+		// holds no corrupted record, and its timestamps step steadily.
+		{"last byte of a record", false, func(b []byte, l Layout) []int { return xorAt(b, 101*l.RecordLen()-1) }},
+		{"voltage low byte", false, func(b []byte, l Layout) []int { return xorAt(b, 101*l.RecordLen()-4) }},
+		{"one byte in 997", false, func(b []byte, l Layout) []int {
+			var at []int
+			for i := 996; i < len(b); i += 997 {
+				at = append(at, xorAt(b, i)...)
+			}
+			return at
+		}},
+	}
+	for _, lt := range layouts {
+		for _, ft := range faults {
+			t.Run(lt.name+"/"+ft.name, func(t *testing.T) {
+				in, recs := steadyStream(lt.l, 1000, lt.period)
+				hit := ft.edit(in, lt.l)
+				d := Decoder{Layout: lt.l}
+				var got []Record
+				for i := 0; i < len(in); i += 37 {
+					d.Feed(in[i:min(i+37, len(in))], func(r *Record) { got = append(got, *r) })
+				}
+				mask := uint32(1)<<(8*lt.l.TSBytes) - 1
+				// Walk the sent records alongside: each delivered one must be
+				// a later sent record, at most 40 on (under one u16 wrap).
+				j, wrongData := -1, 0
+				for n, g := range got {
+					k, lowByte := j+1, false
+					for ; k < len(recs) && k <= j+40; k++ {
+						if recs[k].TS&mask == g.TS {
+							break
+						}
+						if (recs[k].TS^g.TS)&mask&^0xFF == 0 {
+							lowByte = true
+							break
+						}
+					}
+					if k >= len(recs) || k > j+40 {
+						t.Fatalf("delivered record %d (after sent record %d) has timestamp %#x, never sent in order (stats %+v)", n, j, g.TS, d.Stats)
+					}
+					if lowByte || !sameData(lt.l, recs[k], g) {
+						wrongData++
+					}
+					j = k
+				}
+				if wrongData > len(hit) {
+					t.Errorf("%d records with wrong data for %d corrupted bytes", wrongData, len(hit))
+				}
+				if ft.tsFields && wrongData > 0 && ft.name != "timestamp byte 0" {
+					t.Errorf("%d records with wrong data from a corrupted timestamp", wrongData)
+				}
+				if lost := len(recs) - len(got); lost > len(hit)*(2*d.LockRecords+2) {
+					t.Errorf("%d of %d records lost for %d corrupted bytes; stats %+v", lost, len(recs), len(hit), d.Stats)
+				}
+				t.Logf("%d of %d records, stats %+v", len(got), len(recs), d.Stats)
+			})
+		}
+	}
+}

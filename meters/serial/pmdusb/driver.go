@@ -301,6 +301,7 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 			c["rejected_records"] += s.RejectedRecords - prev.RejectedRecords
 			c["locks"] += s.Locks - prev.Locks
 			c["late_records"] += s.LateRecords - prev.LateRecords
+			c["unconfirmed_records"] += s.Unconfirmed - prev.Unconfirmed
 		})
 		prev = s
 		if lay.TSBytes >= 2 {
