@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -41,6 +42,7 @@ var funcs = template.FuncMap{
 		return energy.Interval{Value: v, Lo: lo, Hi: hi}
 	},
 	"input": inputOf,
+	"fact":  fmtFact,
 	"neg":   func(f energy.Float) bool { return f.OK() && f < -zeroJ },
 }
 
@@ -313,4 +315,25 @@ func WriteCSV(w io.Writer, s *energy.Summary) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// fmtFact shows one value of a target's report (run.json's
+// targets[].report): numbers and text as they are, anything nested as
+// compact JSON.
+func fmtFact(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+			return strconv.FormatInt(int64(v), 10) // counts and nanoseconds, not 5.58e+09
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case nil:
+		return ""
+	}
+	if b, err := json.Marshal(v); err == nil {
+		return string(b)
+	}
+	return fmt.Sprint(v)
 }

@@ -39,6 +39,15 @@ func demoRun(t testing.TB, dir string, seed uint64, change func(*synth.Config)) 
 func TestGenerate(t *testing.T) {
 	dir := t.TempDir()
 	rd := demoRun(t, dir, 1, nil)
+	// A target's own facts (run.json targets[].report) go into the page.
+	run, err := runstore.Load(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Meta.Targets[0].Report = map[string]any{"cold_start_method": "scale-to-zero", "config": map[string]any{"pool": 4}, "cpu_time_ns": 5.580575309e+09}
+	if err := runstore.WriteJSON(filepath.Join(rd, runstore.RunFile), run.Meta); err != nil {
+		t.Fatal(err)
+	}
 	reports := filepath.Join(dir, "reports")
 	res, err := Generate(rd, reports)
 	if err != nil {
@@ -62,6 +71,7 @@ func TestGenerate(t *testing.T) {
 		`id="summary-table"`, `id="fig-power"`, `id="fig-jpr"`, `id="fig-latency"`, `id="fig-throughput"`,
 		`id="fig-dist-wasm-load"`, `id="fig-coldstart-docker-node"`, `id="method"`, `id="meters"`, `id="host"`,
 		`class="estimate"`, "@font-face", "../runs/" + s.RunID + "/requests.csv",
+		`id="targets"`, "<dt>cold_start_method</dt><dd>scale-to-zero</dd>", `<dt>config</dt><dd>{&#34;pool&#34;:4}</dd>`, "<dt>cpu_time_ns</dt><dd>5580575309</dd>",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
