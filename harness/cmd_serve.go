@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	listen := fs.String("listen", "127.0.0.1:8080", "`ADDR` to listen on; off loopback needs --token")
 	dir := fs.String("functions", "", "functions `DIR` to load at start (package functions layout); empty: the functions built into harness")
 	token := fs.String("token", "", "bearer `TOKEN` required on the deploy API (/functions...); also read from $PURIFY_TOKEN")
-	cacheDir := fs.String("cache-dir", "", "`DIR` for compiled code kept across restarts (empty: memory only)")
+	cacheDir := fs.String("cache-dir", wasm.DefaultCacheDir(), "`DIR` for compiled code kept across restarts (empty: memory only)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: harness serve --listen ADDR --functions DIR [--token T] [--cache-dir DIR]")
 		fmt.Fprintln(stderr, "\nRuns Purify, the Wasm function platform: invoke at /fn/NAME, deploy at /functions/NAME")

@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -114,6 +116,18 @@ func (p *Platform) Close() error {
 }
 
 var sharedCache = sync.OnceValue(wazero.NewCompilationCache)
+
+// DefaultCacheDir is where compiled code is kept across runs unless told
+// otherwise: the user's cache directory ($XDG_CACHE_HOME, ~/.cache), so
+// that a Go function's seconds of compiling are paid once per module and
+// wazero version, not at every start. "" when there is no such directory.
+func DefaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "academemes-harness", "wazero")
+}
 
 // FunctionInfo describes a deployed function.
 type FunctionInfo struct {

@@ -37,7 +37,7 @@ func init() {
 			"pool":         "instances kept ready in prewarmed mode (default 4)",
 			"idle_timeout": "scale to zero after this long without requests (default 5m)",
 			"no_interrupt": "trusted code: skip close-on-context-done (faster guest code, timeouts no longer stop a loop)",
-			"cache_dir":    "directory for wazero's compilation cache (default: in memory)",
+			"cache_dir":    "directory for wazero's compilation cache, or memory (default: the user's cache directory, e.g. ~/.cache/academemes-harness/wazero)",
 		},
 		New: newTarget,
 	})
@@ -52,6 +52,9 @@ type Target struct {
 	remote   *url.URL
 	token    string
 	cacheDir string
+	// cacheDirSet: the scenario chose cache_dir; otherwise it is
+	// DefaultCacheDir and a failure to use it is not fatal.
+	cacheDirSet bool
 
 	p      *Platform
 	srv    *http.Server
@@ -66,7 +69,7 @@ var (
 )
 
 func newTarget(spec targets.Spec) (targets.Target, error) {
-	t := &Target{spec: spec, client: &http.Client{Timeout: time.Minute}}
+	t := &Target{spec: spec, client: &http.Client{Timeout: time.Minute}, cacheDir: DefaultCacheDir()}
 	var errs []error
 	mode := spec.Mode
 	if mode == "" {
@@ -157,6 +160,10 @@ func (t *Target) option(k string, v any) error {
 		t.token, err = str()
 	case "cache_dir":
 		t.cacheDir, err = str()
+		t.cacheDirSet = true
+		if t.cacheDir == "memory" {
+			t.cacheDir = ""
+		}
 	case "impure":
 		t.cfg.Impure, err = boolean()
 	case "cache":
@@ -211,6 +218,12 @@ func (t *Target) Start(ctx context.Context) error {
 		return t.startRemote(ctx, mod)
 	}
 	p, err := NewPlatform(Options{CacheDir: t.cacheDir, Logf: t.spec.Logf})
+	if err != nil && !t.cacheDirSet && t.cacheDir != "" {
+		// The default cache is a convenience: without it, compile anew.
+		t.spec.Logf("wasm target %s: %v; keeping compiled code in memory only", t.spec.Name, err)
+		t.cacheDir = ""
+		p, err = NewPlatform(Options{Logf: t.spec.Logf})
+	}
 	if err != nil {
 		return fmt.Errorf("wasm target %s: %w", t.spec.Name, err)
 	}

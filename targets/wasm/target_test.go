@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -110,4 +113,56 @@ func TestTargetReportAfterStop(t *testing.T) {
 	if rep["requests"] != int64(3) || rep["cold_starts"] != int64(3) || rep["module_bytes"] == nil {
 		t.Errorf("report after Stop = %v; want 3 requests, 3 cold starts and the module's size", rep)
 	}
+}
+
+// TestTargetCompilationCacheOnDisk: compiled code goes to the user's cache
+// directory unless the scenario says cache_dir: memory; a default that
+// cannot be used falls back to memory instead of failing the target.
+func TestTargetCompilationCacheOnDisk(t *testing.T) {
+	start := func(t *testing.T, opts map[string]any) {
+		t.Helper()
+		opts["variant"] = "small"
+		tg, err := targets.New(targets.Spec{Name: "w", Kind: "wasm", Function: "memes", Mode: targets.Cold, Options: opts, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tg.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := tg.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func(root string) int {
+		n := 0
+		filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	t.Run("default", func(t *testing.T) {
+		home := t.TempDir()
+		t.Setenv("XDG_CACHE_HOME", home)
+		start(t, map[string]any{})
+		if cached(filepath.Join(home, "academemes-harness", "wazero")) == 0 {
+			t.Error("no compiled code in the user's cache directory")
+		}
+	})
+	t.Run("memory", func(t *testing.T) {
+		home := t.TempDir()
+		t.Setenv("XDG_CACHE_HOME", home)
+		start(t, map[string]any{"cache_dir": "memory"})
+		if n := cached(home); n != 0 {
+			t.Errorf("cache_dir: memory wrote %d files", n)
+		}
+	})
+	t.Run("unusable default", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "not-a-dir")
+		os.WriteFile(file, nil, 0o644)
+		t.Setenv("XDG_CACHE_HOME", file)
+		start(t, map[string]any{})
+	})
 }
