@@ -3,6 +3,7 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,6 +103,7 @@ func TestFaultsKeepServing(t *testing.T) {
 		{"loop", FunctionConfig{Timeout: Duration(50 * time.Millisecond)}, "", 504, "timeout", "time limit"},
 		{"bomb", FunctionConfig{MemoryPages: 64}, "", 502, "memory", "64 pages"},
 		{"open", FunctionConfig{}, "", 502, "purity", `/etc/passwd`},
+		{"sock", FunctionConfig{}, "", 502, "purity", "no network"},
 		{"flood", FunctionConfig{MaxResponseBytes: 1 << 20}, "", 502, "too-large", "1048576-byte"},
 		{"badheader", FunctionConfig{}, "", 502, "output", "bad Status"},
 		{"echo", FunctionConfig{MaxRequestBytes: 8}, "123456789", 413, "too-large", "8-byte limit"},
@@ -358,5 +360,43 @@ func TestStartNsIncludesGuestStart(t *testing.T) {
 	if body != "hi" || resp.Header.Get(targets.HeaderStartNs) != fmt.Sprint(2*time.Millisecond.Nanoseconds()) {
 		t.Errorf("%q with %s = %q; want 2 ms: instantiation and the guest's start",
 			body, targets.HeaderStartNs, resp.Header.Get(targets.HeaderStartNs))
+	}
+}
+
+// TestPurityDeterminism: a pure function's randomness and clock are the
+// same for the same input, its randomness differs for another input, and
+// an impure function sees the real clock.
+func TestPurityDeterminism(t *testing.T) {
+	p, srv, _ := newTestPlatform(t, Options{})
+	ctx := context.Background()
+	if err := p.Deploy(ctx, "pure", module(t, "entropy"), FunctionConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Deploy(ctx, "impure", module(t, "entropy"), FunctionConfig{Impure: true}); err != nil {
+		t.Fatal(err)
+	}
+	call := func(name, input string) (random, clock string) {
+		t.Helper()
+		resp, body := do(t, "POST", srv.URL+"/fn/"+name, input)
+		if resp.StatusCode != 200 || len(body) != 24 {
+			t.Fatalf("%s: %d, %d bytes %q", name, resp.StatusCode, len(body), body)
+		}
+		return body[:16], body[16:]
+	}
+	r1, c1 := call("pure", "a")
+	r2, c2 := call("pure", "a")
+	r3, _ := call("pure", "b")
+	if r1 != r2 || c1 != c2 {
+		t.Errorf("pure: the same input gave random %x, %x and clock %x, %x", r1, r2, c1, c2)
+	}
+	if r1 == r3 {
+		t.Errorf("pure: inputs a and b gave the same random bytes %x", r1)
+	}
+	_, i1 := call("impure", "a")
+	_, i2 := call("impure", "a")
+	now := uint64(time.Now().UnixNano())
+	ns := binary.LittleEndian.Uint64([]byte(i2))
+	if i1 == i2 || ns > now || now-ns > uint64(time.Minute) {
+		t.Errorf("impure: clock %x then %x (%d ns, now %d): want the real clock", i1, i2, ns, now)
 	}
 }
