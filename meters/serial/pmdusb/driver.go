@@ -227,19 +227,22 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 		return err
 	}
 	dec := Decoder{Layout: lay}
+	type record struct {
+		raw    [AdcChannels]int16
+		ts     uint32
+		relock bool
+	}
 	var (
 		buf       = make([]byte, 16*1024)
 		lastData  = time.Now()
 		lastRec   = time.Now()
 		prev      Stats
 		pacer     serial.Pacer
-		epoch     uint32
-		haveEpoch bool
-		devTicks  int64 // unwrapped 3 MHz ticks
-		lastTS    uint32
+		tl        = newTimeline(lay.TSBytes)
+		recs      []record
+		devNs     []int64
 		recPeriod = time.Duration(float64(time.Second) * 10 * float64(lay.RecordLen()) / float64(baud))
 	)
-	wrap := uint64(1) << (8 * lay.TSBytes)
 	for ctx.Err() == nil {
 		n, err := port.Read(buf)
 		now := time.Now()
@@ -262,36 +265,47 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 		}
 		lastData = now
 		host := m.env.Clock()
-		// Records in this chunk: without timestamps, stamp them back from
-		// the chunk's arrival at the line's record period.
-		var recs [][AdcChannels]int16
-		var ticks []int64
-		dec.Feed(buf[:n], func(r *Record) {
-			recs = append(recs, r.Raw)
-			if lay.TSBytes >= 2 {
-				if !haveEpoch {
-					epoch, haveEpoch, lastTS = r.TS, true, r.TS
+		recs = recs[:0]
+		dec.Feed(buf[:n], func(r *Record) { recs = append(recs, record{r.Raw, r.TS, r.Relock}) })
+		if lay.TSBytes >= 2 {
+			devNs = devNs[:0]
+			for i, r := range recs {
+				// When it was sent, taking the line as busy with the
+				// records after it until the chunk arrived; used only to
+				// re-anchor.
+				est := host.Add(-time.Duration(len(recs)-1-i) * recPeriod)
+				ns, how := tl.place(r.ts, r.relock, est, host, m.core)
+				if how == implausible {
+					// The lock, or the timestamp before, cannot be trusted:
+					// drop what is left of the chunk and hunt again.
+					m.core.Count("implausible_steps", 1)
+					m.core.Count("resync_dropped_records", int64(len(recs)-i))
+					dec.Unlock()
+					recs = recs[:i]
+					break
 				}
-				devTicks += int64(uint64(r.TS-lastTS) & (wrap - 1))
-				lastTS = r.TS
-				ticks = append(ticks, devTicks)
+				if how == anchored {
+					m.core.Count("timestamp_resyncs", 1)
+				}
+				devNs = append(devNs, ns)
 			}
-		})
-		_ = epoch
+			if len(devNs) > 0 {
+				m.core.AddFitPoint(devNs[len(devNs)-1], host)
+			}
+		}
 		if len(recs) > 0 {
 			lastRec = now
-		}
-		if lay.TSBytes >= 2 && len(ticks) > 0 {
-			m.core.AddFitPoint(ticks[len(ticks)-1]*1000/3, host)
 		}
 		for i := range recs {
 			var t time.Time
 			if lay.TSBytes >= 2 {
-				t = m.core.MapTime(ticks[i] * 1000 / 3)
+				t = m.core.MapTime(devNs[i])
 			} else {
+				// Without timestamps, stamp the records back from the
+				// chunk's arrival at the line's record period.
 				t = host.Add(-time.Duration(len(recs)-1-i) * recPeriod)
 			}
-			st.sample(t, &recs[i], m.dev.AdcOffset)
+			st.sample(t, &recs[i].raw, m.dev.AdcOffset)
 		}
 		s := dec.Stats
 		m.core.Tally(func(c map[string]int64) {

@@ -1,6 +1,9 @@
 package pmdusb
 
 import (
+	"context"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -28,6 +31,72 @@ func TestEndToEndConstantTrace(t *testing.T) {
 			r := serialtest.ConstantTrace(t, m, want, 3*time.Second)
 			if r.Counters["records"] < 500 {
 				t.Errorf("records = %d in 3 s, want more", r.Counters["records"])
+			}
+		})
+	}
+}
+
+// TestEndToEndCorruptedBytes streams with timestamps from an emulator that
+// flips bits of single bytes. One byte in 20,000 always hits the last byte
+// of a 20-byte record, after which the decoder used to lock one byte early
+// for good (timestamps 256 times too far apart: a 3 s recording spanned
+// 13 minutes); one in 997 hits every position in turn, timestamps included.
+// The mean power must stay right, and the samples must span about the time
+// their records took to send: no more than the run's wall time, no less than
+// the emulated line took for the records delivered.
+func TestEndToEndCorruptedBytes(t *testing.T) {
+	want := []float64{50, 30, 20, 10}
+	for _, every := range []int{20000, 997} {
+		t.Run(fmt.Sprintf("one byte in %d", every), func(t *testing.T) {
+			dev := &emulate.PMDUSB{Trace: emulate.Constant(want), Faults: emulate.Faults{CorruptEvery: every}}
+			link := serialtest.StartEmulator(t, dev, emulate.Faults{})
+			m, err := New("pmd-usb:"+link, link, Options{TSBytes: 4}, meters.Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			var c serialtest.Collector
+			start := time.Now()
+			if err := m.Run(ctx, c.Emit); err != nil {
+				t.Fatal(err)
+			}
+			end := time.Now()
+			r := m.Report()
+			t.Logf("counters %v, fit %+v", r.Counters, r.ClockFit)
+			if r.Counters["rejected_records"] == 0 {
+				t.Errorf("no record rejected: the corruption missed the stream")
+			}
+			got, fromEnergy := c.MeanWatts(len(want), start), c.EnergyMeanWatts(len(want))
+			for ch := range want {
+				// A corrupted low byte can pass in a record's data, and the
+				// records lost while hunting shift the dither a little.
+				if rel := math.Abs(got[ch]-want[ch]) / want[ch]; rel > 0.01 {
+					t.Errorf("channel %d: mean %.4f W, want %.4f W within 1%%", ch, got[ch], want[ch])
+				}
+				if rel := math.Abs(fromEnergy[ch]-want[ch]) / want[ch]; !(rel <= 0.01) {
+					t.Errorf("channel %d: energy over time %.4f W, want %.4f W within 1%%", ch, fromEnergy[ch], want[ch])
+				}
+			}
+			var first, last time.Time
+			per := 0
+			for _, s := range c.Samples() {
+				if s.Channel != 0 {
+					continue
+				}
+				if first.IsZero() {
+					first = s.T
+				}
+				last, per = s.T, per+1
+			}
+			// 115200 baud, 20-byte records: 10 bits a byte on the line.
+			period := time.Second * 10 * 20 / 115200
+			span, lo, hi := last.Sub(first), time.Duration(float64(per-1)*0.98*float64(period)), end.Sub(start)
+			if span < lo || span > hi {
+				t.Errorf("samples span %v, want between %v (%d records sent %v apart) and %v (the run)", span, lo, per, period, hi)
+			}
+			if first.Before(start) || last.After(end) {
+				t.Errorf("samples from %v to %v, outside the run %v to %v", first, last, start, end)
 			}
 		})
 	}
