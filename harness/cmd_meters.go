@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -281,10 +283,7 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	}
 	printRecordSummary(stdout, info, stats, total)
 	if r, ok := m.(meters.Reporter); ok {
-		rep := r.Report()
-		for _, w := range rep.Warnings {
-			fmt.Fprintf(stdout, "warning: %s\n", w)
-		}
+		printMeterReport(stdout, r.Report())
 	}
 	if *out != "" {
 		fmt.Fprintf(stdout, "samples written to %s\n", *out)
@@ -294,6 +293,29 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// printMeterReport writes what the meter says of its own recording: gaps,
+// the clock fit of a device with its own clock, counters and warnings, so
+// that a recording's troubles show without opening run.json.
+func printMeterReport(w io.Writer, rep meters.Report) {
+	for _, g := range rep.Gaps {
+		fmt.Fprintf(w, "gap: %v from %s: %s\n", g.End.Sub(g.Start).Round(time.Millisecond), g.Start.UTC().Format("15:04:05.000"), g.Reason)
+	}
+	if f := rep.ClockFit; f != nil {
+		fmt.Fprintf(w, "clock fit: drift %.2f ppm, residual %.3f ms RMS (max %.3f ms) over %d points\n", f.DriftPPM, f.ResidualRMSNs/1e6, f.ResidualMaxNs/1e6, f.Points)
+	}
+	if len(rep.Counters) > 0 {
+		keys := slices.Sorted(maps.Keys(rep.Counters))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, rep.Counters[k])
+		}
+		fmt.Fprintf(w, "counters: %s\n", strings.Join(parts, ", "))
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 }
 
 // appendSampleRow appends one samples.csv row: meter,channel,t_ns,watts,joules.

@@ -117,7 +117,7 @@ func TestMetersRecordRAPL(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
-	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to"} {
+	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings 0, read_errors 0, readings "} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}
