@@ -226,22 +226,13 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 	if err := l.Write("stream on", cmdContTX, 1, byte(lay.TSBytes), lay.Mask); err != nil {
 		return err
 	}
-	dec := Decoder{Layout: lay}
-	type record struct {
-		raw    [AdcChannels]int16
-		ts     uint32
-		relock bool
-	}
+	sr := &streamer{m: m, st: st, lay: lay, dec: Decoder{Layout: lay}, tl: newTimeline(lay.TSBytes),
+		recPeriod: time.Duration(float64(time.Second) * 10 * float64(lay.RecordLen()) / float64(baud))}
 	var (
-		buf       = make([]byte, 16*1024)
-		lastData  = time.Now()
-		lastRec   = time.Now()
-		prev      Stats
-		pacer     serial.Pacer
-		tl        = newTimeline(lay.TSBytes)
-		recs      []record
-		devNs     []int64
-		recPeriod = time.Duration(float64(time.Second) * 10 * float64(lay.RecordLen()) / float64(baud))
+		buf      = make([]byte, 16*1024)
+		lastData = time.Now()
+		lastRec  = time.Now()
+		pacer    serial.Pacer
 	)
 	for ctx.Err() == nil {
 		n, err := port.Read(buf)
@@ -249,80 +240,109 @@ func (m *Meter) stream(ctx context.Context, port serial.Port, l serial.Link, st 
 		if err != nil {
 			return fmt.Errorf("pmd-usb: read: %w", err)
 		}
-		if n == 0 {
-			if now.Sub(lastData) > m.opts.StallAfter {
-				return fmt.Errorf("pmd-usb: no data for %v", m.opts.StallAfter)
+		if n > 0 {
+			lastData = now
+			if sr.chunk(buf[:n], m.env.Clock()) > 0 {
+				lastRec = now
 			}
-			if now.Sub(lastRec) > m.opts.StallAfter && !m.opts.Poll {
-				m.core.Count("fallback_to_polling", 1)
-				m.env.Logf("pmd-usb %s: continuous transmit gave no usable records; polling instead", m.path)
-				if err := stopStream(l, m.opts.Settle); err != nil {
-					return err
-				}
-				return m.poll(ctx, l, st)
-			}
-			continue
+		} else if now.Sub(lastData) > m.opts.StallAfter {
+			return fmt.Errorf("pmd-usb: no data for %v", m.opts.StallAfter)
 		}
-		lastData = now
-		host := m.env.Clock()
-		recs = recs[:0]
-		dec.Feed(buf[:n], func(r *Record) { recs = append(recs, record{r.Raw, r.TS, r.Relock}) })
-		if lay.TSBytes >= 2 {
-			devNs = devNs[:0]
-			for i, r := range recs {
-				// When it was sent, taking the line as busy with the
-				// records after it until the chunk arrived; used only to
-				// re-anchor.
-				est := host.Add(-time.Duration(len(recs)-1-i) * recPeriod)
-				ns, how := tl.place(r.ts, r.relock, est, host, m.core)
-				if how == implausible {
-					// The lock, or the timestamp before, cannot be trusted:
-					// drop what is left of the chunk and hunt again.
-					m.core.Count("implausible_steps", 1)
-					m.core.Count("resync_dropped_records", int64(len(recs)-i))
-					dec.Unlock()
-					recs = recs[:i]
-					break
-				}
-				if how == anchored {
-					m.core.Count("timestamp_resyncs", 1)
-				}
-				devNs = append(devNs, ns)
+		// Checked on every read: bytes that never make a record (a line
+		// that loses a byte in every lock window) stall the stream as
+		// surely as silence, and never give an empty read.
+		if now.Sub(lastRec) > m.opts.StallAfter {
+			m.core.Count("fallback_to_polling", 1)
+			w := fmt.Sprintf("pmd-usb %s: continuous transmit gave no usable record for %v (%d bytes read); polling READ_ADC instead, host-stamped", m.path, m.opts.StallAfter, sr.dec.Stats.Bytes)
+			m.core.Warn(w)
+			m.env.Logf("%s", w)
+			if err := stopStream(l, m.opts.Settle); err != nil {
+				return err
 			}
-			if len(devNs) > 0 {
-				m.core.AddFitPoint(devNs[len(devNs)-1], host)
-			}
+			return m.poll(ctx, l, st)
 		}
-		if len(recs) > 0 {
-			lastRec = now
-		}
-		for i := range recs {
-			var t time.Time
-			if lay.TSBytes >= 2 {
-				t = m.core.MapTime(devNs[i])
-			} else {
-				// Without timestamps, stamp the records back from the
-				// chunk's arrival at the line's record period.
-				t = host.Add(-time.Duration(len(recs)-1-i) * recPeriod)
-			}
-			st.sample(t, &recs[i].raw, m.dev.AdcOffset)
-		}
-		s := dec.Stats
-		m.core.Tally(func(c map[string]int64) {
-			c["bytes"] += s.Bytes - prev.Bytes
-			c["records"] += s.Records - prev.Records
-			c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
-			c["rejected_records"] += s.RejectedRecords - prev.RejectedRecords
-			c["locks"] += s.Locks - prev.Locks
-			c["late_records"] += s.LateRecords - prev.LateRecords
-			c["unconfirmed_records"] += s.Unconfirmed - prev.Unconfirmed
-		})
-		prev = s
-		if lay.TSBytes >= 2 {
+		if n > 0 && lay.TSBytes >= 2 {
 			// Timestamped records can wait for a batch; without timestamps
 			// their times come from the chunk's arrival, so read at once.
 			pacer.Wait(now)
 		}
 	}
 	return nil
+}
+
+// streamer is one continuous-transmit session's decoding state.
+type streamer struct {
+	m         *Meter
+	st        *state
+	lay       Layout
+	dec       Decoder
+	tl        timeline
+	prev      Stats
+	recPeriod time.Duration // one record's time on the line
+	recs      []record
+	devNs     []int64
+}
+
+type record struct {
+	raw    [AdcChannels]int16
+	ts     uint32
+	relock bool
+}
+
+// chunk decodes the bytes of one read, which arrived at host time host,
+// emits their records and returns how many it emitted.
+func (sr *streamer) chunk(p []byte, host time.Time) int {
+	m := sr.m
+	sr.recs = sr.recs[:0]
+	sr.dec.Feed(p, func(r *Record) { sr.recs = append(sr.recs, record{r.Raw, r.TS, r.Relock}) })
+	recs := sr.recs
+	if sr.lay.TSBytes >= 2 {
+		sr.devNs = sr.devNs[:0]
+		for i, r := range recs {
+			// When it was sent, taking the line as busy with the records
+			// after it until the chunk arrived; used only to re-anchor.
+			est := host.Add(-time.Duration(len(recs)-1-i) * sr.recPeriod)
+			ns, how := sr.tl.place(r.ts, r.relock, est, host, m.core)
+			if how == implausible {
+				// The lock, or the timestamp before, cannot be trusted:
+				// drop what is left of the chunk and hunt again.
+				m.core.Count("implausible_steps", 1)
+				m.core.Count("resync_dropped_records", int64(len(recs)-i))
+				sr.dec.Unlock()
+				recs = recs[:i]
+				break
+			}
+			if how == anchored {
+				m.core.Count("timestamp_resyncs", 1)
+			}
+			sr.devNs = append(sr.devNs, ns)
+		}
+		if len(sr.devNs) > 0 {
+			m.core.AddFitPoint(sr.devNs[len(sr.devNs)-1], host)
+		}
+	}
+	for i := range recs {
+		var t time.Time
+		if sr.lay.TSBytes >= 2 {
+			t = m.core.MapTime(sr.devNs[i])
+		} else {
+			// Without timestamps, stamp the records back from the chunk's
+			// arrival at the line's record period.
+			t = host.Add(-time.Duration(len(recs)-1-i) * sr.recPeriod)
+		}
+		sr.st.sample(t, &recs[i].raw, m.dev.AdcOffset)
+	}
+	s := sr.dec.Stats
+	prev := sr.prev
+	m.core.Tally(func(c map[string]int64) {
+		c["bytes"] += s.Bytes - prev.Bytes
+		c["records"] += s.Records - prev.Records
+		c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
+		c["rejected_records"] += s.RejectedRecords - prev.RejectedRecords
+		c["locks"] += s.Locks - prev.Locks
+		c["late_records"] += s.LateRecords - prev.LateRecords
+		c["unconfirmed_records"] += s.Unconfirmed - prev.Unconfirmed
+	})
+	sr.prev = s
+	return len(recs)
 }

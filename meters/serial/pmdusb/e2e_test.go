@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,44 @@ func TestEndToEndCorruptedBytes(t *testing.T) {
 				t.Errorf("samples from %v to %v, outside the run %v to %v", first, last, start, end)
 			}
 		})
+	}
+}
+
+// TestEndToEndFallbackToPolling streams from an emulator that drops one
+// byte in 200: every lock window (17 records of 20 bytes) holds a loss, so
+// no record ever passes, yet bytes keep arriving. The driver must notice
+// the stall on reads that return bytes too, say so, and poll READ_ADC
+// (replies are not streamed, so they arrive whole).
+func TestEndToEndFallbackToPolling(t *testing.T) {
+	want := []float64{50, 30, 20, 10}
+	dev := &emulate.PMDUSB{Trace: emulate.Constant(want), Faults: emulate.Faults{DropEvery: 200}}
+	link := serialtest.StartEmulator(t, dev, emulate.Faults{})
+	m, err := New("pmd-usb:"+link, link, Options{TSBytes: 4, StallAfter: 500 * time.Millisecond}, meters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	var c serialtest.Collector
+	start := time.Now()
+	if err := m.Run(ctx, c.Emit); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Report()
+	t.Logf("%d samples, counters %v, warnings %q", len(c.Samples()), r.Counters, r.Warnings)
+	if r.Counters["fallback_to_polling"] != 1 || r.Counters["polls"] == 0 {
+		t.Fatalf("fallback_to_polling %d, polls %d: want one fallback, then polls", r.Counters["fallback_to_polling"], r.Counters["polls"])
+	}
+	if r.Counters["bytes"] == 0 || r.Counters["records"] != 0 {
+		t.Errorf("streamed %d bytes, %d records: want bytes and no record before the fallback", r.Counters["bytes"], r.Counters["records"])
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "polling") {
+		t.Errorf("warnings %q, want one that says the meter polls", r.Warnings)
+	}
+	got := c.MeanWatts(len(want), start)
+	for ch := range want {
+		if rel := math.Abs(got[ch]-want[ch]) / want[ch]; rel > 0.01 {
+			t.Errorf("channel %d: mean %.4f W, want %.4f W within 1%%", ch, got[ch], want[ch])
+		}
 	}
 }
