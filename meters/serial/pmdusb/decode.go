@@ -56,9 +56,12 @@ type Stats struct {
 	RejectedRecords int64 // records that failed the lock check (the lock is then lost)
 	Locks           int64 // times a record boundary was found
 	LateRecords     int64 // records further than 2 periods after the previous: records lost
-	// Unconfirmed counts records held back for a late timestamp and then
-	// dropped because the next record did not follow on from it: a
-	// corrupted timestamp byte, which would otherwise move device time.
+	// Unconfirmed counts records that passed their own checks and were
+	// dropped because the record after them did not confirm them: a late
+	// timestamp that the next record does not follow on from (a corrupted
+	// timestamp byte, which would otherwise move device time), or a record
+	// followed by one that fails (a byte lost inside it shifts its tail,
+	// which its own checks may not see).
 	Unconfirmed int64
 }
 
@@ -79,7 +82,18 @@ type Stats struct {
 // back until the next record lands one period after it, and dropped if it
 // does not (one corrupted timestamp byte must not move device time).
 // Without timestamps, voltage words must stay non-negative and not jump by
-// more than JumpLSB in three records running.
+// more than JumpLSB in JumpRun records running.
+//
+// No record is delivered before the record after it has passed too. A
+// byte lost inside a record leaves its head, timestamp included, where it
+// was and shifts its tail by one byte: a word then reads the high byte of
+// one value and the low byte of the next (or of the next record's
+// timestamp), often a plausible but wrong current. Nothing in the record
+// shows it; the next record, read one byte late, does. So a record that
+// passes is held, delivered when the next one passes, and dropped when the
+// next one fails. Without timestamps a record only confirms those before it
+// when its voltages did not jump, since a shifted record may still look
+// plausible.
 type Decoder struct {
 	Layout      Layout
 	LockRecords int // records examined per hunt (default 16)
@@ -87,32 +101,47 @@ type Decoder struct {
 
 	buf        []byte
 	locked     bool
-	relock     bool    // the next record delivered is the first since a lock
+	relock     bool    // the next record that passes is the first since a lock
 	period     float64 // timestamp ticks per record
 	havePeriod bool    // period was learnt by an earlier lock: hunts must match it
-	lastTS     uint32
+	lastTS     uint32  // timestamp of the last record that passed
 	haveLast   bool
-	pending    Record // a late record waiting for the next one to confirm it
-	hasPending bool
-	lastV      [AdcChannels]int16
-	suspect    int
-	chans      []int // channel indexes in Mask order
-	rec        Record
+	// held are records that passed, oldest first, waiting for a record
+	// after them to confirm their alignment. With timestamps there is at
+	// most one; without, the one before a run of voltage jumps and the
+	// jumped ones.
+	held  [JumpRun]Record
+	nHeld int
+	// heldStep is the timestamp step in ticks from the record delivered
+	// last to the newest held one, when that one was checked against it
+	// (heldFollows): the driver dates the read by it.
+	heldStep    uint64
+	heldFollows bool
+	step        uint64 // the step check accepted for the record it passed
+	stepOK      bool
+	pending     Record // a late record waiting for the next one to confirm it
+	hasPending  bool
+	lastV       [AdcChannels]int16
+	suspect     int
+	chans       []int // channel indexes in Mask order
+	rec         Record
 }
 
 // verdict is what check makes of a record.
 type verdict int
 
 const (
-	accept  verdict = iota
-	hold            // late: wait for the next record
-	confirm         // follows on from the held record: deliver both
-	reject          // the lock is lost
+	accept  verdict = iota // passes and confirms the records held
+	jumped                 // passes, but a voltage jumped: confirms nothing
+	hold                   // late: wait for the next record
+	confirm                // follows on from the late record: deliver it too
+	reject                 // the lock is lost
 )
 
-// JumpLSB and MaxGapPeriods are the lock checks' limits.
+// JumpLSB, JumpRun and MaxGapPeriods are the lock checks' limits.
 const (
 	JumpLSB       = 200 // 1.5 V on a voltage channel
+	JumpRun       = 3   // records running whose voltages jump drop a lock without timestamps
 	MaxGapPeriods = 1000
 )
 
@@ -144,8 +173,38 @@ func (d *Decoder) Reset() {
 // wrong byte offset can look steady, and a period learnt from it would keep
 // later hunts on that offset.
 func (d *Decoder) Unlock() {
-	d.dropPending()
+	d.dropHeld()
 	d.locked, d.haveLast, d.havePeriod, d.suspect = false, false, false, 0
+}
+
+// Held reports how many records have passed their own checks and wait for
+// the record after them to confirm them. The driver dates a read's records
+// back from its arrival, and these were on the line after the last one
+// delivered. With timestamps, ticks is the step from the last record
+// delivered to the newest held one, when ok: that one was checked against
+// it (not so after a new lock, or without timestamps).
+func (d *Decoder) Held() (n int, ticks uint64, ok bool) {
+	n = d.nHeld
+	if d.hasPending {
+		n++
+	}
+	return n, d.heldStep, d.heldFollows && d.nHeld == 1 && d.Layout.TSBytes >= 2
+}
+
+// dropHeld drops the records that wait for confirmation: the record after
+// them failed, or the lock is given up.
+func (d *Decoder) dropHeld() {
+	d.dropPending()
+	d.Stats.Unconfirmed += int64(d.nHeld)
+	d.nHeld, d.heldFollows = 0, false
+}
+
+func (d *Decoder) deliverHeld(fn func(*Record)) {
+	for i := range d.nHeld {
+		d.Stats.Records++
+		fn(&d.held[i])
+	}
+	d.nHeld = 0
 }
 
 func (d *Decoder) dropPending() {
@@ -212,24 +271,33 @@ func (d *Decoder) Feed(p []byte, fn func(*Record)) {
 			break
 		}
 		d.decode(d.buf[pos:pos+R], &d.rec)
-		switch d.check(&d.rec) {
-		case reject:
+		v := d.check(&d.rec)
+		if v == reject {
+			// The records held may end in the bytes that put this one
+			// out of line.
 			d.Stats.RejectedRecords++
+			d.dropHeld()
 			d.locked = false
 			continue // hunt again from this record's first byte
-		case hold:
-			pos += R
-			d.pending, d.hasPending = d.rec, true
-			continue
-		case confirm:
-			d.Stats.Records++
-			d.Stats.LateRecords++
-			fn(&d.pending)
 		}
 		pos += R
 		d.rec.Relock, d.relock = d.relock, false
-		d.Stats.Records++
-		fn(&d.rec)
+		switch v {
+		case hold:
+			d.pending, d.hasPending = d.rec, true
+			continue
+		case confirm:
+			d.deliverHeld(fn)
+			d.hasPending = false
+			d.Stats.Records++
+			d.Stats.LateRecords++
+			fn(&d.pending)
+		case accept:
+			d.deliverHeld(fn)
+		}
+		d.held[d.nHeld] = d.rec
+		d.nHeld++
+		d.heldStep, d.heldFollows = d.step, d.stepOK
 	}
 	n := copy(d.buf, d.buf[pos:])
 	d.buf = d.buf[:n]
@@ -252,23 +320,26 @@ func (d *Decoder) check(r *Record) verdict {
 			return reject
 		}
 		if !d.haveLast {
-			d.lastTS, d.haveLast = r.TS, true
+			d.lastTS, d.haveLast, d.stepOK = r.TS, true, false
 			return accept
 		}
 		if d.hasPending {
-			if dp := float64(d.tsDelta(d.pending.TS, r.TS)); d.steady(dp) {
-				d.period += (dp - d.period) / 64
-				d.lastTS, d.hasPending = r.TS, false
+			if dp := d.tsDelta(d.pending.TS, r.TS); d.steady(float64(dp)) {
+				d.period += (float64(dp) - d.period) / 64
+				d.lastTS = r.TS
+				d.step, d.stepOK = dp, true
 				return confirm
 			}
-			d.dropPending() // judge r against the last record delivered
+			d.dropPending() // judge r against the last record that passed
 		}
-		dt := float64(d.tsDelta(d.lastTS, r.TS))
+		step := d.tsDelta(d.lastTS, r.TS)
+		dt := float64(step)
 		limit := min(MaxGapPeriods*d.period, float64(d.wrap())/4)
 		switch {
 		case d.steady(dt):
 			d.period += (dt - d.period) / 64
 			d.lastTS = r.TS
+			d.step, d.stepOK = step, true
 			return accept
 		case dt > 2*d.period && dt <= limit:
 			return hold
@@ -285,14 +356,16 @@ func (d *Decoder) check(r *Record) verdict {
 			jump = true
 		}
 	}
+	d.stepOK = false
 	if jump {
 		d.suspect++
-		if d.suspect >= 3 {
+		if d.suspect >= JumpRun {
 			return reject
 		}
-	} else {
-		d.suspect = 0
+		d.lastV = r.Raw
+		return jumped
 	}
+	d.suspect = 0
 	d.lastV, d.haveLast = r.Raw, true
 	return accept
 }

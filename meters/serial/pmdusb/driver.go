@@ -296,12 +296,16 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 	sr.recs = sr.recs[:0]
 	sr.dec.Feed(p, func(r *Record) { sr.recs = append(sr.recs, record{r.Raw, r.TS, r.Relock}) })
 	recs := sr.recs
+	// The decoder holds the newest records back until the one after them
+	// confirms them, so the chunk's arrival comes that many records after
+	// the last one delivered.
+	held, heldTicks, heldOK := sr.dec.Held()
 	if sr.lay.TSBytes >= 2 {
 		sr.devNs = sr.devNs[:0]
 		for i, r := range recs {
 			// When it was sent, taking the line as busy with the records
 			// after it until the chunk arrived; used only to re-anchor.
-			est := host.Add(-time.Duration(len(recs)-1-i) * sr.recPeriod)
+			est := host.Add(-time.Duration(len(recs)-1-i+held) * sr.recPeriod)
 			ns, how := sr.tl.place(r.ts, r.relock, est, host, m.core)
 			if how == implausible {
 				// The lock, or the timestamp before, cannot be trusted:
@@ -309,7 +313,7 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 				m.core.Count("implausible_steps", 1)
 				m.core.Count("resync_dropped_records", int64(len(recs)-i))
 				sr.dec.Unlock()
-				recs = recs[:i]
+				recs, held = recs[:i], 0
 				break
 			}
 			if how == anchored {
@@ -317,8 +321,18 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 			}
 			sr.devNs = append(sr.devNs, ns)
 		}
-		if len(sr.devNs) > 0 {
-			m.core.AddFitPoint(sr.devNs[len(sr.devNs)-1], host)
+		if n := len(sr.devNs); n > 0 {
+			// Pair the arrival with the newest record read: by its
+			// timestamp where it was checked against the last one
+			// delivered, else by the line's record time.
+			switch {
+			case held == 0:
+				m.core.AddFitPoint(sr.devNs[n-1], host)
+			case heldOK:
+				m.core.AddFitPoint(sr.devNs[n-1]+ticksToNs(int64(heldTicks)), host)
+			default:
+				m.core.AddFitPoint(sr.devNs[n-1], host.Add(-time.Duration(held)*sr.recPeriod))
+			}
 		}
 	}
 	for i := range recs {
@@ -328,7 +342,7 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 		} else {
 			// Without timestamps, stamp the records back from the chunk's
 			// arrival at the line's record period.
-			t = host.Add(-time.Duration(len(recs)-1-i) * sr.recPeriod)
+			t = host.Add(-time.Duration(len(recs)-1-i+held) * sr.recPeriod)
 		}
 		sr.st.sample(t, &recs[i].raw, m.dev.AdcOffset)
 	}

@@ -141,3 +141,38 @@ func TestEndToEndFallbackToPolling(t *testing.T) {
 		}
 	}
 }
+
+// TestEndToEndLostBytes streams from an emulator that drops one byte in
+// 2003, so every loss falls at another position of a record. The record
+// that straddles a loss has the right timestamp and a tail shifted by one
+// byte (a current word built from the next record's bytes): it used to pass
+// and read 2 to 12 % high on average. Each channel's mean power, and its
+// energy over time, must stay within 0.5 % of the load.
+func TestEndToEndLostBytes(t *testing.T) {
+	load := []float64{50, 30, 20, 10}
+	cases := []struct {
+		name string
+		opts Options
+	}{
+		{"u32 timestamps, all channels", Options{TSBytes: 4}},
+		{"u16 timestamps, EPS1", Options{TSBytes: 2, Channels: []int{EPS1}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := &emulate.PMDUSB{Trace: emulate.Constant(load), Faults: emulate.Faults{DropEvery: 2003}}
+			link := serialtest.StartEmulator(t, dev, emulate.Faults{})
+			m, err := New("pmd-usb:"+link, link, tc.opts, meters.Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []float64
+			for _, c := range m.opts.Channels {
+				want = append(want, load[c])
+			}
+			r := serialtest.ConstantTrace(t, m, want, 3*time.Second)
+			if r.Counters["rejected_records"] == 0 {
+				t.Errorf("no record rejected: no byte was lost")
+			}
+		})
+	}
+}
