@@ -11,7 +11,9 @@ shift || true
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 mkdir -p "$out"
-go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -timeout 30m "${pkgs[@]}" | tee "$out/bench.txt"
+# -p 1: one package at a time; go test otherwise runs packages side by
+# side, and one package's benchmarks would load the CPUs another measures.
+go test -p 1 -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" -timeout 30m "${pkgs[@]}" | tee "$out/bench.txt"
 awk '
   /^pkg: / { pkg = $2 }
   /^Benchmark/ {
