@@ -19,6 +19,8 @@ type progress struct {
 	requests *atomic.Int64
 	errors   *atomic.Int64
 
+	// mu guards label and every write to w: the ticker's redraw and a
+	// new phase's line come from two goroutines.
 	mu    sync.Mutex
 	label string
 	done  chan struct{}
@@ -52,13 +54,13 @@ func (p *progress) loop() {
 
 func (p *progress) phase(label string) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.label = label
-	p.mu.Unlock()
 	if !p.terminal {
 		fmt.Fprintf(p.w, "%s  %s\n", p.line(), label)
 		return
 	}
-	p.draw()
+	p.drawLocked()
 }
 
 // line is the status common to both forms.
@@ -69,8 +71,13 @@ func (p *progress) line() string {
 
 func (p *progress) draw() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drawLocked()
+}
+
+// drawLocked writes the status; p.mu is held.
+func (p *progress) drawLocked() {
 	label := p.label
-	p.mu.Unlock()
 	if !p.terminal {
 		fmt.Fprintf(p.w, "%s  %s\n", p.line(), label)
 		return
@@ -87,6 +94,8 @@ func (p *progress) draw() {
 func (p *progress) stop() {
 	close(p.done)
 	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.terminal {
 		fmt.Fprint(p.w, "\r\033[K")
 	}

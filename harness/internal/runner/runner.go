@@ -81,6 +81,8 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	if opt.Log == nil {
 		opt.Log = io.Discard
 	}
+	// Targets, meters and the progress bar log from their own goroutines.
+	opt.Log = &lockedWriter{w: opt.Log}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -538,4 +540,16 @@ func newRunDir(runsDir, name string, now time.Time) (string, string, error) {
 		}
 		id = fmt.Sprintf("%s-%d", base, i)
 	}
+}
+
+// lockedWriter lets several goroutines write whole lines to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
