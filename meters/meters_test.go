@@ -67,9 +67,16 @@ func TestAutoOrder(t *testing.T) {
 			Open: func(sp Spec, _ Env) (Meter, error) { return stubMeter{Info{Name: sp.Raw, Kind: kind}}, nil },
 		}
 	}
-	Register(mk("t-best", 1, false, Measured))
-	Register(mk("t-next", 2, true, Measured))
-	Register(mk("t-model", 3, true, Model))
+	for _, d := range []Driver{mk("t-best", 1, false, Measured), mk("t-next", 2, true, Measured), mk("t-model", 3, true, Model)} {
+		Register(d)
+		// The registry is the process's: leave it as found, so that the
+		// test can run again (-count) and others do not see the stubs.
+		t.Cleanup(func() {
+			mu.Lock()
+			delete(drivers, d.Name)
+			mu.Unlock()
+		})
+	}
 	m, notes, err := Open("auto", Env{})
 	if err != nil {
 		t.Fatal(err)
