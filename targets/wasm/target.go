@@ -292,7 +292,12 @@ func (t *Target) startRemote(ctx context.Context, mod []byte) error {
 	return nil
 }
 
-func (t *Target) do(req *http.Request, want int) error {
+// do sends req to the remote platform with the token and wants status
+// want; an unreachable platform is targets.ErrUnavailable.
+func (t *Target) do(req *http.Request, want int) error { return t.doJSON(req, want, nil) }
+
+// doJSON is do that decodes the answer into out (nil: discards it).
+func (t *Target) doJSON(req *http.Request, want int, out any) error {
 	if t.token != "" {
 		req.Header.Set("Authorization", "Bearer "+t.token)
 	}
@@ -301,11 +306,15 @@ func (t *Target) do(req *http.Request, want int) error {
 		return fmt.Errorf("%w: %v", targets.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != want {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(body)))
 	}
-	return nil
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // so the connection is reused
+		return nil
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
 }
 
 // URL implements targets.Target.
@@ -401,19 +410,8 @@ func (t *Target) info(ctx context.Context) (FunctionInfo, error) {
 		if err != nil {
 			return FunctionInfo{}, err
 		}
-		if t.token != "" {
-			req.Header.Set("Authorization", "Bearer "+t.token)
-		}
-		resp, err := t.client.Do(req)
-		if err != nil {
-			return FunctionInfo{}, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return FunctionInfo{}, fmt.Errorf("GET %s: %s", u.Path, resp.Status)
-		}
 		var info FunctionInfo
-		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info)
+		err = t.doJSON(req, http.StatusOK, &info)
 		return info, err
 	}
 	return FunctionInfo{}, errors.New("wasm target: not started")
