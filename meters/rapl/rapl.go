@@ -395,9 +395,7 @@ func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 		}
 		st.samples++
 		if !moved {
-			for i := range n {
-				moved = moved || (m.inTotal[i] && cur[i] != first[i])
-			}
+			moved = m.totalMoved(first, cur)
 			if !moved && m.stuck > 0 && t.Sub(startT) >= m.stuck {
 				return fmt.Errorf("%w: %s: no counter in the total moved in %v of readings; this machine exposes RAPL but does not count (seen on virtual machines), so its 0 W would not be a measurement", errUnavailable, m.name, t.Sub(startT).Round(time.Millisecond))
 			}
@@ -558,10 +556,8 @@ func (m *Meter) moves(wait, poll time.Duration) error {
 		if err := m.src.Read(cur); err != nil {
 			return err
 		}
-		for i := range cur {
-			if m.inTotal[i] && cur[i] != first[i] {
-				return nil
-			}
+		if m.totalMoved(first, cur) {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: no counter in the total moved in %v: this machine exposes RAPL but does not count (seen on virtual machines)", errUnavailable, wait)
@@ -598,4 +594,15 @@ func detectPerf(env meters.Env) []meters.Candidate {
 	}
 	c.Usable = true
 	return []meters.Candidate{c}
+}
+
+// totalMoved reports whether a counter in the total differs between two
+// readings: a machine that exposes RAPL but does not count never does.
+func (m *Meter) totalMoved(first, cur []uint64) bool {
+	for i := range cur {
+		if m.inTotal[i] && cur[i] != first[i] {
+			return true
+		}
+	}
+	return false
 }
