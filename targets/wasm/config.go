@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,33 +67,15 @@ var Defaults = FunctionConfig{
 // withDefaults fills zero fields from Defaults.
 func (c FunctionConfig) withDefaults() FunctionConfig {
 	d := Defaults
-	if c.Mode == "" {
-		c.Mode = d.Mode
-	}
-	if c.MemoryPages == 0 {
-		c.MemoryPages = d.MemoryPages
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = d.MaxRequestBytes
-	}
-	if c.MaxResponseBytes == 0 {
-		c.MaxResponseBytes = d.MaxResponseBytes
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = d.Concurrency
-	}
-	if c.Pool == 0 {
-		c.Pool = d.Pool
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.CacheBytes == 0 {
-		c.CacheBytes = d.CacheBytes
-	}
+	c.Mode = cmp.Or(c.Mode, d.Mode)
+	c.MemoryPages = cmp.Or(c.MemoryPages, d.MemoryPages)
+	c.Timeout = cmp.Or(c.Timeout, d.Timeout)
+	c.MaxRequestBytes = cmp.Or(c.MaxRequestBytes, d.MaxRequestBytes)
+	c.MaxResponseBytes = cmp.Or(c.MaxResponseBytes, d.MaxResponseBytes)
+	c.Concurrency = cmp.Or(c.Concurrency, d.Concurrency)
+	c.Pool = cmp.Or(c.Pool, d.Pool)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
+	c.CacheBytes = cmp.Or(c.CacheBytes, d.CacheBytes)
 	return c
 }
 
