@@ -86,7 +86,32 @@ type Meta struct {
 	Warnings    []string       `json:"warnings,omitempty"`
 	Repeat      int            `json:"repeat"`
 	Order       []string       `json:"order,omitempty"` // target order per repetition, interleaved
-	Extra       map[string]any `json:"extra,omitempty"`
+	// Validity says whether the run's numbers can be trusted: every
+	// problem any phase had, and those of the run as a whole. Nil in runs
+	// written before validity was recorded.
+	Validity *Validity     `json:"validity,omitempty"`
+	Extra    map[string]any `json:"extra,omitempty"`
+}
+
+// Validity is whether a run, or one phase of it, can be trusted, and why
+// not. Checks are named by the Check* constants of the package that runs
+// them; Observed and Limit are in Unit, so a reader sees how far off it was.
+type Validity struct {
+	Valid    bool      `json:"valid"`
+	Problems []Problem `json:"problems"`
+}
+
+// Problem is one failed validity check.
+type Problem struct {
+	// Phase names where it was seen, "target/phase/rep" (e.g.
+	// "wasm/load/2"), "idle/1" for an idle phase shared by all targets,
+	// or "" for the run as a whole (the system check before the load).
+	Phase    string  `json:"phase"`
+	Check    string  `json:"check"`
+	Observed float64 `json:"observed"`
+	Limit    float64 `json:"limit"`
+	Unit     string  `json:"unit,omitempty"`
+	Message  string  `json:"message"`
 }
 
 // Host is what was read about the machine under test.
@@ -140,6 +165,8 @@ type Phase struct {
 	Stages  []Stage `json:"stages,omitempty"` // load phase: the stages in order
 	// Interrupted is set when the phase was cut short (Ctrl-C, failure).
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Validity is this phase's own checks; nil when none were made.
+	Validity *Validity `json:"validity,omitempty"`
 }
 
 // Stage is one constant-rate stage inside a load phase, or the sequential
