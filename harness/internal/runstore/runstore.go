@@ -70,26 +70,26 @@ const (
 
 // Meta is run.json.
 type Meta struct {
-	ID          string         `json:"id"`
-	Scenario    string         `json:"scenario"`
-	Description string         `json:"description,omitempty"`
-	Version     string         `json:"harness_version"`
-	Status      string         `json:"status"`
-	Error       string         `json:"error,omitempty"`
-	Started     time.Time      `json:"started"`
-	Ended       time.Time      `json:"ended,omitzero"`
-	Host        Host           `json:"host"`
-	Targets     []TargetMeta   `json:"targets"`
-	Meters      []MeterMeta    `json:"meters"`
-	Phases      []Phase        `json:"phases"`
-	Load        LoadMeta       `json:"load"`
-	Warnings    []string       `json:"warnings,omitempty"`
-	Repeat      int            `json:"repeat"`
-	Order       []string       `json:"order,omitempty"` // target order per repetition, interleaved
+	ID          string       `json:"id"`
+	Scenario    string       `json:"scenario"`
+	Description string       `json:"description,omitempty"`
+	Version     string       `json:"harness_version"`
+	Status      string       `json:"status"`
+	Error       string       `json:"error,omitempty"`
+	Started     time.Time    `json:"started"`
+	Ended       time.Time    `json:"ended,omitzero"`
+	Host        Host         `json:"host"`
+	Targets     []TargetMeta `json:"targets"`
+	Meters      []MeterMeta  `json:"meters"`
+	Phases      []Phase      `json:"phases"`
+	Load        LoadMeta     `json:"load"`
+	Warnings    []string     `json:"warnings,omitempty"`
+	Repeat      int          `json:"repeat"`
+	Order       []string     `json:"order,omitempty"` // target order per repetition, interleaved
 	// Validity says whether the run's numbers can be trusted: every
 	// problem any phase had, and those of the run as a whole. Nil in runs
 	// written before validity was recorded.
-	Validity *Validity     `json:"validity,omitempty"`
+	Validity *Validity      `json:"validity,omitempty"`
 	Extra    map[string]any `json:"extra,omitempty"`
 }
 
