@@ -50,6 +50,26 @@ type Info struct {
 	// Description is a short human sentence: what is read, from where.
 	Description string    `json:"description"`
 	Channels    []Channel `json:"channels"`
+	// Precision is what the meter can resolve and how far it may be off;
+	// the analysis never claims more precision than this.
+	Precision Precision `json:"precision"`
+}
+
+// Precision is a meter's resolution and stated accuracy, from its
+// datasheet or, for a model, from the model's own validation. A zero field
+// means "not stated": finer than anything the analysis resolves.
+type Precision struct {
+	// PowerStepW is the smallest step of a power reading (a Gude 1105
+	// reports whole watts: 1).
+	PowerStepW float64 `json:"power_step_w,omitempty"`
+	// EnergyStepJ is the smallest step of an energy counter (Gude 1105:
+	// 1 Wh = 3600 J; RAPL: its energy unit, about 15.3 uJ).
+	EnergyStepJ float64 `json:"energy_step_j,omitempty"`
+	// RelError is the stated relative accuracy of a reading as a fraction
+	// (0.01 for 1 %), or a model's own relative error.
+	RelError float64 `json:"rel_error,omitempty"`
+	// Source says where the figures come from (a datasheet, a note).
+	Source string `json:"source,omitempty"`
 }
 
 // Label is how the meter is named to people. A model says so in its name.
