@@ -165,8 +165,30 @@ type Phase struct {
 	Stages  []Stage `json:"stages,omitempty"` // load phase: the stages in order
 	// Interrupted is set when the phase was cut short (Ctrl-C, failure).
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Foreign is the CPU time other processes used during the phase, as
+	// sampled while it ran; nil when it was not watched.
+	Foreign *ForeignCPU `json:"foreign_cpu,omitempty"`
 	// Validity is this phase's own checks; nil when none were made.
 	Validity *Validity `json:"validity,omitempty"`
+}
+
+// ForeignCPU is the CPU time, during one phase, of processes that are
+// neither the harness nor a target's own (its containers, its server):
+// energy they cost lands in the meter's figures.
+type ForeignCPU struct {
+	// CPUSeconds is their CPU time over the phase; Share is that over the
+	// machine's capacity in the phase (cores x duration), 0-1.
+	CPUSeconds float64   `json:"cpu_s"`
+	Share      float64   `json:"share"`
+	Top        []Process `json:"top,omitempty"` // the busiest, most first
+}
+
+// Process is one process's CPU use over a phase.
+type Process struct {
+	PID        int     `json:"pid"`
+	Name       string  `json:"name"`
+	CPUSeconds float64 `json:"cpu_s"`
+	Share      float64 `json:"share"`
 }
 
 // Stage is one constant-rate stage inside a load phase, or the sequential
