@@ -28,6 +28,10 @@ type Run struct {
 // ErrNotRun means a directory is not a run directory.
 var ErrNotRun = errors.New("not a run directory")
 
+// ErrNewerFormat means a run directory was written in a format newer than
+// this harness reads.
+var ErrNewerFormat = errors.New("run directory format is newer than this harness reads")
+
 // Load reads a run directory. A last CSV row cut short (the process was
 // killed while writing) is dropped with a warning; any other malformed row
 // is an error that names the file and line.
@@ -42,6 +46,12 @@ func Load(dir string) (*Run, error) {
 	}
 	if err := json.Unmarshal(data, &run.Meta); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
+	}
+	switch f := run.Meta.Format; {
+	case f == 0:
+		run.Meta.Format = 1 // written before run.json said its format
+	case f > Format:
+		return nil, fmt.Errorf("%s: %w (format %d, this harness reads up to %d): use a newer harness", filepath.Join(dir, RunFile), ErrNewerFormat, f, Format)
 	}
 	run.Scenario, _ = os.ReadFile(filepath.Join(dir, ScenarioFile))
 	if err := readCSV(run, RequestsFile, RequestsHeader, func(rec []string) error {

@@ -44,6 +44,7 @@ func Create(dir string, scenario []byte, meta Meta) (*Writer, error) {
 		return nil, fmt.Errorf("runstore: %w", err)
 	}
 	w := &Writer{dir: dir, meta: meta}
+	w.meta.Format = Format
 	if w.meta.Status == "" {
 		w.meta.Status = StatusRunning
 	}
