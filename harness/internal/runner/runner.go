@@ -217,7 +217,7 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			defer wg.Done()
 			name := info.Name
 			err := m.Run(ctx, func(s meters.Sample) {
-				r.w.AddSample(runstore.Sample{Meter: name, Channel: s.Channel, TNs: s.T.UnixNano(), Watts: s.Watts, Joules: s.Joules})
+				r.w.AddSample(runstore.SampleFrom(name, s))
 			})
 			var rep *runstore.MeterReport
 			if rp, ok := m.(meters.Reporter); ok {

@@ -81,3 +81,8 @@ func MeterReportFrom(rep meters.Report) *MeterReport {
 	}
 	return r
 }
+
+// SampleFrom is the samples.csv row of a sample of the meter named meter.
+func SampleFrom(meter string, s meters.Sample) Sample {
+	return Sample{Meter: meter, Channel: s.Channel, TNs: s.T.UnixNano(), Watts: s.Watts, Joules: s.Joules}
+}
