@@ -87,6 +87,7 @@ func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, o
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		fs.Usage()
 		return exitUsage, false
 	}
 	return 0, true
