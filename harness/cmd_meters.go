@@ -290,15 +290,13 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	if r, ok := m.(meters.Reporter); ok {
 		rep = r.Report()
 	}
+	printRecordSummary(stdout, info, stats, total, rep.Gaps)
+	printMeterReport(stdout, rep)
 	if rec != nil {
 		if err := rec.finish(rep, runErr); err != nil {
 			fmt.Fprintf(stderr, "harness meters record: %v\n", err)
 			return exitFail
 		}
-	}
-	printRecordSummary(stdout, info, stats, total, rep.Gaps)
-	printMeterReport(stdout, rep)
-	if rec != nil {
 		fmt.Fprintf(stdout, "samples written to %s, what its channels are to %s\n", *out, rec.metaPath)
 	}
 	if runErr != nil {
