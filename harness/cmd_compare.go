@@ -34,15 +34,14 @@ Mann-Whitney U and Welch t p-values, and a plain verdict.
 Flags:`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(reorder(args)); err != nil {
+	dirs, err := parseInterspersed(fs, args)
+	if err != nil {
 		if err == flag.ErrHelp {
 			return exitOK
 		}
 		return exitUsage
 	}
-	dirs := fs.Args()
 	if len(dirs) == 0 {
-		var err error
 		dirs, err = latestRuns(*runsDir)
 		if err != nil {
 			fmt.Fprintf(stderr, "harness compare: %v\n", err)

@@ -11,8 +11,8 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -79,24 +79,6 @@ func envFlags(fs *flag.FlagSet) func() meters.Env {
 	}
 }
 
-// parseOnly parses fs and refuses positional arguments. It returns the
-// exit code to use, or -1 to go on.
-func parseOnly(fs *flag.FlagSet, args []string, stderr io.Writer) int {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
-	return -1
-}
-
 func metersList(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("harness meters list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -105,7 +87,7 @@ func metersList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: harness meters list [flags]\n\nLists what every meter driver finds, usable or not and why, and which meter auto would take.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code := parseOnly(fs, args, stderr); code >= 0 {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
 	e := env()
@@ -151,51 +133,84 @@ func metersList(args []string, stdout, stderr io.Writer) int {
 }
 
 // channelStats accumulates what `meters record` prints for one channel.
+// Energy and time are summed per interval between consecutive samples, so
+// that the intervals a gap spans can be left out once the meter's report
+// lists its gaps: mean power is over the time the meter covered, never
+// over a gap (a PMD-USB that vanished for 3 s of 5 would otherwise read
+// at two fifths of its power).
 type channelStats struct {
-	n              int
-	firstT, lastT  time.Time
-	firstJ, lastJ  float64 // first and last finite cumulative joules
-	hasJ           bool
-	integrated     float64 // trapezoid of watts, for meters that give no joules
-	prevW          float64
-	prevT          time.Time
-	hasW           bool
-	wattsOnlySince time.Time
+	n    int
+	prev meters.Sample
+	// Intervals shorter than gapCheckMin are summed as they come: a gap
+	// that short could not move the figures by more than its length.
+	// Longer ones are kept for the check against the gaps.
+	shortJ float64
+	short  time.Duration
+	long   []interval
+}
+
+// gapCheckMin is the shortest interval checked against the meter's gaps.
+// At 50 ms at most 20 intervals a second per channel are kept, however
+// fast the meter samples.
+const gapCheckMin = 50 * time.Millisecond
+
+// interval is the energy between two consecutive samples of a channel.
+type interval struct {
+	start, end time.Time
+	joules     float64
 }
 
 func (c *channelStats) add(s meters.Sample) {
-	if c.n == 0 {
-		c.firstT = s.T
+	if c.n > 0 {
+		if j, ok := intervalEnergy(c.prev, s); ok {
+			if d := s.T.Sub(c.prev.T); d < gapCheckMin {
+				c.shortJ += j
+				c.short += d
+			} else {
+				c.long = append(c.long, interval{c.prev.T, s.T, j})
+			}
+		}
 	}
 	c.n++
-	c.lastT = s.T
-	if !math.IsNaN(s.Joules) {
-		if !c.hasJ {
-			c.firstJ, c.hasJ = s.Joules, true
-		}
-		c.lastJ = s.Joules
-	}
-	if !math.IsNaN(s.Watts) {
-		if c.hasW {
-			c.integrated += (c.prevW + s.Watts) / 2 * s.T.Sub(c.prevT).Seconds()
-		} else {
-			c.wattsOnlySince = s.T
-		}
-		c.prevW, c.prevT, c.hasW = s.Watts, s.T, true
-	}
+	c.prev = s
 }
 
-// energy is the channel's energy over the recording and the span it
-// covers: from its cumulative joules when it has them (counters are taken
-// as they are), else the trapezoid of its watts.
-func (c *channelStats) energy() (joules float64, span time.Duration, ok bool) {
-	if c.hasJ && c.lastT.After(c.firstT) {
-		return c.lastJ - c.firstJ, c.lastT.Sub(c.firstT), true
+// intervalEnergy is the energy between two samples of one channel: the
+// difference of their cumulative joules when both have them (counters are
+// taken as they are), else the trapezoid of their watts.
+func intervalEnergy(a, b meters.Sample) (float64, bool) {
+	if !b.T.After(a.T) {
+		return 0, false
 	}
-	if c.hasW && c.prevT.After(c.wattsOnlySince) {
-		return c.integrated, c.prevT.Sub(c.wattsOnlySince), true
+	if !math.IsNaN(a.Joules) && !math.IsNaN(b.Joules) {
+		return b.Joules - a.Joules, true
 	}
-	return 0, 0, false
+	if !math.IsNaN(a.Watts) && !math.IsNaN(b.Watts) {
+		return (a.Watts + b.Watts) / 2 * b.T.Sub(a.T).Seconds(), true
+	}
+	return 0, false
+}
+
+// energy is the channel's energy over the time it covered, and that time:
+// every interval between two samples but those that overlap a gap.
+func (c *channelStats) energy(gaps []meters.Gap) (joules float64, covered time.Duration, ok bool) {
+	joules, covered = c.shortJ, c.short
+	for _, iv := range c.long {
+		if !overlapsGap(iv.start, iv.end, gaps) {
+			joules += iv.joules
+			covered += iv.end.Sub(iv.start)
+		}
+	}
+	return joules, covered, covered > 0
+}
+
+func overlapsGap(start, end time.Time, gaps []meters.Gap) bool {
+	for _, g := range gaps {
+		if start.Before(g.End) && end.After(g.Start) {
+			return true
+		}
+	}
+	return false
 }
 
 func metersRecord(args []string, stdout, stderr io.Writer) int {
@@ -204,12 +219,12 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	env := envFlags(fs)
 	spec := fs.String("meter", "", "meter spec, e.g. rapl, estimate, auto, pmd-usb:/dev/ttyUSB0 (required)")
 	duration := fs.Duration("duration", 5*time.Second, "how long to record")
-	out := fs.String("out", "", "write every sample to this CSV file (the samples.csv format)")
+	out := fs.String("out", "", "write every sample to this CSV file (the samples.csv format), and what its meter and channels are to FILE.meta.json beside it")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: harness meters record --meter SPEC [flags]\n\nRecords from one meter, then prints the mean power of each channel and the energy of the meter's total.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: harness meters record --meter SPEC [flags]\n\nRecords from one meter, then prints the mean power of each channel over the time the meter covered\n(gaps left out and listed) and the energy of the meter's total.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code := parseOnly(fs, args, stderr); code >= 0 {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
 	if *spec == "" {
@@ -236,16 +251,14 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	}
 	info := m.Info()
 
-	var csvw *bufio.Writer
+	var rec *recordingFile
 	if *out != "" {
-		f, err := os.Create(*out)
+		rec, err = createRecording(*out, info, notes)
 		if err != nil {
 			fmt.Fprintf(stderr, "harness meters record: %v\n", err)
 			return exitFail
 		}
-		defer f.Close()
-		csvw = bufio.NewWriter(f)
-		fmt.Fprintln(csvw, strings.Join(runstore.SamplesHeader, ","))
+		defer rec.close()
 	}
 
 	fmt.Fprintf(stderr, "recording %s for %v: %s\n", info.Label(), *duration, info.Description)
@@ -258,16 +271,14 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	start := clock.Now()
 	nextProgress := start.Add(time.Second)
 	total := 0
-	var row []byte
 	emit := func(s meters.Sample) {
 		if s.Channel < 0 || s.Channel >= len(stats) {
 			return
 		}
 		stats[s.Channel].add(s)
 		total++
-		if csvw != nil {
-			row = appendSampleRow(row[:0], info.Name, s)
-			csvw.Write(row)
+		if rec != nil {
+			rec.add(s)
 		}
 		if now := clock.Now(); now.After(nextProgress) {
 			fmt.Fprintf(stderr, "  %v / %v, %d samples\n", now.Sub(start).Round(100*time.Millisecond), *duration, total)
@@ -275,18 +286,18 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	runErr := m.Run(ctx, emit)
-	if csvw != nil {
-		if err := csvw.Flush(); err != nil {
-			fmt.Fprintf(stderr, "harness meters record: writing %s: %v\n", *out, err)
+	var rep meters.Report
+	if r, ok := m.(meters.Reporter); ok {
+		rep = r.Report()
+	}
+	printRecordSummary(stdout, info, stats, total, rep.Gaps)
+	printMeterReport(stdout, rep)
+	if rec != nil {
+		if err := rec.finish(rep, runErr); err != nil {
+			fmt.Fprintf(stderr, "harness meters record: %v\n", err)
 			return exitFail
 		}
-	}
-	printRecordSummary(stdout, info, stats, total)
-	if r, ok := m.(meters.Reporter); ok {
-		printMeterReport(stdout, r.Report())
-	}
-	if *out != "" {
-		fmt.Fprintf(stdout, "samples written to %s\n", *out)
+		fmt.Fprintf(stdout, "samples written to %s, what its channels are to %s\n", *out, rec.metaPath)
 	}
 	if runErr != nil {
 		fmt.Fprintf(stderr, "harness meters record: %s stopped: %v\n", info.Name, runErr)
@@ -294,6 +305,57 @@ func metersRecord(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// recordingFile is a standalone recording being written: the samples in
+// the samples.csv format, and beside it the sidecar that says what they
+// are (runstore.Recording).
+type recordingFile struct {
+	path, metaPath string
+	f              *os.File
+	w              *bufio.Writer
+	row            []byte
+	meta           runstore.Recording
+}
+
+// createRecording creates the samples file at path with its header, and
+// its sidecar, at once: a recording cut short still says what it holds.
+func createRecording(path string, info meters.Info, notes []string) (*recordingFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &recordingFile{path: path, metaPath: runstore.RecordingPath(path), f: f, w: bufio.NewWriter(f)}
+	r.meta = runstore.Recording{Format: runstore.Format, Samples: filepath.Base(path), Started: clock.Now(), Meter: runstore.MeterMetaFrom(info)}
+	r.meta.Meter.Notes = notes
+	r.w.WriteString(strings.Join(runstore.SamplesHeader, ",") + "\n")
+	if err := runstore.WriteJSON(r.metaPath, r.meta); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *recordingFile) add(s meters.Sample) {
+	r.row = runstore.AppendSampleRow(r.row[:0], runstore.SampleFrom(r.meta.Meter.Name, s))
+	r.w.Write(r.row)
+}
+
+// finish writes the last samples, and the meter's report and how it
+// stopped to the sidecar.
+func (r *recordingFile) finish(rep meters.Report, runErr error) error {
+	if err := errors.Join(r.w.Flush(), r.f.Close()); err != nil {
+		return fmt.Errorf("writing %s: %w", r.path, err)
+	}
+	r.meta.Ended = clock.Now()
+	r.meta.Meter.Report = runstore.MeterReportFrom(rep)
+	if runErr != nil {
+		r.meta.Meter.Error = runErr.Error()
+	}
+	return runstore.WriteJSON(r.metaPath, r.meta)
+}
+
+// close closes the samples file if finish did not.
+func (r *recordingFile) close() { r.f.Close() }
 
 // printMeterReport writes what the meter says of its own recording: gaps,
 // the clock fit of a device with its own clock, counters and warnings, so
@@ -318,28 +380,10 @@ func printMeterReport(w io.Writer, rep meters.Report) {
 	}
 }
 
-// appendSampleRow appends one samples.csv row: meter,channel,t_ns,watts,joules.
-// NaN is written as NaN, which pandas and R read as missing.
-func appendSampleRow(b []byte, meter string, s meters.Sample) []byte {
-	if strings.ContainsAny(meter, ",\"\n\r") {
-		b = append(b, '"')
-		b = append(b, strings.ReplaceAll(meter, `"`, `""`)...)
-		b = append(b, '"')
-	} else {
-		b = append(b, meter...)
-	}
-	b = append(b, ',')
-	b = strconv.AppendInt(b, int64(s.Channel), 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, s.T.UnixNano(), 10)
-	b = append(b, ',')
-	b = strconv.AppendFloat(b, s.Watts, 'g', -1, 64) // NaN comes out as "NaN"
-	b = append(b, ',')
-	b = strconv.AppendFloat(b, s.Joules, 'g', -1, 64)
-	return append(b, '\n')
-}
-
-func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, total int) {
+// printRecordSummary prints each channel's mean power and energy over the
+// time it covered, and the meter's total; the time lost in gaps is said
+// beside the total, and each gap is listed by printMeterReport.
+func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, total int, gaps []meters.Gap) {
 	label := info.Label() // a model says "(estimate, model)" itself
 	if info.Kind != meters.Model {
 		label += " (" + string(info.Kind) + ")"
@@ -350,18 +394,19 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 	if info.Kind == meters.Model {
 		power = "mean power (estimate)"
 	}
-	fmt.Fprintf(tw, "channel\tsamples\t%s\tenergy\tin total\n", power)
+	fmt.Fprintf(tw, "channel\tsamples\t%s\tenergy\tcovered\tin total\n", power)
 	var totJ float64
 	var totSpan time.Duration
 	var inTotal []string
 	totOK := true
 	for i, ch := range info.Channels {
 		st := stats[i]
-		j, span, ok := st.energy()
-		mean, energy := "n/a", "n/a"
+		j, span, ok := st.energy(gaps)
+		mean, energy, covered := "n/a", "n/a", "n/a"
 		if ok {
 			mean = fmt.Sprintf("%.3f W", j/span.Seconds())
 			energy = fmt.Sprintf("%.3f J", j)
+			covered = span.Round(time.Millisecond).String()
 		}
 		yes := "no"
 		if ch.InTotal {
@@ -374,20 +419,28 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 				totOK = false
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", ch.Name, st.n, mean, energy, yes)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", ch.Name, st.n, mean, energy, covered, yes)
 	}
 	tw.Flush()
 	name := "total"
 	if info.Kind == meters.Model {
 		name = "total (estimate, model)"
 	}
+	var lost time.Duration
+	for _, g := range gaps {
+		lost += g.End.Sub(g.Start)
+	}
+	inGaps := ""
+	if len(gaps) > 0 {
+		inGaps = fmt.Sprintf("; %v in %d gap(s) left out (below)", lost.Round(time.Millisecond), len(gaps))
+	}
 	switch {
 	case len(inTotal) == 0:
 		fmt.Fprintf(w, "%s: no channel counts toward the total\n", name)
 	case !totOK || totSpan <= 0:
-		fmt.Fprintf(w, "%s (%s): not enough samples\n", name, strings.Join(inTotal, " + "))
+		fmt.Fprintf(w, "%s (%s): not enough samples%s\n", name, strings.Join(inTotal, " + "), inGaps)
 	default:
-		fmt.Fprintf(w, "%s (%s): %.3f J over %v, mean %.3f W\n", name, strings.Join(inTotal, " + "), totJ, totSpan.Round(time.Millisecond), totJ/totSpan.Seconds())
+		fmt.Fprintf(w, "%s (%s): %.3f J over %v covered, mean %.3f W%s\n", name, strings.Join(inTotal, " + "), totJ, totSpan.Round(time.Millisecond), totJ/totSpan.Seconds(), inGaps)
 	}
 }
 

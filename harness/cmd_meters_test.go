@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"golang.org/x/tools/txtar"
 
+	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/meters"
 )
 
@@ -117,7 +121,7 @@ func TestMetersRecordRAPL(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
-	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings 0, read_errors 0, readings "} {
+	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings ", "read_errors 0, readings "} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}
@@ -144,11 +148,40 @@ func TestMetersRecordRAPL(t *testing.T) {
 	if rows[1][0] != "rapl:rate=200" || rows[1][1] != "0" || rows[1][3] != "NaN" || rows[1][4] != "0" {
 		t.Errorf("first row = %v, want rapl:rate=200,0,T,NaN,0", rows[1])
 	}
+	// The channel indexes are named in the sidecar, FILE.meta.json.
+	rec := readRecording(t, out)
+	if rec.Samples != "samples.csv" || rec.Meter.Name != "rapl:rate=200" || rec.Meter.Kind != runstore.MeterMeasured || rec.Meter.Report == nil || rec.Ended.IsZero() {
+		t.Errorf("sidecar = %+v", rec)
+	}
+	var names []string
+	for _, c := range rec.Meter.Channels {
+		names = append(names, c.Name)
+	}
+	if want := []string{"package-0", "dram-0", "package-1", "dram-1"}; !slices.Equal(names, want) {
+		t.Errorf("sidecar channels %q, want %q", names, want)
+	}
 	for i, r := range rows[1:] {
 		if _, err := strconv.ParseInt(r[2], 10, 64); err != nil {
 			t.Errorf("row %d t_ns %q: %v", i+2, r[2], err)
 		}
+		if c, err := strconv.Atoi(r[1]); err != nil || c < 0 || c >= len(names) {
+			t.Errorf("row %d channel %q is not one the sidecar names", i+2, r[1])
+		}
 	}
+}
+
+// readRecording reads the sidecar of the samples file at path.
+func readRecording(t *testing.T, path string) runstore.Recording {
+	t.Helper()
+	var rec runstore.Recording
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".csv")+".meta.json"))
+	if err != nil {
+		t.Fatalf("sidecar: %v", err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatalf("sidecar: %v", err)
+	}
+	return rec
 }
 
 func TestMetersRecordEstimate(t *testing.T) {
@@ -209,27 +242,99 @@ func TestMetersHelp(t *testing.T) {
 	}
 }
 
-func TestAppendSampleRow(t *testing.T) {
+// gapMeter is a meter of one channel, "EPS1 12V", that loses its device
+// for 3 s and reports the gap, as a PMD-USB does. It runs on a clock of
+// its own, so the test is quick and its figures exact: samples every
+// 10 ms at beforeW for before, none for 3 s, then at afterW for after.
+// With counter set it keeps cumulative joules that do not grow in the
+// gap (PMD-USB's); without, it gives watts only.
+type gapMeter struct {
+	counter         bool
+	beforeW, afterW float64
+	before, after   time.Duration
+}
+
+var gapStart = time.Unix(1_000_000, 0)
+
+func (g gapMeter) Info() meters.Info {
+	return meters.Info{Name: "gaptest", Driver: "gaptest", Kind: meters.Measured, Channels: []meters.Channel{{Name: "EPS1 12V", InTotal: true}}}
+}
+
+func (g gapMeter) gap() meters.Gap {
+	t := gapStart.Add(g.before)
+	return meters.Gap{Start: t, End: t.Add(3 * time.Second), Reason: "device lost: unplugged"}
+}
+
+func (g gapMeter) Run(ctx context.Context, emit func(meters.Sample)) error {
+	const step = 10 * time.Millisecond
+	joules := 0.0
+	series := func(from time.Time, d time.Duration, w float64) {
+		for t := from; !t.After(from.Add(d)); t = t.Add(step) {
+			if t.After(from) {
+				joules += w * step.Seconds()
+			}
+			s := meters.Sample{T: t, Watts: w, Joules: math.NaN()}
+			if g.counter {
+				s.Joules = joules
+			}
+			emit(s)
+		}
+	}
+	series(gapStart, g.before, g.beforeW)
+	series(g.gap().End, g.after, g.afterW)
+	return nil
+}
+
+func (g gapMeter) Report() meters.Report { return meters.Report{Gaps: []meters.Gap{g.gap()}} }
+
+var gapMeters = map[string]gapMeter{
+	"counter": {counter: true, beforeW: 110, afterW: 110, before: 2 * time.Second, after: 2 * time.Second},
+	"watts":   {beforeW: 100, afterW: 120, before: time.Second, after: 3 * time.Second},
+}
+
+func init() {
+	meters.Register(meters.Driver{
+		Name:  "gaptest",
+		Usage: "gaptest:counter|watts   a test meter that loses its device for 3 s",
+		Open: func(sp meters.Spec, _ meters.Env) (meters.Meter, error) {
+			return gapMeters[sp.Arg], nil
+		},
+	})
+}
+
+// TestMetersRecordGap: mean power is over the time the meter covered, and
+// the gap is said beside it; the gap's 3 s count in neither.
+func TestMetersRecordGap(t *testing.T) {
 	tests := []struct {
-		name  string
-		meter string
-		w, j  float64
-		want  string
+		name string
+		spec string
+		want []string
 	}{
-		{"plain", "rapl", 1.5, 0.25, "rapl,2,1000,1.5,0.25\n"},
-		{"NaN", "rapl", math.NaN(), 0, "rapl,2,1000,NaN,0\n"},
-		{"quoted meter", `modbus:h:502?a=1,b=2`, 1, 2, `"modbus:h:502?a=1,b=2",2,1000,1,2` + "\n"},
+		{"constant 110 W, counter paused in the gap", "gaptest:counter", []string{
+			"EPS1 12V  402      110.000 W   440.000 J  4s       yes",
+			"total (EPS1 12V): 440.000 J over 4s covered, mean 110.000 W; 3s in 1 gap(s) left out (below)",
+			"gap: 3s from ", "device lost: unplugged",
+		}},
+		{"watts only, 100 W before and 120 W after", "gaptest:watts", []string{
+			"460.000 J over 4s covered, mean 115.000 W; 3s in 1 gap(s)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(appendSampleRow(nil, tt.meter, sampleAt(1000, tt.w, tt.j)))
-			if got != tt.want {
-				t.Errorf("row = %q, want %q", got, tt.want)
+			out := filepath.Join(t.TempDir(), "rec.csv")
+			code, stdout, stderr := runMeters("record", "--meter", tt.spec, "--duration", "1s", "--out", out)
+			if code != exitOK {
+				t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout)
+				}
+			}
+			rec := readRecording(t, out)
+			if r := rec.Meter.Report; r == nil || len(r.Gaps) != 1 || r.Gaps[0].Reason != "device lost: unplugged" {
+				t.Errorf("sidecar report = %+v, want the gap", r)
 			}
 		})
 	}
-}
-
-func sampleAt(ns int64, w, j float64) meters.Sample {
-	return meters.Sample{Channel: 2, T: time.Unix(0, ns), Watts: w, Joules: j}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,18 +22,19 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(fs.Output(), "Usage: harness report RUN_DIR [--reports DIR] [--csv]\n\nAnalyses a run directory again from its raw files: writes RUN_DIR/summary.json,\nREPORTS/<id>.html and REPORTS/index.html, and prints the summary table.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(reorder(args)); err != nil {
-		if err == flag.ErrHelp {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "harness report: want one RUN_DIR")
 		fs.Usage()
 		return exitUsage
 	}
-	dir := fs.Arg(0)
+	dir := pos[0]
 	res, err := report.Generate(dir, *reportsDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "harness report: %v\n", err)
@@ -58,29 +60,4 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Report: %s\n", res.HTMLPath)
 	return exitOK
-}
-
-// reorder moves flags before positional arguments, so that
-// `harness report RUN --csv` works as well as `harness report --csv RUN`
-// (the flag package stops at the first non-flag). Flags that take a value
-// keep it.
-func reorder(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			pos = append(pos, args[i+1:]...)
-			i = len(args)
-		case len(a) > 1 && a[0] == '-':
-			flags = append(flags, a)
-			if (a == "--reports" || a == "-reports" || a == "--runs" || a == "-runs") && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		default:
-			pos = append(pos, a)
-		}
-	}
-	return append(flags, pos...)
 }

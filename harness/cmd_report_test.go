@@ -91,3 +91,34 @@ func TestCmdCompare(t *testing.T) {
 		})
 	}
 }
+
+// TestCmdReportFormat1 analyses a run directory of the first format (see
+// runstore's testdata/format1) and writes its report.
+func TestCmdReportFormat1(t *testing.T) {
+	tmp := t.TempDir()
+	dir, reports := filepath.Join(tmp, "20261204-202802-format1"), filepath.Join(tmp, "reports")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("internal", "runstore", "testdata", "format1"))); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "report", dir, "--reports", reports)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, w := range []string{"wasm-cold", "pmd-usb:/tmp/rsfix/pmd", "estimate:rate=10 (model)"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("summary table lacks %q:\n%s", w, out)
+		}
+	}
+	html, err := os.ReadFile(filepath.Join(reports, "20261204-202802-format1.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"wasm-cold", "device lost: pmd-usb", "clock fit"} {
+		if !bytes.Contains(html, []byte(w)) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "summary.json")); err != nil {
+		t.Error(err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/academemes/harness/harness/internal/energy"
 	"github.com/academemes/harness/harness/internal/report"
 	"github.com/academemes/harness/harness/internal/runner"
 	"github.com/academemes/harness/harness/internal/runstore"
@@ -25,22 +26,6 @@ type setFlags []string
 
 func (s *setFlags) String() string     { return strings.Join(*s, " ") }
 func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
-
-// parseInterspersed parses flags that may come before or after the
-// positional arguments, as users type them: `run x.yaml --set a=b`.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("harness run", flag.ContinueOnError)
@@ -110,6 +95,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "harness run: %v\n", err)
 		return exitFail
 	}
+	if errors.Is(err, runner.ErrNoTargets) {
+		// Nothing was measured: there is no report to make, and `harness
+		// report` on the directory would fail the same way.
+		fmt.Fprintln(stderr, "harness run: no target could be started, so nothing was measured and there is no report:")
+		for _, s := range res.Skipped {
+			fmt.Fprintf(stderr, "  %s\n", s)
+		}
+		fmt.Fprintf(stderr, "%s/%s records the run as %s, with these reasons.\n", res.Dir, runstore.RunFile, res.Status)
+		return exitFail
+	}
 	code := exitOK
 	if err != nil {
 		fmt.Fprintf(stderr, "harness run: %v\n", err)
@@ -119,7 +114,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		code = exitFail
 	}
 	rep, rerr := report.Generate(res.Dir, *reportsDir)
-	if rerr != nil {
+	switch {
+	case errors.Is(rerr, energy.ErrNoData):
+		// The run ended before its first phase (a meter or the plan
+		// failed): the error above says why, and a retry would not help.
+		fmt.Fprintf(stderr, "harness run: the run recorded no phase, so there is no report; %s/%s records how it ended\n", res.Dir, runstore.RunFile)
+		return exitFail
+	case rerr != nil:
 		fmt.Fprintf(stderr, "harness run: report: %v (the raw data is in %s; retry with harness report %s)\n", rerr, res.Dir, res.Dir)
 		return exitFail
 	}

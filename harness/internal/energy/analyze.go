@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/academemes/harness/harness/internal/runstore"
-	"github.com/academemes/harness/meters"
 )
 
 // Options are the analysis's parameters. DefaultOptions gives the ones
@@ -196,7 +195,7 @@ func (a *analysis) runWarnings() []string {
 		w = append(w, "no meter samples: no energy figures")
 	}
 	for _, m := range a.meters {
-		if m.meta.Kind == meters.Model {
+		if m.meta.Kind == runstore.MeterModel {
 			w = append(w, fmt.Sprintf("meter %s is a model: its figures are estimates, not measurements", m.meta.Name))
 		}
 		if m.meta.Error != "" {
@@ -227,7 +226,7 @@ func (a *analysis) meterSummary(m *meterSeries) MeterSummary {
 		Name:             m.meta.Name,
 		Label:            label(m.meta),
 		Kind:             string(m.meta.Kind),
-		Estimate:         m.meta.Kind == meters.Model,
+		Estimate:         m.meta.Kind == runstore.MeterModel,
 		Source:           m.source(),
 		SampleIntervalMs: nan,
 	}
@@ -249,9 +248,9 @@ func (a *analysis) meterSummary(m *meterSeries) MeterSummary {
 func label(m runstore.MeterMeta) string {
 	l := m.Label
 	if l == "" {
-		l = m.Info.Label()
+		l = m.Name
 	}
-	if m.Kind == meters.Model && !strings.Contains(l, "estimate") {
+	if m.Kind == runstore.MeterModel && !strings.Contains(l, "estimate") {
 		l += " (estimate, model)"
 	}
 	return l
@@ -363,7 +362,7 @@ func (a *analysis) target(t runstore.TargetMeta) TargetSummary {
 		}
 		idles[i] = im
 		if len(im.w) > 0 {
-			is := IdleSummary{Meter: m.meta.Name, Estimate: m.meta.Kind == meters.Model, W: Float(mean(im.w)), CV: Float(cv(im.sub))}
+			is := IdleSummary{Meter: m.meta.Name, Estimate: m.meta.Kind == runstore.MeterModel, W: Float(mean(im.w)), CV: Float(cv(im.sub))}
 			for _, w := range im.w {
 				is.PerW = append(is.PerW, Float(w))
 			}
@@ -496,7 +495,7 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 	e := Energy{
 		Meter:    m.meta.Name,
 		Label:    label(m.meta),
-		Estimate: m.meta.Kind == meters.Model,
+		Estimate: m.meta.Kind == runstore.MeterModel,
 		Source:   m.source(),
 		IdleW:    nan,
 		DynamicJ: nan,
@@ -693,7 +692,7 @@ func (m *meterSeries) samplesIn(s, e int64) int {
 
 // power bins a meter's total power over the run for plotting.
 func (a *analysis) power(m *meterSeries) PowerSeries {
-	ps := PowerSeries{Meter: m.meta.Name, Label: label(m.meta), Estimate: m.meta.Kind == meters.Model}
+	ps := PowerSeries{Meter: m.meta.Name, Label: label(m.meta), Estimate: m.meta.Kind == runstore.MeterModel}
 	if m.ref == nil || len(m.ref.t) < 2 {
 		return ps
 	}

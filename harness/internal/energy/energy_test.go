@@ -13,7 +13,6 @@ import (
 
 	"github.com/academemes/harness/harness/internal/energy/synth"
 	"github.com/academemes/harness/harness/internal/runstore"
-	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 )
 
@@ -227,7 +226,7 @@ func TestWarnings(t *testing.T) {
 		change func(*synth.Config, *runstore.Run)
 		want   string
 	}{
-		{"model meter", func(c *synth.Config, r *runstore.Run) { r.Meta.Meters[0].Kind = meters.Model }, "is a model"},
+		{"model meter", func(c *synth.Config, r *runstore.Run) { r.Meta.Meters[0].Kind = runstore.MeterModel }, "is a model"},
 		{"low coverage", func(c *synth.Config, r *runstore.Run) {
 			p := loadPhase(r)
 			var keep []runstore.Sample
@@ -245,11 +244,11 @@ func TestWarnings(t *testing.T) {
 			}
 		}, "idle power is noisy"},
 		{"clock fit residual", func(c *synth.Config, r *runstore.Run) {
-			r.Meta.Meters[0].Report = &meters.Report{ClockFit: &meters.ClockFit{ResidualRMSNs: 5e6, ResidualMaxNs: 9e6, Points: 10}}
+			r.Meta.Meters[0].Report = &runstore.MeterReport{ClockFit: &runstore.ClockFit{ResidualRMSNs: 5e6, ResidualMaxNs: 9e6, Points: 10}}
 		}, "clock fit residual"},
 		{"meter gap", func(c *synth.Config, r *runstore.Run) {
 			p := loadPhase(r)
-			r.Meta.Meters[0].Report = &meters.Report{Gaps: []meters.Gap{{Start: time.Unix(0, p.StartNs+2e9), End: time.Unix(0, p.StartNs+3e9), Reason: "unplugged"}}}
+			r.Meta.Meters[0].Report = &runstore.MeterReport{Gaps: []runstore.Gap{{Start: time.Unix(0, p.StartNs+2e9), End: time.Unix(0, p.StartNs+3e9), Reason: "unplugged"}}}
 		}, "gap of 1s"},
 		{"one repetition", func(c *synth.Config, r *runstore.Run) {}, "1 repetition(s)"},
 		{"interrupted run", func(c *synth.Config, r *runstore.Run) { r.Meta.Status = runstore.StatusInterrupted }, `status is "interrupted"`},

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/academemes/harness/harness/internal/runstore"
-	"github.com/academemes/harness/meters"
 )
 
 // Sources of a meter's energy.
@@ -232,7 +231,7 @@ func buildMeters(meta []runstore.MeterMeta, samples []runstore.Sample) []*meterS
 		if !known[k.meter] {
 			known[k.meter] = true
 			var mm runstore.MeterMeta
-			mm.Name, mm.Label, mm.Kind = k.meter, k.meter, meters.Measured
+			mm.Name, mm.Label, mm.Kind = k.meter, k.meter, runstore.MeterMeasured
 			metas = append(metas, mm)
 		}
 	}
@@ -240,7 +239,7 @@ func buildMeters(meta []runstore.MeterMeta, samples []runstore.Sample) []*meterS
 	for _, mm := range metas {
 		ms := &meterSeries{meta: mm}
 		if ms.meta.Label == "" {
-			ms.meta.Label = mm.Info.Label()
+			ms.meta.Label = label(mm)
 		}
 		var idx []int
 		if len(mm.Channels) == 0 {

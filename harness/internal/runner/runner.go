@@ -200,7 +200,8 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("meter %s: %w", spec, err)
 		}
 		info := m.Info()
-		mm := runstore.MeterMeta{Info: info, Label: info.Label(), Notes: notes}
+		mm := runstore.MeterMetaFrom(info)
+		mm.Notes = notes
 		idx := len(r.w.Meta().Meters)
 		r.w.Update(func(meta *runstore.Meta) { meta.Meters = append(meta.Meters, mm) })
 		desc := info.Description
@@ -216,12 +217,11 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			defer wg.Done()
 			name := info.Name
 			err := m.Run(ctx, func(s meters.Sample) {
-				r.w.AddSample(runstore.Sample{Meter: name, Channel: s.Channel, TNs: s.T.UnixNano(), Watts: s.Watts, Joules: s.Joules})
+				r.w.AddSample(runstore.SampleFrom(name, s))
 			})
-			var rep *meters.Report
+			var rep *runstore.MeterReport
 			if rp, ok := m.(meters.Reporter); ok {
-				x := rp.Report()
-				rep = &x
+				rep = runstore.MeterReportFrom(rp.Report())
 			}
 			r.w.Update(func(meta *runstore.Meta) {
 				meta.Meters[idx].Report = rep
@@ -245,11 +245,11 @@ func (r *run) startTargets(ctx context.Context) error {
 			Options: ts.Options, FunctionsDir: r.opt.FunctionsDir, RunID: r.w.Meta().ID,
 			Logf: func(format string, args ...any) { r.logf(ts.Name+": "+format, args...) },
 		}
-		lt := &liveTarget{spec: ts, meta: runstore.TargetMeta{Info: targets.Info{Name: ts.Name, Kind: ts.Kind, Mode: spec.Mode, Function: ts.Function}}}
+		lt := &liveTarget{spec: ts, meta: runstore.TargetMetaFrom(targets.Info{Name: ts.Name, Kind: ts.Kind, Mode: spec.Mode, Function: ts.Function})}
 		t, err := targets.New(spec)
 		if err == nil {
 			lt.target = t
-			lt.meta.Info = t.Info()
+			lt.meta = runstore.TargetMetaFrom(t.Info())
 			r.logf("target %s (%s, %s, %s): starting", ts.Name, ts.Kind, ts.Mode, ts.Function)
 			err = t.Start(ctx)
 			if err == nil {

@@ -28,6 +28,10 @@ type Run struct {
 // ErrNotRun means a directory is not a run directory.
 var ErrNotRun = errors.New("not a run directory")
 
+// ErrNewerFormat means a run directory was written in a format newer than
+// this harness reads.
+var ErrNewerFormat = errors.New("run directory format is newer than this harness reads")
+
 // Load reads a run directory. A last CSV row cut short (the process was
 // killed while writing) is dropped with a warning; any other malformed row
 // is an error that names the file and line.
@@ -43,23 +47,17 @@ func Load(dir string) (*Run, error) {
 	if err := json.Unmarshal(data, &run.Meta); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, RunFile), err)
 	}
+	switch f := run.Meta.Format; {
+	case f == 0:
+		run.Meta.Format = 1 // written before run.json said its format
+	case f > Format:
+		return nil, fmt.Errorf("%s: %w (format %d, this harness reads up to %d): use a newer harness", filepath.Join(dir, RunFile), ErrNewerFormat, f, Format)
+	}
 	run.Scenario, _ = os.ReadFile(filepath.Join(dir, ScenarioFile))
-	if err := readCSV(run, RequestsFile, RequestsHeader, func(rec []string) error {
-		r, err := parseRequest(rec)
-		if err == nil {
-			run.Requests = append(run.Requests, r)
-		}
-		return err
-	}); err != nil {
+	if run.Requests, err = readCSV(run, RequestsFile, RequestsHeader, parseRequest); err != nil {
 		return nil, err
 	}
-	if err := readCSV(run, SamplesFile, SamplesHeader, func(rec []string) error {
-		s, err := parseSample(rec)
-		if err == nil {
-			run.Samples = append(run.Samples, s)
-		}
-		return err
-	}); err != nil {
+	if run.Samples, err = readCSV(run, SamplesFile, SamplesHeader, parseSample); err != nil {
 		return nil, err
 	}
 	run.closeOpenPhases()
@@ -98,11 +96,14 @@ func (run *Run) closeOpenPhases() {
 	}
 }
 
-func readCSV(run *Run, name string, header []string, row func([]string) error) error {
+// readCSV reads the rows of the CSV file name of the run, each parsed by
+// parse, in file order. A last row cut short is dropped with a warning on
+// run.
+func readCSV[T any](run *Run, name string, header []string, parse func([]string) (T, error)) ([]T, error) {
 	path := filepath.Join(run.Dir, name)
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	cr := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
@@ -110,11 +111,12 @@ func readCSV(run *Run, name string, header []string, row func([]string) error) e
 	cr.FieldsPerRecord = -1
 	rec, err := cr.Read()
 	if err != nil {
-		return fmt.Errorf("%s: header: %w", path, err)
+		return nil, fmt.Errorf("%s: header: %w", path, err)
 	}
 	if !slices.Equal(rec, header) {
-		return fmt.Errorf("%s: header is %v, want %v", path, rec, header)
+		return nil, fmt.Errorf("%s: header is %v, want %v", path, rec, header)
 	}
+	var rows []T
 	var pending error
 	pendingLine := 0
 	for {
@@ -125,13 +127,16 @@ func readCSV(run *Run, name string, header []string, row func([]string) error) e
 		line, _ := cr.FieldPos(0)
 		if pending != nil {
 			// A bad row followed by more rows is corruption, not a crash.
-			return fmt.Errorf("%s:%d: %w", path, pendingLine, pending)
+			return nil, fmt.Errorf("%s:%d: %w", path, pendingLine, pending)
 		}
 		if err == nil && len(rec) != len(header) {
 			err = fmt.Errorf("%d fields, want %d", len(rec), len(header))
 		}
 		if err == nil {
-			err = row(rec)
+			var v T
+			if v, err = parse(rec); err == nil {
+				rows = append(rows, v)
+			}
 		}
 		if err != nil {
 			pending, pendingLine = err, line
@@ -140,7 +145,7 @@ func readCSV(run *Run, name string, header []string, row func([]string) error) e
 	if pending != nil {
 		run.Warnings = append(run.Warnings, fmt.Sprintf("%s:%d: last row cut short and dropped (%v)", name, pendingLine, pending))
 	}
-	return nil
+	return rows, nil
 }
 
 func parseRequest(rec []string) (Request, error) {

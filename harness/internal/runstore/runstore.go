@@ -7,12 +7,7 @@
 // atomically and says whether the run completed.
 package runstore
 
-import (
-	"time"
-
-	"github.com/academemes/harness/meters"
-	"github.com/academemes/harness/targets"
-)
+import "time"
 
 // File names inside a run directory.
 const (
@@ -68,8 +63,23 @@ const (
 	StatusFailed      = "failed"
 )
 
-// Meta is run.json.
+// Format is the version of the run-directory format this package writes,
+// recorded in run.json. Format 1 is a run.json without "format", written
+// while run.json embedded the meters and targets packages' own types;
+// format 2 has types of its own (TargetMeta, MeterMeta and theirs) with
+// the same JSON names, so it reads format 1 as it is. Load refuses a
+// newer format rather than misread it: a field it does not know would be
+// dropped silently.
+const Format = 2
+
+// Meta is run.json. Its types are the run directory's own, never a
+// driver's: a file written today is read back by `harness report` long
+// after the meters and targets packages have moved on. The conversions
+// from theirs are in convert.go.
 type Meta struct {
+	// Format is the run-directory format (see Format); Load sets 1 for a
+	// run.json without it.
+	Format      int          `json:"format"`
 	ID          string       `json:"id"`
 	Scenario    string       `json:"scenario"`
 	Description string       `json:"description,omitempty"`
@@ -131,20 +141,95 @@ type Host struct {
 
 // TargetMeta describes one target as run.
 type TargetMeta struct {
-	targets.Info
-	URL        string         `json:"url,omitempty"`
-	Skipped    bool           `json:"skipped,omitempty"`
-	SkipReason string         `json:"skip_reason,omitempty"`
-	Report     map[string]any `json:"report,omitempty"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"` // a registered target kind: "wasm", "docker-node", ...
+	Mode     string `json:"mode"` // how instances are treated: "cold", "prewarmed", "warm", ...
+	Function string `json:"function"`
+	URL      string `json:"url,omitempty"`
+	Skipped  bool   `json:"skipped,omitempty"`
+	// SkipReason is why a skipped target did not run.
+	SkipReason string `json:"skip_reason,omitempty"`
+	// Report is what the target said of itself when it stopped (image,
+	// CPU time, configuration): free-form, for people.
+	Report map[string]any `json:"report,omitempty"`
 }
+
+// MeterKind says whether a meter measures or models.
+type MeterKind string
+
+// Meter kinds in run.json.
+const (
+	// MeterMeasured: a physical sensor or a hardware counter.
+	MeterMeasured MeterKind = "measured"
+	// MeterModel: an estimate from something else (CPU utilisation),
+	// labelled as an estimate wherever it is shown.
+	MeterModel MeterKind = "model"
+)
 
 // MeterMeta describes one meter as run.
 type MeterMeta struct {
-	meters.Info
-	Label  string         `json:"label"`
-	Notes  []string       `json:"notes,omitempty"` // how auto chose, etc.
-	Report *meters.Report `json:"report,omitempty"`
-	Error  string         `json:"error,omitempty"` // why it stopped early
+	// Name is the spec the meter was opened with, as in samples.csv.
+	Name string `json:"name"`
+	// Driver is the driver that read it ("rapl", "estimate", ...).
+	Driver string    `json:"driver"`
+	Kind   MeterKind `json:"kind"`
+	// Description says what was read, from where.
+	Description string `json:"description"`
+	// Channels are indexed by samples.csv's channel column.
+	Channels []Channel `json:"channels"`
+	// Precision is what the meter could resolve and how far it may be off.
+	Precision Precision `json:"precision"`
+	// Label is how the meter is named to people; a model says so in it.
+	Label  string       `json:"label"`
+	Notes  []string     `json:"notes,omitempty"` // how auto chose, etc.
+	Report *MeterReport `json:"report,omitempty"`
+	Error  string       `json:"error,omitempty"` // why it stopped early
+}
+
+// Channel is one series of a meter.
+type Channel struct {
+	// Name says what is measured: "package-0", "EPS 12V #1".
+	Name string `json:"name"`
+	// InTotal reports whether the channel counts toward the meter's total
+	// (a nested RAPL domain does not).
+	InTotal bool `json:"in_total"`
+}
+
+// Precision is a meter's resolution and stated accuracy; a zero field
+// means "not stated". Runs written before it was recorded read as zero.
+type Precision struct {
+	PowerStepW  float64 `json:"power_step_w,omitempty"`  // smallest step of a power reading
+	EnergyStepJ float64 `json:"energy_step_j,omitempty"` // smallest step of an energy counter
+	RelError    float64 `json:"rel_error,omitempty"`     // relative accuracy as a fraction (0.01 for 1 %)
+	Source      string  `json:"source,omitempty"`        // where the figures come from
+}
+
+// MeterReport is a meter's account of its run: gaps, counters, the fit
+// of its clock to the harness clock, warnings.
+type MeterReport struct {
+	Gaps     []Gap            `json:"gaps,omitempty"`
+	Counters map[string]int64 `json:"counters,omitempty"`
+	ClockFit *ClockFit        `json:"clock_fit,omitempty"`
+	Warnings []string         `json:"warnings,omitempty"`
+	// Details are driver facts for people (firmware, baud); free-form.
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Gap is a span in which a meter delivered no samples.
+type Gap struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Reason string    `json:"reason"`
+}
+
+// ClockFit maps a device's own clock onto the harness clock:
+// host = device*(1+DriftPPM/1e6) + OffsetNs.
+type ClockFit struct {
+	OffsetNs      float64 `json:"offset_ns"`
+	DriftPPM      float64 `json:"drift_ppm"`
+	ResidualRMSNs float64 `json:"residual_rms_ns"`
+	ResidualMaxNs float64 `json:"residual_max_ns"`
+	Points        int     `json:"points"`
 }
 
 // Phase names.

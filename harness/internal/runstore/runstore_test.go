@@ -1,6 +1,7 @@
 package runstore
 
 import (
+	"encoding/csv"
 	"math"
 	"os"
 	"path/filepath"
@@ -155,5 +156,51 @@ func TestLoadKilledRun(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, RunFile)); err != nil || fi.Mode().Perm()&0o044 != 0o044 {
 		t.Errorf("run.json mode %v (%v); want readable by group and others", fi.Mode(), err)
+	}
+}
+
+// TestAppendSampleRow: the one writer of samples.csv rows quotes a meter
+// name as encoding/csv reads it, and writes NaN as NaN.
+func TestAppendSampleRow(t *testing.T) {
+	tests := []struct {
+		name  string
+		meter string
+		w, j  float64
+		want  string
+	}{
+		{"plain", "rapl", 1.5, 0.25, "rapl,2,1000,1.5,0.25\n"},
+		{"NaN", "rapl", math.NaN(), 0, "rapl,2,1000,NaN,0\n"},
+		{"comma in the spec", "modbus:h:502?a=1,b=2", 1, 2, `"modbus:h:502?a=1,b=2",2,1000,1,2` + "\n"},
+		{"quote in the spec", `pmd-usb:/dev/"x"`, 1, 2, `"pmd-usb:/dev/""x""",2,1000,1,2` + "\n"},
+		{"leading space", " rapl", 1, 2, `" rapl",2,1000,1,2` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Sample{Meter: tt.meter, Channel: 2, TNs: 1000, Watts: tt.w, Joules: tt.j}
+			got := string(AppendSampleRow(nil, s))
+			if got != tt.want {
+				t.Errorf("row = %q, want %q", got, tt.want)
+			}
+			rec, err := csv.NewReader(strings.NewReader(got)).Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := parseSample(rec)
+			if err != nil || back.Meter != tt.meter || back.Watts != tt.w && !math.IsNaN(tt.w) {
+				t.Errorf("read back as %+v (%v)", back, err)
+			}
+		})
+	}
+}
+
+func TestRecordingPath(t *testing.T) {
+	for _, tc := range []struct{ samples, want string }{
+		{"rec.csv", "rec.meta.json"},
+		{"out/pmd.usb.csv", "out/pmd.usb.meta.json"},
+		{"rec", "rec.meta.json"},
+	} {
+		if got := RecordingPath(tc.samples); got != tc.want {
+			t.Errorf("RecordingPath(%q) = %q, want %q", tc.samples, got, tc.want)
+		}
 	}
 }

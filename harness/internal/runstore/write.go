@@ -44,6 +44,7 @@ func Create(dir string, scenario []byte, meta Meta) (*Writer, error) {
 		return nil, fmt.Errorf("runstore: %w", err)
 	}
 	w := &Writer{dir: dir, meta: meta}
+	w.meta.Format = Format
 	if w.meta.Status == "" {
 		w.meta.Status = StatusRunning
 	}
@@ -81,65 +82,93 @@ func (w *Writer) Dir() string { return w.dir }
 
 // AddRequest appends one row to requests.csv.
 func (w *Writer) AddRequest(r Request) error {
-	return w.addRow(w.reqBuf, func(b []byte) []byte {
-		b = appendField(b, r.Target)
-		b = append(b, ',')
-		b = appendField(b, r.Phase)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(r.Rep), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.Seq, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.StartNs, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.LatencyNs, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(r.Status), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.BytesIn, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.BytesOut, 10)
-		b = append(b, ',')
-		if r.Cold {
-			b = append(b, '1')
-		} else {
-			b = append(b, '0')
-		}
-		b = append(b, ',')
-		b = strconv.AppendInt(b, r.StartUpNs, 10)
-		b = append(b, ',')
-		return appendField(b, r.Error)
-	})
+	return w.addRow(w.reqBuf, func(b []byte) []byte { return appendRequestRow(b, r) })
 }
 
 // AddSample appends one row to samples.csv.
 func (w *Writer) AddSample(s Sample) error {
-	return w.addRow(w.smpBuf, func(b []byte) []byte {
-		b = appendField(b, s.Meter)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(s.Channel), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, s.TNs, 10)
-		b = append(b, ',')
-		b = appendFloat(b, s.Watts)
-		b = append(b, ',')
-		return appendFloat(b, s.Joules)
-	})
+	return w.addRow(w.smpBuf, func(b []byte) []byte { return AppendSampleRow(b, s) })
 }
 
 // addRow formats one CSV row with row into the writer's reused buffer
-// and appends it, with its newline, to dst (set once at Create).
+// and appends it to dst (set once at Create).
 func (w *Writer) addRow(dst *bufio.Writer, row func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errClosed
 	}
-	w.rowBuf = append(row(w.rowBuf[:0]), '\n')
+	w.rowBuf = row(w.rowBuf[:0])
 	_, err := dst.Write(w.rowBuf)
 	w.maybeSync()
 	return err
 }
+
+// AppendSampleRow appends s to b as one samples.csv row, newline
+// included. It is the one writer of that format: a run's samples.csv and
+// a standalone recording (`harness meters record --out`) are written by it.
+func AppendSampleRow(b []byte, s Sample) []byte {
+	r := row{b: b}
+	r.str(s.Meter)
+	r.int(int64(s.Channel))
+	r.int(s.TNs)
+	r.float(s.Watts)
+	r.float(s.Joules)
+	return r.end()
+}
+
+// appendRequestRow appends q to b as one requests.csv row, newline
+// included.
+func appendRequestRow(b []byte, q Request) []byte {
+	r := row{b: b}
+	r.str(q.Target)
+	r.str(q.Phase)
+	r.int(int64(q.Rep))
+	r.int(q.Seq)
+	r.int(q.StartNs)
+	r.int(q.LatencyNs)
+	r.int(int64(q.Status))
+	r.int(q.BytesIn)
+	r.int(q.BytesOut)
+	r.bool(q.Cold)
+	r.int(q.StartUpNs)
+	r.str(q.Error)
+	return r.end()
+}
+
+// row builds one CSV row in a byte slice: the fields in order, commas
+// between them, a newline at the end. It formats by hand what
+// encoding/csv would, without its allocations, at tens of thousands of
+// samples a second.
+type row struct {
+	b []byte
+	n int // fields so far
+}
+
+func (r *row) sep() {
+	if r.n > 0 {
+		r.b = append(r.b, ',')
+	}
+	r.n++
+}
+
+func (r *row) str(s string) { r.sep(); r.b = appendField(r.b, s) }
+
+func (r *row) int(v int64) { r.sep(); r.b = strconv.AppendInt(r.b, v, 10) }
+
+func (r *row) float(f float64) { r.sep(); r.b = appendFloat(r.b, f) }
+
+// bool writes 1 or 0, which pandas, R and Load all read as a boolean.
+func (r *row) bool(v bool) {
+	r.sep()
+	if v {
+		r.b = append(r.b, '1')
+	} else {
+		r.b = append(r.b, '0')
+	}
+}
+
+func (r *row) end() []byte { return append(r.b, '\n') }
 
 var errClosed = errors.New("runstore: writer closed")
 

@@ -122,7 +122,7 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 	}
 	t0 := cfg.Start.UnixNano()
 	meta := runstore.Meta{
-		ID: cfg.ID, Scenario: cfg.Name, Description: "synthetic run with known energy",
+		Format: runstore.Format, ID: cfg.ID, Scenario: cfg.Name, Description: "synthetic run with known energy",
 		Version: "synthetic", Status: status, Started: cfg.Start, Repeat: cfg.Reps,
 		Host: runstore.Host{Hostname: "synthetic", OS: "linux", Arch: "amd64", Cores: 2, CPUModel: "Synthetic CPU", GoVersion: "go1.26"},
 		Load: runstore.LoadMeta{Model: "open", Method: "POST", Path: "/"},
@@ -131,7 +131,9 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 		meta.Load.Model = "sequential"
 	}
 	for _, t := range cfg.Targets {
-		meta.Targets = append(meta.Targets, runstore.TargetMeta{Info: targets.Info{Name: t.Name, Kind: t.Kind, Mode: t.Mode, Function: "memes"}, URL: "http://127.0.0.1:0/"})
+		tm := runstore.TargetMetaFrom(targets.Info{Name: t.Name, Kind: t.Kind, Mode: t.Mode, Function: "memes"})
+		tm.URL = "http://127.0.0.1:0/"
+		meta.Targets = append(meta.Targets, tm)
 		meta.Order = append(meta.Order, t.Name)
 	}
 	loads := []string{runstore.PhaseLoad}
@@ -354,18 +356,19 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 		truth.TotalJ += f.density * float64(f.e-f.s) / 1e9
 	}
 	for _, m := range cfg.Meters {
-		mm := runstore.MeterMeta{Info: meters.Info{Name: m.Name, Driver: "synthetic", Kind: m.Kind, Description: "synthetic meter of the whole machine"}}
-		if mm.Kind == "" {
-			mm.Kind = meters.Measured
+		info := meters.Info{Name: m.Name, Driver: "synthetic", Kind: m.Kind, Description: "synthetic meter of the whole machine"}
+		if info.Kind == "" {
+			info.Kind = meters.Measured
 		}
 		for c := range max(m.Channels, 1) {
-			mm.Channels = append(mm.Channels, meters.Channel{Name: fmt.Sprintf("part-%d", c), InTotal: true})
+			info.Channels = append(info.Channels, meters.Channel{Name: fmt.Sprintf("part-%d", c), InTotal: true})
 		}
 		if m.Nested {
-			mm.Channels = append(mm.Channels, meters.Channel{Name: "part-0 subdomain", InTotal: false})
+			info.Channels = append(info.Channels, meters.Channel{Name: "part-0 subdomain", InTotal: false})
 		}
-		mm.Label = mm.Info.Label()
-		mm.Report = &meters.Report{}
+		// Converted as the runner converts a real meter's Info.
+		mm := runstore.MeterMetaFrom(info)
+		mm.Report = runstore.MeterReportFrom(meters.Report{})
 		meta.Meters = append(meta.Meters, mm)
 	}
 	run := &runstore.Run{Meta: meta, Scenario: []byte("name: " + cfg.Name + "\n"), Requests: reqs, Samples: samples}
