@@ -415,14 +415,25 @@ func (t *Target) localContainers(ctx context.Context) ([]string, error) {
 }
 
 // removeContainer removes the function's containers and waits until the
-// installation reports no available replica.
+// installation reports no available replica. A function with no container
+// is already cold when the installation reports no replica either: the
+// cold-mode front took it down after the last request, or an earlier Reset
+// did (the runner resets after a repetition and again before the next).
 func (t *Target) removeContainer(ctx context.Context) error {
 	ids, err := t.localContainers(ctx)
 	if err != nil {
 		return err
 	}
 	if len(ids) == 0 {
-		return fmt.Errorf("no container of function %s on the local Docker Engine (the installation runs it elsewhere); use %s: %s", t.service, OptColdStartMethod, MethodRedeploy)
+		st, err := t.api.Status(ctx, t.service)
+		if err != nil {
+			return err
+		}
+		if st.AvailableReplicas == 0 {
+			return nil
+		}
+		return fmt.Errorf("no container of function %s on the local Docker Engine, but %d available replicas (the installation runs it elsewhere); use %s: %s",
+			t.service, st.AvailableReplicas, OptColdStartMethod, MethodRedeploy)
 	}
 	for _, id := range ids {
 		if _, err := t.docker.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
