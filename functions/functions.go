@@ -61,7 +61,7 @@ func Names(fsys fs.FS) ([]string, error) {
 // is the Go command build <name>.wasm; other variants name the file
 // <name>.<variant>.wasm or <name>-<variant>.wasm ("reactor", "small").
 func Module(fsys fs.FS, name, variant string) ([]byte, error) {
-	if !validName(name) {
+	if !ValidName(name) {
 		return nil, fmt.Errorf("function name %q: use letters, digits, '-' and '_'", name)
 	}
 	candidates := []string{path.Join(name, name+".wasm")}
@@ -81,7 +81,10 @@ func Module(fsys fs.FS, name, variant string) ([]byte, error) {
 	return nil, fmt.Errorf("function %q variant %q: %w", name, variant, firstErr)
 }
 
-func validName(s string) bool {
+// ValidName reports whether s can name a function: 1 to 64 letters,
+// digits, '-' and '_'. Names become directory names, URL path segments and
+// platform names, so they must hold nothing else.
+func ValidName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

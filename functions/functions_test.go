@@ -2,6 +2,7 @@ package functions
 
 import (
 	"io/fs"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,28 @@ func TestEmbedded(t *testing.T) {
 		if _, err := fs.Stat(FS(), p); err != nil {
 			t.Errorf("%s not embedded: %v", p, err)
 		}
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"a function", "memes", true},
+		{"with a variant", "memes-small", true},
+		{"upper case and underscore", "Fib_2", true},
+		{"64 characters", strings.Repeat("x", 64), true},
+		{"empty", "", false},
+		{"65 characters", strings.Repeat("x", 65), false},
+		{"a path", "../memes", false},
+		{"a space", "a b", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ValidName(tc.in); got != tc.want {
+				t.Errorf("ValidName(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
 	}
 }

@@ -6,29 +6,30 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/academemes/harness/targets"
-	"github.com/academemes/harness/targets/dockernode"
-	"github.com/academemes/harness/targets/openfaas"
 )
 
-// cmdClean removes the containers and images that earlier runs left in the
-// Docker Engine: everything carrying the harness's label
-// (io.academemes.harness=1), or one run's with --run.
+// cmdClean removes what earlier runs left behind (everything, or one run's
+// with --run): it asks every registered target kind that leaves things on
+// a platform (Kind.Clean), so that a new kind needs no change here.
 func cmdClean(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("harness clean", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	runID := fs.String("run", "", "remove only what run `ID` created (label "+dockernode.LabelRun+")")
+	runID := fs.String("run", "", "remove only what run `ID` created")
 	dry := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: harness clean [--run ID] [--dry-run]")
-		fmt.Fprintln(stderr, "\nRemoves every container, then every image, that carries the harness's label "+
-			dockernode.LabelHarness+"=1 in the Docker Engine named by DOCKER_HOST (the local socket by default):")
-		fmt.Fprintln(stderr, "what a crashed or killed run left behind, and the cached function images;")
-		fmt.Fprintln(stderr, "and the harness's functions on the OpenFaaS gateway named by OPENFAAS_URL, if one is set.")
-		fmt.Fprintln(stderr, "Careful: without --run it also removes the containers of a run still going.\n\nFlags:")
+		fmt.Fprintln(stderr, "\nRemoves what crashed or killed runs left behind, and the cached function images, for each kind of target:")
+		for _, k := range targets.Kinds() {
+			if k.Clean != nil {
+				fmt.Fprintf(stderr, "  %s: %s\n", k.Name, k.CleanDoc)
+			}
+		}
+		fmt.Fprintln(stderr, "Careful: without --run it also removes what a run still going created.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
@@ -36,41 +37,78 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	res, err := dockernode.Clean(ctx, dockernode.CleanOptions{RunID: *runID, DryRun: *dry})
 	verb := "removed"
 	if *dry {
 		verb = "would remove"
 	}
-	for _, c := range res.Containers {
-		fmt.Fprintf(stdout, "%s container %.12s %s (run %s, target %s)\n", verb, c.ID, c.Name, orDash(c.Run), orDash(c.Target))
-	}
-	for _, im := range res.Images {
-		fmt.Fprintf(stdout, "%s image %.19s %s (run %s)\n", verb, im.ID, im.Name, orDash(im.Run))
-	}
-	// Functions left on a configured OpenFaaS gateway (OPENFAAS_URL); with
-	// none configured this does nothing.
-	if !*dry {
-		fns, ferr := openfaas.Clean(ctx, *runID)
-		for _, f := range fns {
-			fmt.Fprintf(stdout, "removed OpenFaaS function %s\n", f)
+	var tally tally
+	code := exitOK
+	for _, k := range targets.Kinds() {
+		if k.Clean == nil {
+			continue
 		}
-		if ferr != nil {
-			fmt.Fprintf(stderr, "harness clean: OpenFaaS: %v\n", ferr)
-			if err == nil {
-				return exitFail
+		found, err := k.Clean(ctx, targets.CleanOptions{RunID: *runID, DryRun: *dry})
+		for _, l := range found {
+			name := l.Name
+			if l.ID != "" && l.ID != l.Name {
+				name = strings.TrimSpace(shortID(l.ID) + " " + l.Name)
+			}
+			fmt.Fprintf(stdout, "%s %s %s (run %s, target %s)\n", verb, l.What, name, orDash(l.Run), orDash(l.Target))
+			tally.add(l.What)
+		}
+		if err != nil {
+			code = exitFail
+			if errors.Is(err, targets.ErrUnavailable) {
+				fmt.Fprintf(stderr, "harness clean: %s: nothing cleaned: %v\n", k.Name, err)
+			} else {
+				fmt.Fprintf(stderr, "harness clean: %s: %v\n", k.Name, err)
 			}
 		}
 	}
-	if err != nil {
-		if errors.Is(err, targets.ErrUnavailable) {
-			fmt.Fprintf(stderr, "harness clean: nothing cleaned: %v\n", err)
-		} else {
-			fmt.Fprintf(stderr, "harness clean: %v\n", err)
-		}
-		return exitFail
+	fmt.Fprintf(stdout, "%s %s\n", verb, tally.String())
+	return code
+}
+
+// shortID shortens a container or image id as docker ps and docker images
+// show it.
+func shortID(id string) string {
+	prefix := ""
+	if rest, ok := strings.CutPrefix(id, "sha256:"); ok {
+		prefix, id = "sha256:", rest
 	}
-	fmt.Fprintf(stdout, "%s %d containers and %d images\n", verb, len(res.Containers), len(res.Images))
-	return exitOK
+	return prefix + id[:min(len(id), 12)]
+}
+
+// tally counts what Clean found, by what it is, in the order first seen.
+type tally struct {
+	whats []string
+	n     map[string]int
+}
+
+func (t *tally) add(what string) {
+	if t.n == nil {
+		t.n = map[string]int{}
+	}
+	if t.n[what] == 0 {
+		t.whats = append(t.whats, what)
+	}
+	t.n[what]++
+}
+
+// String says "nothing", or "3 containers, 1 image".
+func (t tally) String() string {
+	if len(t.whats) == 0 {
+		return "nothing"
+	}
+	var parts []string
+	for _, w := range t.whats {
+		n := t.n[w]
+		if n != 1 {
+			w += "s"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", n, w))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orDash(s string) string {

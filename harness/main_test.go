@@ -78,6 +78,50 @@ func TestBrokenScenarios(t *testing.T) {
 	}
 }
 
+// TestCheckOptionValues: `harness run --check` reports a bad target
+// option value, or an option that belongs to the target itself, with its
+// file:line:col (or its --set), kind by kind.
+func TestCheckOptionValues(t *testing.T) {
+	good, err := os.ReadFile("../scenarios/coldstart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		sets     []string
+		want     string
+	}{
+		{"a word for a number", "mode: cold\n  - name: docker-node", "mode: cold\n    options: {concurrency: \"lots\"}\n  - name: docker-node", nil,
+			`bad.yaml:24:28: targets[0].options.concurrency: want a whole number of at least 1, got "lots"`},
+		{"a bare number for a duration", "kind: docker-node\n    function: memes\n    mode: cold", "kind: docker-node\n    function: memes\n    mode: cold\n    options:\n      ready_timeout: 5", nil,
+			"bad.yaml:29:22: targets[1].options.ready_timeout: want a duration like 30s, got 5"},
+		{"required under options", "kind: openfaas\n    function: memes\n    mode: cold", "kind: openfaas\n    function: memes\n    mode: cold\n    options: {required: true}", nil,
+			"bad.yaml:32:15: targets[2].options.required: unknown option for kind openfaas; allowed: cold_start_method, env, gateway, image, image_source, namespace, password, ready_timeout, secrets_dir, service, username; required is a field of the target, not an option: write it beside kind:"},
+		{"a bad value from --set", "", "", []string{"targets[0].options.pool=0"},
+			"--set targets[0].options.pool=0: targets[0].options.pool: want a whole number of at least 1, got 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(tc.from)) {
+				t.Fatalf("coldstart.yaml no longer contains %q", tc.from)
+			}
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			os.WriteFile(path, bytes.Replace(good, []byte(tc.from), []byte(tc.to), 1), 0o644)
+			args := []string{"run", path, "--check"}
+			for _, s := range tc.sets {
+				args = append(args, "--set", s)
+			}
+			code, _, errs := runCLI(t, args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errs, tc.want) {
+				t.Errorf("stderr:\n%s\nwant containing\n%s", errs, tc.want)
+			}
+		})
+	}
+}
+
 // TestRunColdstartShort is the spine end to end: the short form of the
 // main scenario writes every file of the run directory and a report with a
 // non-zero joules per request for the wasm target.

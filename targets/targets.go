@@ -92,23 +92,57 @@ type Kind struct {
 	// Doc is one line for --help and the README.
 	Doc string
 	// Options lists the kind-specific option keys with one line of doc
-	// each. The scenario validator rejects keys not listed here.
+	// each. The scenario validator rejects keys not listed here. Kinds
+	// derive it from their option.List, which also decodes the options.
 	Options map[string]string
 	// Modes lists the modes this kind supports.
 	Modes []Mode
 	// New makes a target. It should check options and fail early; it
 	// should not start anything.
 	New func(spec Spec) (Target, error)
+	// Check, when set, finds what is wrong with a spec's options without
+	// making a target or reading the environment, so that `harness run
+	// --check` reports a bad value before a run starts. A problem with
+	// one option is an *option.Error naming its key (errors.Join them),
+	// from which the scenario validator gives the option's file:line:col.
+	Check func(spec Spec) error
 	// CheckFunction, when set, reports whether function names something
 	// this kind can serve; baseDir is the scenario's directory, against
 	// which relative paths resolve. The scenario validator calls it so that
 	// a missing function file is reported with its file:line:col.
 	CheckFunction func(function, baseDir string) error
+	// Clean, when set, finds what runs of this kind left behind (after a
+	// crash or a kill: containers, images, functions on a gateway) and,
+	// unless opts.DryRun, removes it. `harness clean` calls the Clean of
+	// every kind. A platform that is not there gives an error wrapping
+	// ErrUnavailable; a platform that is not configured, nothing.
+	Clean func(ctx context.Context, opts CleanOptions) ([]Leftover, error)
+	// CleanDoc says in one line what Clean looks for, and where.
+	CleanDoc string
 }
 
-// ErrUnavailable means the platform behind a target cannot be reached (no
-// Docker Engine, no OpenFaaS gateway). The runner skips such a target with
-// the reason, unless the scenario requires it.
+// CleanOptions selects what Kind.Clean removes.
+type CleanOptions struct {
+	// RunID limits Clean to what one run created; "" is what any run did.
+	RunID string
+	// DryRun lists what would be removed and removes nothing.
+	DryRun bool
+}
+
+// Leftover is one thing a run left behind, found (and, unless DryRun,
+// removed) by Kind.Clean.
+type Leftover struct {
+	What   string // "container", "image", "OpenFaaS function", ...
+	ID     string // the platform's id; may equal Name
+	Name   string
+	Run    string // the run that created it, when known
+	Target string // the target it belonged to, when known
+}
+
+// ErrUnavailable means the platform behind a target is not there (no
+// Docker Engine, no OpenFaaS gateway configured or none answering). The
+// runner skips such a target with the reason, unless the scenario requires
+// it; every other error of New or Start fails the run.
 var ErrUnavailable = errors.New("target platform unavailable")
 
 var (

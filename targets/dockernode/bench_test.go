@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/internal/dockertest"
 	_ "github.com/academemes/harness/targets/wasm" // the side-by-side baseline
 )
 
@@ -18,7 +19,7 @@ import (
 func benchTarget(b *testing.B, kind string, mode targets.Mode) targets.Target {
 	b.Helper()
 	if kind == Kind {
-		needEngine(b)
+		dockertest.Engine(b)
 	}
 	tg, err := targets.New(targets.Spec{Name: "bench-" + kind, Kind: kind, Function: "memes", Mode: mode, RunID: "bench"})
 	if err != nil {

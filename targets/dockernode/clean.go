@@ -7,51 +7,27 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/internal/nodeimage"
 )
-
-// CleanOptions selects what Clean removes.
-type CleanOptions struct {
-	// RunID limits Clean to the objects of one run; "" is every object
-	// that carries the harness label.
-	RunID string
-	// DryRun lists what would be removed and removes nothing.
-	DryRun bool
-}
-
-// Cleaned is what Clean found (and, unless DryRun, removed).
-type Cleaned struct {
-	Containers []Object
-	Images     []Object
-}
-
-// Object is one container or image.
-type Object struct {
-	ID     string
-	Name   string // container name or first image tag
-	Run    string // the LabelRun label
-	Target string // the LabelTarget label (containers)
-}
 
 // Clean removes every container and then every image that carries the
 // harness labels (all of them, or one run's): what a crash or a killed
 // harness left behind. Containers go first, since an image in use cannot
 // be removed. It connects to the engine named by the environment; an
 // unreachable engine gives an error wrapping targets.ErrUnavailable.
-// It goes on past a failed removal and reports every failure.
-func Clean(ctx context.Context, opts CleanOptions) (Cleaned, error) {
+// It goes on past a failed removal and reports every failure. It is the
+// kind's targets.Kind.Clean.
+func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, error) {
 	cli, err := nodeimage.Connect(ctx)
 	if err != nil {
-		return Cleaned{}, err
+		return nil, err
 	}
 	defer cli.Close()
-	return clean(ctx, cli, opts)
-}
-
-func clean(ctx context.Context, cli *client.Client, opts CleanOptions) (Cleaned, error) {
-	var out Cleaned
+	var out []targets.Leftover
 	var errs []error
 	filter := nodeimage.HarnessFilter(opts.RunID)
 	// A killed harness may have create requests in flight that the engine
@@ -77,7 +53,7 @@ func clean(ctx context.Context, cli *client.Client, opts CleanOptions) (Cleaned,
 			}
 			removed[c.ID] = true
 			fresh++
-			o := Object{ID: c.ID, Run: c.Labels[LabelRun], Target: c.Labels[LabelTarget]}
+			o := targets.Leftover{What: "container", ID: c.ID, Run: c.Labels[LabelRun], Target: c.Labels[LabelTarget]}
 			if len(c.Names) > 0 {
 				o.Name = c.Names[0]
 			}
@@ -87,7 +63,7 @@ func clean(ctx context.Context, cli *client.Client, opts CleanOptions) (Cleaned,
 					continue
 				}
 			}
-			out.Containers = append(out.Containers, o)
+			out = append(out, o)
 		}
 		if fresh == 0 || opts.DryRun {
 			break
@@ -98,17 +74,17 @@ func clean(ctx context.Context, cli *client.Client, opts CleanOptions) (Cleaned,
 		return out, errors.Join(append(errs, fmt.Errorf("listing the harness's images: %w", err))...)
 	}
 	for _, im := range ims.Items {
-		o := Object{ID: im.ID, Run: im.Labels[LabelRun]}
+		o := targets.Leftover{What: "image", ID: im.ID, Run: im.Labels[LabelRun]}
 		if len(im.RepoTags) > 0 {
 			o.Name = im.RepoTags[0]
 		}
 		if !opts.DryRun {
-			if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {
+			if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing image %s: %w", o.Name, err))
 				continue
 			}
 		}
-		out.Images = append(out.Images, o)
+		out = append(out, o)
 	}
 	return out, errors.Join(errs...)
 }
@@ -120,13 +96,13 @@ func clean(ctx context.Context, cli *client.Client, opts CleanOptions) (Cleaned,
 func removeContainer(ctx context.Context, cli *client.Client, id string) error {
 	_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	switch {
-	case err == nil || isNotFound(err):
+	case err == nil || cerrdefs.IsNotFound(err):
 		return nil
 	case !strings.Contains(err.Error(), "already in progress"):
 		return err
 	}
 	for {
-		if _, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); isNotFound(err) {
+		if _, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); cerrdefs.IsNotFound(err) {
 			return nil
 		}
 		select {

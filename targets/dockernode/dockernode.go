@@ -27,10 +27,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -53,7 +54,8 @@ import (
 const Kind = "docker-node"
 
 // Label keys on what the harness creates (see package nodeimage), exported
-// here for programs outside targets/ such as `harness clean`.
+// here for programs outside targets/ that look for it (package nodeimage
+// is internal).
 const (
 	LabelHarness  = nodeimage.LabelHarness
 	LabelRun      = nodeimage.LabelRun
@@ -67,9 +69,16 @@ func init() {
 	targets.Register(targets.Kind{
 		Name:    Kind,
 		Doc:     "the functions in Node.js, one container per function (warm) or per request (cold), on the local Docker Engine",
-		Options: optionDocs,
+		Options: new(Options).fields().Docs(),
 		Modes:   []targets.Mode{targets.Cold, targets.Warm},
 		New:     New,
+		Check: func(spec targets.Spec) error {
+			_, err := ParseOptions(spec.Options)
+			return err
+		},
+		Clean: Clean,
+		CleanDoc: "containers, then images, carrying the label " + LabelHarness + "=1 in the Docker Engine named by DOCKER_HOST " +
+			"(the local socket by default): what a crashed run left, and the cached function images",
 	})
 }
 
@@ -110,7 +119,7 @@ func NewTarget(spec targets.Spec, opts Options) (*Target, error) {
 		opts:     opts,
 		instance: hex.EncodeToString(inst[:]),
 		slots:    make(chan struct{}, opts.MaxContainers),
-		stats:    newStats(),
+		stats:    &stats{},
 	}, nil
 }
 
@@ -157,17 +166,6 @@ func (t *Target) URL() *url.URL {
 	return &u
 }
 
-// Image returns the image in use (zero before Start).
-func (t *Target) Image() nodeimage.Image {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.image
-}
-
-// functions is the tree of function sources: FunctionsDir, or the copy
-// embedded in the binary.
-func (t *Target) functions() fs.FS { return functions.Open(t.spec.FunctionsDir) }
-
 // Start connects to the engine, builds or finds the image and, in warm
 // mode, starts the container; in cold mode it opens the proxy. An engine
 // that cannot be reached gives an error wrapping targets.ErrUnavailable.
@@ -183,7 +181,7 @@ func (t *Target) Start(ctx context.Context) error {
 
 	im, err := nodeimage.Build(ctx, cli, nodeimage.Options{
 		Function:  t.spec.Function,
-		Functions: t.functions(),
+		Functions: functions.Open(t.spec.FunctionsDir),
 		RunID:     t.spec.RunID,
 		Source:    t.opts.ImageSource,
 		NodePath:  t.opts.Node,
@@ -294,7 +292,7 @@ func (t *Target) Stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("listing containers: %w", err))
 	} else {
 		for _, c := range res.Items {
-			if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing container %.12s: %w", c.ID, err))
 			}
 		}
@@ -303,7 +301,7 @@ func (t *Target) Stop(ctx context.Context) error {
 	im, built := t.image, t.built
 	t.mu.Unlock()
 	if !t.opts.KeepImage && built && im.ID != "" {
-		if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {
+		if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing image %s: %w", im.Ref, err))
 		}
 	}
@@ -473,7 +471,7 @@ func (t *Target) removeContainer(ctx context.Context, c *ctr) error {
 		t.stats.addCPU(ns)
 	}
 	t0 := time.Now()
-	if _, err := cli.ContainerRemove(ctx, c.id, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+	if _, err := cli.ContainerRemove(ctx, c.id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("removing container %.12s: %w", c.id, err)
 	}
 	t.stats.addRemove(time.Since(t0))
@@ -489,7 +487,7 @@ func cpuTime(ctx context.Context, cli *client.Client, id string) (uint64, bool) 
 	}
 	defer res.Body.Close()
 	var s container.StatsResponse
-	if err := jsonDecode(res.Body, &s); err != nil || s.CPUStats.CPUUsage.TotalUsage == 0 {
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil || s.CPUStats.CPUUsage.TotalUsage == 0 {
 		return 0, false
 	}
 	return s.CPUStats.CPUUsage.TotalUsage, true
@@ -564,8 +562,4 @@ func (t *Target) serveCold(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
 	t.stats.addCold()
-}
-
-func isNotFound(err error) bool {
-	return err != nil && (errorsIsNotFound(err))
 }

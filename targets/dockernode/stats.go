@@ -1,10 +1,6 @@
 package dockernode
 
 import (
-	"encoding/json"
-	"errors"
-	cerrdefs "github.com/containerd/errdefs"
-	"io"
 	"slices"
 	"sync"
 	"time"
@@ -22,8 +18,6 @@ type stats struct {
 	errs       []string // the first few failures
 	errsLeftOf int
 }
-
-func newStats() *stats { return &stats{} }
 
 const maxErrs = 10
 
@@ -93,13 +87,4 @@ func (s *stats) report(r map[string]any) {
 			r["errors_left_out"] = s.errsLeftOf
 		}
 	}
-}
-
-func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
-
-// errorsIsNotFound reports an engine "no such container/image" answer; the
-// client's errors carry a NotFound method (containerd errdefs).
-func errorsIsNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return errors.As(err, &nf) || cerrdefs.IsNotFound(err)
 }

@@ -6,41 +6,46 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/internal/nodeimage"
 )
 
 // Clean deletes every function on the configured gateway that carries the
-// harness label (of run runID, or of any run when runID is ""), for
-// `harness clean` after a crash. The gateway and credentials come from the
-// environment as for the target (OPENFAAS_URL, ...). With no gateway
-// configured it does nothing and returns no error.
-func Clean(ctx context.Context, runID string) (removed []string, err error) {
-	opts, err := ParseOptions(nil, os.Getenv)
+// harness label (of run opts.RunID, or of any run), for `harness clean`
+// after a crash; with opts.DryRun it only lists them. The gateway and
+// credentials come from the environment as for the target (OPENFAAS_URL,
+// ...). With no gateway configured it does nothing and returns no error.
+// It is the kind's targets.Kind.Clean.
+func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, error) {
+	o, err := ParseOptions(nil, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Gateway == nil {
+	if o.Gateway == nil {
 		return nil, nil
 	}
-	c := &Client{Gateway: opts.Gateway, User: opts.Username, Password: opts.Password, Namespace: opts.Namespace}
+	c := &Client{Gateway: o.Gateway, User: o.Username, Password: o.Password, Namespace: o.Namespace}
 	fns, err := c.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("clean OpenFaaS functions: %w", err)
 	}
+	var out []targets.Leftover
 	var errs []error
 	for _, fn := range fns {
 		if fn.Labels == nil {
 			continue
 		}
 		l := *fn.Labels
-		if l[nodeimage.LabelHarness] != "1" || runID != "" && l[nodeimage.LabelRun] != runID {
+		if l[nodeimage.LabelHarness] != "1" || opts.RunID != "" && l[nodeimage.LabelRun] != opts.RunID {
 			continue
 		}
-		if err := c.Delete(ctx, fn.Name); err != nil && !errors.Is(err, ErrNotFound) {
-			errs = append(errs, err)
-			continue
+		if !opts.DryRun {
+			if err := c.Delete(ctx, fn.Name); err != nil && !errors.Is(err, ErrNotFound) {
+				errs = append(errs, err)
+				continue
+			}
 		}
-		removed = append(removed, fn.Name)
+		out = append(out, targets.Leftover{What: "OpenFaaS function", ID: fn.Name, Name: fn.Name, Run: l[nodeimage.LabelRun], Target: l[nodeimage.LabelTarget]})
 	}
-	return removed, errors.Join(errs...)
+	return out, errors.Join(errs...)
 }

@@ -58,11 +58,17 @@ func init() {
 	targets.Register(targets.Kind{
 		Name:    Kind,
 		Doc:     "a Node function deployed to an OpenFaaS gateway (faasd or Kubernetes) through its REST API",
-		Options: optionDocs,
+		Options: new(Options).fields().Docs(),
 		Modes:   []targets.Mode{targets.Warm, targets.Cold},
 		New: func(spec targets.Spec) (targets.Target, error) {
 			return New(spec, os.Getenv)
 		},
+		Check: func(spec targets.Spec) error {
+			_, err := decode(spec.Options)
+			return err
+		},
+		Clean:    Clean,
+		CleanDoc: "functions carrying the label " + nodeimage.LabelHarness + "=1 on the OpenFaaS gateway named by " + EnvURL + " (nothing when it is unset)",
 	})
 }
 
@@ -135,45 +141,17 @@ func (t *Target) URL() *url.URL {
 	return t.url
 }
 
-// skippable marks err as the platform being unavailable (the runner skips
-// the target), unless the scenario requires the target: then it hides
-// ErrUnavailable, so that the run fails.
-func (t *Target) skippable(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case t.opts.Required:
-		return requiredError{err}
-	case errors.Is(err, targets.ErrUnavailable):
-		return err
-	}
-	return fmt.Errorf("%w: %w", targets.ErrUnavailable, err)
-}
-
-// requiredError is a failure of a required target: it matches every error
-// its cause matches except targets.ErrUnavailable.
-type requiredError struct{ err error }
-
-func (e requiredError) Error() string {
-	return e.err.Error() + " (the scenario requires this target: options.required is true)"
-}
-
-// Is reports whether the cause is target, hiding ErrUnavailable.
-func (e requiredError) Is(target error) bool {
-	return target != targets.ErrUnavailable && errors.Is(e.err, target)
-}
-
-// As finds target in the cause.
-func (e requiredError) As(target any) bool { return errors.As(e.err, target) }
-
 // Start checks the gateway, builds or takes the image, deploys the
-// function and waits until it has an available replica.
+// function and waits until it has an available replica. No gateway
+// configured, or none answering, is targets.ErrUnavailable (the runner
+// skips the target unless the scenario requires it); refused credentials
+// or a function that never gets ready are failures.
 func (t *Target) Start(ctx context.Context) error {
 	if t.api == nil {
-		return t.skippable(fmt.Errorf("openfaas target %s: %w: no OpenFaaS gateway configured: set %s or options.%s", t.spec.Name, targets.ErrUnavailable, EnvURL, OptGateway))
+		return fmt.Errorf("openfaas target %s: %w: no OpenFaaS gateway configured: set %s or options.%s", t.spec.Name, targets.ErrUnavailable, EnvURL, OptGateway)
 	}
 	if err := t.start(ctx); err != nil {
-		return t.skippable(fmt.Errorf("openfaas target %s: %w", t.spec.Name, err))
+		return fmt.Errorf("openfaas target %s: %w", t.spec.Name, err)
 	}
 	return nil
 }
@@ -437,14 +415,25 @@ func (t *Target) localContainers(ctx context.Context) ([]string, error) {
 }
 
 // removeContainer removes the function's containers and waits until the
-// installation reports no available replica.
+// installation reports no available replica. A function with no container
+// is already cold when the installation reports no replica either: the
+// cold-mode front took it down after the last request, or an earlier Reset
+// did (the runner resets after a repetition and again before the next).
 func (t *Target) removeContainer(ctx context.Context) error {
 	ids, err := t.localContainers(ctx)
 	if err != nil {
 		return err
 	}
 	if len(ids) == 0 {
-		return fmt.Errorf("no container of function %s on the local Docker Engine (the installation runs it elsewhere); use %s: %s", t.service, OptColdStartMethod, MethodRedeploy)
+		st, err := t.api.Status(ctx, t.service)
+		if err != nil {
+			return err
+		}
+		if st.AvailableReplicas == 0 {
+			return nil
+		}
+		return fmt.Errorf("no container of function %s on the local Docker Engine, but %d available replicas (the installation runs it elsewhere); use %s: %s",
+			t.service, st.AvailableReplicas, OptColdStartMethod, MethodRedeploy)
 	}
 	for _, id := range ids {
 		if _, err := t.docker.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {

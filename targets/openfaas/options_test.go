@@ -33,7 +33,7 @@ func TestParseOptions(t *testing.T) {
 		{
 			name: "defaults without gateway",
 			check: func(t *testing.T, o Options) {
-				if o.Gateway != nil || o.ReadyTimeout != 60*time.Second || o.ColdStartMethod != MethodAuto || o.Username != "admin" || o.Required {
+				if o.Gateway != nil || o.ReadyTimeout != 60*time.Second || o.ColdStartMethod != MethodAuto || o.Username != "admin" {
 					t.Errorf("defaults: %+v", o)
 				}
 			},
@@ -68,11 +68,11 @@ func TestParseOptions(t *testing.T) {
 		},
 		{
 			name: "all settings",
-			opts: map[string]any{"required": true, "ready_timeout": "5s", "cold_start_method": "redeploy",
+			opts: map[string]any{"ready_timeout": "5s", "cold_start_method": "redeploy",
 				"image": "reg.example/fn:1", "image_source": "local-node", "service": "my-fn",
 				"namespace": "openfaas-fn", "env": map[string]any{"A": 1}},
 			check: func(t *testing.T, o Options) {
-				if !o.Required || o.ReadyTimeout != 5*time.Second || o.ColdStartMethod != MethodRedeploy ||
+				if o.ReadyTimeout != 5*time.Second || o.ColdStartMethod != MethodRedeploy ||
 					o.Image != "reg.example/fn:1" || o.Service != "my-fn" || o.Namespace != "openfaas-fn" || o.Env["A"] != "1" {
 					t.Errorf("settings: %+v", o)
 				}
@@ -80,11 +80,27 @@ func TestParseOptions(t *testing.T) {
 		},
 		{
 			name: "every problem at once",
-			opts: map[string]any{"gateway": "ftp://x", "required": "yes", "ready_timeout": "-1s",
+			opts: map[string]any{"gateway": "ftp://x", "ready_timeout": "-1s",
 				"cold_start_method": "pause", "service": "Bad_Name", "env": []any{1}, "colour": "red",
 				"secrets_dir": filepath.Join(secrets, "missing")},
-			wantErr: []string{"option gateway", "option required", "option ready_timeout", "option cold_start_method",
+			wantErr: []string{"option gateway", "option ready_timeout", "option cold_start_method",
 				"option service", "option env", "option colour: unknown option", "option secrets_dir"},
+		},
+		{
+			name:    "a bare number for a duration",
+			opts:    map[string]any{"ready_timeout": 5},
+			wantErr: []string{"option ready_timeout: want a duration like 30s, got 5"},
+		},
+		{
+			// One switch: the target's own required, not an option.
+			name:    "required is not an option",
+			opts:    map[string]any{"required": true},
+			wantErr: []string{"option required: unknown option"},
+		},
+		{
+			name:    "a bad gateway in the environment",
+			env:     map[string]string{EnvURL: "127.0.0.1:8080"},
+			wantErr: []string{"$OPENFAAS_URL: want a URL like http://HOST:PORT"},
 		},
 	}
 	for _, tc := range tests {
@@ -116,15 +132,16 @@ func TestServiceName(t *testing.T) {
 		"a__b":                  "harness-a-b",
 		strings.Repeat("x", 80): "harness-" + strings.Repeat("x", 55),
 	} {
-		if got := serviceName(in); got != want || !validName(got) {
-			t.Errorf("serviceName(%q) = %q (valid %v), want %q", in, got, validName(got), want)
+		if got := serviceName(in); got != want || !dnsLabel(got) {
+			t.Errorf("serviceName(%q) = %q (valid %v), want %q", in, got, dnsLabel(got), want)
 		}
 	}
 }
 
 // TestStartErrors covers the failures that need no Docker Engine: each is
-// a clear message, and the target is skipped (ErrUnavailable) unless the
-// scenario requires it.
+// a clear message; only a gateway that is not configured or not there is
+// ErrUnavailable (the runner skips the target unless the scenario requires
+// it), refused credentials fail the run.
 func TestStartErrors(t *testing.T) {
 	closed := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -150,10 +167,7 @@ func TestStartErrors(t *testing.T) {
 	}{
 		{"no gateway", nil, true, targets.ErrUnavailable, "no OpenFaaS gateway configured: set OPENFAAS_URL or options.gateway"},
 		{"unreachable", map[string]any{"gateway": closed}, true, targets.ErrUnavailable, "unreachable"},
-		{"unreachable required", map[string]any{"gateway": closed, "required": true}, false, nil, "requires this target"},
-		{"no gateway required", map[string]any{"required": true}, false, nil, "no OpenFaaS gateway configured"},
-		{"auth refused", map[string]any{"gateway": refusing.URL, "password": "wrong"}, true, ErrAuth, "refused the credentials"},
-		{"auth refused required", map[string]any{"gateway": refusing.URL, "password": "wrong", "required": true}, false, ErrAuth, "user admin"},
+		{"auth refused", map[string]any{"gateway": refusing.URL, "password": "wrong"}, false, ErrAuth, "refused the credentials (HTTP 401 for user admin)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,12 +198,23 @@ func TestRegistered(t *testing.T) {
 	if !ok {
 		t.Fatal("kind not registered")
 	}
-	for _, key := range []string{OptGateway, OptUsername, OptPassword, OptRequired, OptReadyTimeout, OptColdStartMethod} {
+	for _, key := range []string{OptGateway, OptUsername, OptPassword, OptReadyTimeout, OptColdStartMethod} {
 		if k.Options[key] == "" {
 			t.Errorf("option %s undocumented", key)
 		}
 	}
+	if _, ok := k.Options["required"]; ok {
+		t.Error("options.required documented beside the target's own required")
+	}
 	if _, err := targets.New(targets.Spec{Name: "x", Kind: Kind, Mode: targets.Prewarmed}); err == nil {
 		t.Error("prewarmed mode accepted")
+	}
+	// Check reads the scenario's values alone: a secrets_dir that is not
+	// on this machine is the run's business, a bad value is not.
+	if err := k.Check(targets.Spec{Options: map[string]any{"secrets_dir": "/nonexistent"}}); err != nil {
+		t.Errorf("Check read the environment: %v", err)
+	}
+	if err := k.Check(targets.Spec{Options: map[string]any{"cold_start_method": "pause"}}); err == nil || !strings.Contains(err.Error(), "option cold_start_method") {
+		t.Errorf("Check of a bad method: %v", err)
 	}
 }

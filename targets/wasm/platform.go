@@ -25,6 +25,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 )
 
@@ -148,7 +149,7 @@ type FunctionInfo struct {
 // function of that name. It fails with ErrBadModule for bytes that do not
 // compile or that a mode cannot run.
 func (p *Platform) Deploy(ctx context.Context, name string, module []byte, cfg FunctionConfig) error {
-	if !validName(name) {
+	if !functions.ValidName(name) {
 		return fmt.Errorf("function name %q: use 1-64 letters, digits, '-' and '_'", name)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -242,16 +242,4 @@ func writeFault(w http.ResponseWriter, name string, f *Fault) {
 	w.Write(append(b, '\n'))
 }
 
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 func bytesContains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,25 +21,15 @@ import (
 
 func init() {
 	targets.Register(targets.Kind{
-		Name:  "wasm",
-		Doc:   "Purify: WASI modules on wazero, in process on a loopback HTTP server, or on a remote `harness serve`",
-		Modes: []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm},
-		Options: map[string]string{
-			"variant":      `which build to serve: "" the Go build (the reactor build in warm mode), "small" the build without a language runtime`,
-			"remote":       "base URL of a `harness serve` to deploy to and load instead of serving in process (http://HOST:PORT)",
-			"token":        "bearer token for the remote deploy API",
-			"impure":       "give the function a real clock (default false: pure)",
-			"cache":        "answer repeated identical requests from a response cache (pure functions only)",
-			"cache_bytes":  "bound of the response cache in bytes (default 16 MiB)",
-			"memory_pages": "linear memory limit in 64 KiB pages (default 2048)",
-			"timeout":      "time limit per request, e.g. 2s (default 10s); past it the client gets 504",
-			"concurrency":  "most instances running at once (default 64)",
-			"pool":         "instances kept ready in prewarmed mode (default 4)",
-			"idle_timeout": "scale to zero after this long without requests (default 5m)",
-			"no_interrupt": "trusted code: skip close-on-context-done (faster guest code, timeouts no longer stop a loop)",
-			"cache_dir":    "directory for wazero's compilation cache, or memory (default: the user's cache directory, e.g. ~/.cache/academemes-harness/wazero)",
+		Name:    "wasm",
+		Doc:     "Purify: WASI modules on wazero, in process on a loopback HTTP server, or on a remote `harness serve`",
+		Modes:   []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm},
+		Options: new(options).fields().Docs(),
+		New:     newTarget,
+		Check: func(spec targets.Spec) error {
+			_, err := parseOptions(spec.Options)
+			return err
 		},
-		New: newTarget,
 	})
 }
 
@@ -69,126 +59,32 @@ var (
 )
 
 func newTarget(spec targets.Spec) (targets.Target, error) {
-	t := &Target{spec: spec, client: &http.Client{Timeout: time.Minute}, cacheDir: DefaultCacheDir()}
-	var errs []error
-	mode := spec.Mode
-	if mode == "" {
-		mode = targets.Cold
-	}
-	t.cfg.Mode = mode
-	keys := make([]string, 0, len(spec.Options))
-	for k := range spec.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := t.option(k, spec.Options[k]); err != nil {
-			errs = append(errs, fmt.Errorf("option %s: %w", k, err))
-		}
-	}
-	if err := t.cfg.Validate(); err != nil {
-		errs = append(errs, err)
+	o, err := parseOptions(spec.Options)
+	errs := []error{err}
+	mode := cmp.Or(spec.Mode, targets.Cold)
+	if !mode.Valid() {
+		errs = append(errs, fmt.Errorf("mode %q: use cold, prewarmed or warm", mode))
 	}
 	if spec.Function == "" {
 		errs = append(errs, errors.New("function: name a function directory, e.g. memes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("wasm target %s: %w", spec.Name, err)
+	}
+	t := &Target{spec: spec, cfg: o.Config, variant: o.Variant, remote: o.Remote, token: o.Token,
+		client: &http.Client{Timeout: time.Minute}, cacheDir: DefaultCacheDir()}
+	t.cfg.Mode = mode
+	if _, t.cacheDirSet = spec.Options["cache_dir"]; t.cacheDirSet {
+		t.cacheDir = o.CacheDir
+		if t.cacheDir == "memory" {
+			t.cacheDir = ""
+		}
 	}
 	t.deployed = spec.Function
 	if t.variant != "" {
 		t.deployed += "-" + t.variant
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("wasm target %s: %w", spec.Name, err)
-	}
 	return t, nil
-}
-
-func (t *Target) option(k string, v any) error {
-	str := func() (string, error) {
-		s, ok := v.(string)
-		if !ok {
-			return "", fmt.Errorf("want a string, got %T", v)
-		}
-		return s, nil
-	}
-	num := func() (int64, error) {
-		switch n := v.(type) {
-		case int:
-			return int64(n), nil
-		case int64:
-			return n, nil
-		case uint64:
-			return int64(n), nil
-		case float64:
-			if n != float64(int64(n)) {
-				return 0, fmt.Errorf("want a whole number, got %v", n)
-			}
-			return int64(n), nil
-		}
-		return 0, fmt.Errorf("want a number, got %T", v)
-	}
-	boolean := func() (bool, error) {
-		b, ok := v.(bool)
-		if !ok {
-			return false, fmt.Errorf("want true or false, got %T", v)
-		}
-		return b, nil
-	}
-	dur := func() (Duration, error) {
-		switch d := v.(type) {
-		case string:
-			x, err := time.ParseDuration(d)
-			return Duration(x), err
-		case time.Duration:
-			return Duration(d), nil
-		}
-		return 0, fmt.Errorf("want a duration like 2s, got %T", v)
-	}
-	var err error
-	var n int64
-	switch k {
-	case "variant":
-		t.variant, err = str()
-	case "remote":
-		var s string
-		if s, err = str(); err == nil {
-			t.remote, err = url.Parse(strings.TrimSuffix(s, "/"))
-			if err == nil && (t.remote.Scheme != "http" && t.remote.Scheme != "https" || t.remote.Host == "") {
-				err = fmt.Errorf("%q: want http://HOST:PORT", s)
-			}
-		}
-	case "token":
-		t.token, err = str()
-	case "cache_dir":
-		t.cacheDir, err = str()
-		t.cacheDirSet = true
-		if t.cacheDir == "memory" {
-			t.cacheDir = ""
-		}
-	case "impure":
-		t.cfg.Impure, err = boolean()
-	case "cache":
-		t.cfg.Cache, err = boolean()
-	case "no_interrupt":
-		t.cfg.NoInterrupt, err = boolean()
-	case "cache_bytes":
-		t.cfg.CacheBytes, err = num()
-	case "memory_pages":
-		n, err = num()
-		t.cfg.MemoryPages = uint32(n)
-	case "concurrency":
-		n, err = num()
-		t.cfg.Concurrency = int(n)
-	case "pool":
-		n, err = num()
-		t.cfg.Pool = int(n)
-	case "timeout":
-		t.cfg.Timeout, err = dur()
-	case "idle_timeout":
-		t.cfg.IdleTimeout, err = dur()
-	default:
-		err = errors.New("unknown option")
-	}
-	return err
 }
 
 // Info implements targets.Target.

@@ -262,9 +262,16 @@ func (r *run) startTargets(ctx context.Context) error {
 				r.stopOne(lt)
 				return ctx.Err()
 			}
-			if ts.Required {
+			// Only a platform that is not there skips a target; any
+			// other error (a bad option, a missing function, refused
+			// credentials) is a mistake that the run must not hide.
+			switch {
+			case !errors.Is(err, targets.ErrUnavailable):
 				r.stopOne(lt)
-				return fmt.Errorf("target %s is required: %w", ts.Name, err)
+				return fmt.Errorf("target %s: %w", ts.Name, err)
+			case ts.Required:
+				r.stopOne(lt)
+				return fmt.Errorf("target %s is required (required: true) but its platform is unavailable: %w", ts.Name, err)
 			}
 			lt.meta.Skipped = true
 			lt.meta.SkipReason = err.Error()

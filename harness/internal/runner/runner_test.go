@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,9 @@ func (f *fakeTarget) Info() targets.Info {
 func (f *fakeTarget) Start(context.Context) error {
 	if f.spec.Options["unavailable"] == true {
 		return fmt.Errorf("%w: no engine here", targets.ErrUnavailable)
+	}
+	if f.spec.Options["broken"] == true {
+		return errors.New("function not built")
 	}
 	f.started.Add(1)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,10 +88,17 @@ func (fakeMeter) Run(ctx context.Context, emit func(meters.Sample)) error {
 
 func init() {
 	targets.Register(targets.Kind{
-		Name:    "fake",
-		Modes:   []targets.Mode{targets.Cold},
-		Options: map[string]string{"unavailable": "pretend the platform is missing"},
+		Name:  "fake",
+		Modes: []targets.Mode{targets.Cold},
+		Options: map[string]string{
+			"unavailable": "pretend the platform is missing",
+			"broken":      "Start fails for another reason than a missing platform",
+			"bad":         "New refuses the options",
+		},
 		New: func(s targets.Spec) (targets.Target, error) {
+			if s.Options["bad"] == true {
+				return nil, errors.New("option bad: refused")
+			}
 			f := &fakeTarget{spec: s}
 			fakesMu.Lock()
 			fakes[s.Name] = f
@@ -238,6 +249,42 @@ func TestRunRequiredTargetFails(t *testing.T) {
 		if fakes[n].stopped.Load() != fakes[n].started.Load() {
 			t.Errorf("target %s started %d, stopped %d", n, fakes[n].started.Load(), fakes[n].stopped.Load())
 		}
+	}
+}
+
+// TestRunTargetErrors: only a platform that is not there (ErrUnavailable)
+// skips a target; any other error of New or Start fails the run with its
+// message, after stopping what had started.
+func TestRunTargetErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		option     string
+		wantStatus string
+		wantErr    string // "" when the run goes on
+	}{
+		{"platform unavailable: skipped", "unavailable", runstore.StatusComplete, ""},
+		{"Start fails otherwise: the run fails", "broken", runstore.StatusFailed, "target c: function not built"},
+		{"New fails: the run fails", "bad", runstore.StatusFailed, "target c: option bad: refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := parse(t, scenarioYAML, "targets[2].options={"+tc.option+": true}")
+			res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir()})
+			if tc.wantErr == "" {
+				if err != nil || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "c: ") {
+					t.Fatalf("err %v, skipped %q; want c skipped", err, res.Skipped)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if res.Status != tc.wantStatus {
+				t.Errorf("status = %s, want %s", res.Status, tc.wantStatus)
+			}
+			for _, n := range []string{"a", "b"} {
+				if fakes[n].stopped.Load() != fakes[n].started.Load() {
+					t.Errorf("target %s started %d, stopped %d", n, fakes[n].started.Load(), fakes[n].stopped.Load())
+				}
+			}
+		})
 	}
 }
 

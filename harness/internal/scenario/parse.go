@@ -245,8 +245,11 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 	return sc
 }
 
+// targetFields are the fields of a target entry.
+var targetFields = []string{"name", "kind", "function", "mode", "required", "options", "inputs"}
+
 func (p *parser) target(n *yaml.Node, path string) Target {
-	f := p.fields(n, path, "name", "kind", "function", "mode", "required", "options", "inputs")
+	f := p.fields(n, path, targetFields...)
 	t := Target{
 		Name:     p.str(f["name"], path+".name"),
 		Kind:     p.str(f["kind"], path+".kind"),
@@ -261,6 +264,7 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 			p.add(o, path+".options", "must be a mapping of option names to values")
 		} else {
 			t.optionKeys = map[string]*yaml.Node{}
+			t.optionValues = map[string]*yaml.Node{}
 			for i := 0; i+1 < len(o.Content); i += 2 {
 				var v any
 				if err := o.Content[i+1].Decode(&v); err != nil {
@@ -268,6 +272,7 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 				}
 				t.Options[o.Content[i].Value] = v
 				t.optionKeys[o.Content[i].Value] = o.Content[i]
+				t.optionValues[o.Content[i].Value] = o.Content[i+1]
 			}
 		}
 	}

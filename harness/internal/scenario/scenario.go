@@ -61,7 +61,9 @@ type Target struct {
 	// each function can get the inputs that suit it.
 	Inputs []Input
 
-	optionKeys map[string]*yaml.Node // for positions of option errors
+	// Positions of option errors: an unknown key at the key, a bad value
+	// at the value.
+	optionKeys, optionValues map[string]*yaml.Node
 }
 
 // Load is the request and how it is driven.

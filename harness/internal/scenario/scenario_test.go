@@ -3,6 +3,7 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,14 +12,26 @@ import (
 
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/option"
 )
+
+// fakeOptions are the fake kind's options, decoded as real kinds do.
+func fakeOptions(cpus *float64, ready *time.Duration) option.List {
+	return option.List{
+		option.Float(cpus, "cpus", 0, math.Inf(1), "CPU limit"),
+		option.Duration(ready, "ready_timeout", time.Millisecond, "how long to wait"),
+	}
+}
 
 func init() {
 	targets.Register(targets.Kind{
 		Name:    "fake",
 		Modes:   []targets.Mode{targets.Cold, targets.Warm},
-		Options: map[string]string{"cpus": "CPU limit"},
-		New:     func(targets.Spec) (targets.Target, error) { return nil, errors.New("not for running") },
+		Options: fakeOptions(new(float64), new(time.Duration)).Docs(),
+		Check: func(s targets.Spec) error {
+			return fakeOptions(new(float64), new(time.Duration)).Decode(s.Options)
+		},
+		New: func(targets.Spec) (targets.Target, error) { return nil, errors.New("not for running") },
 		CheckFunction: func(fn, dir string) error {
 			if fn == "memes" || fn == "fibonacci" {
 				return nil
@@ -150,7 +163,16 @@ func TestErrors(t *testing.T) {
 		{"several at once", strings.Replace(strings.Replace(good, "repeat: 2", "repeat: 0", 1), "duration: 5s", "duration: soon", 1), nil,
 			[]string{"s.yaml:3:9: repeat: must be at least 1", "s.yaml:16:32: load.stages[1].duration: must be a duration"}},
 		{"bad mode and option", strings.Replace(strings.Replace(good, "mode: cold", "mode: lukewarm", 1), "cpus: 1", "gpus: 1", 1), nil,
-			[]string{"targets[0].mode: kind fake has no mode \"lukewarm\"; allowed: cold, warm", "targets[0].options.gpus: unknown option for kind fake; allowed: cpus"}},
+			[]string{"targets[0].mode: kind fake has no mode \"lukewarm\"; allowed: cold, warm", "targets[0].options.gpus: unknown option for kind fake; allowed: cpus, ready_timeout"}},
+		{"bad option value", strings.Replace(good, "cpus: 1", `cpus: "lots"`, 1), nil,
+			[]string{`s.yaml:11:21: targets[0].options.cpus: want a number of at least 0, got "lots"`}},
+		{"option values in file order", strings.Replace(good, "cpus: 1", "ready_timeout: 5,\n      cpus: -1", 1), nil,
+			[]string{"s.yaml:11:30: targets[0].options.ready_timeout: want a duration like 30s, got 5\n" +
+				"s.yaml:12:13: targets[0].options.cpus: want a number of at least 0, got -1"}},
+		{"bad option value from --set", good, []string{"targets[0].options.cpus=-2"},
+			[]string{"--set targets[0].options.cpus=-2: targets[0].options.cpus: want a number of at least 0, got -2"}},
+		{"a target field under options", good, []string{"targets[0].options={required: true}"},
+			[]string{"targets[0].options.required: unknown option for kind fake; allowed: cpus, ready_timeout; required is a field of the target, not an option: write it beside kind:"}},
 		{"unknown meter", strings.Replace(good, "testmeter]", "wattmeter]", 1), nil, []string{"s.yaml:5:16: meters[1]: unknown meter driver \"wattmeter\""}},
 		{"bad set path", good, []string{"load.stages[9].rate=1"}, []string{"--set load.stages[9].rate=1: load.stages[9]: index 9 out of range"}},
 		{"bad set value", good, []string{"load.stages[0].rate=-1"}, []string{"--set load.stages[0].rate=-1: load.stages[0].rate: must be a positive number"}},

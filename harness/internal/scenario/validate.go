@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/option"
 )
 
 // safeName is what names may hold: they become parts of file names and CSV
@@ -130,9 +132,38 @@ func (p *parser) validateTargets(sc *Scenario, at func(string) *yaml.Node) {
 				if len(allowed) > 0 {
 					list = strings.Join(allowed, ", ")
 				}
-				p.add(kn, path+".options."+key, "unknown option for kind %s; allowed: %s", t.Kind, list)
+				msg := fmt.Sprintf("unknown option for kind %s; allowed: %s", t.Kind, list)
+				if contains(targetFields, key) {
+					msg += fmt.Sprintf("; %s is a field of the target, not an option: write it beside kind:", key)
+				}
+				p.add(kn, path+".options."+key, "%s", msg)
 			}
 		}
+		p.checkOptions(kind, t, path, at)
+	}
+}
+
+// checkOptions reports the bad option values that the kind's Check finds,
+// each at its value's file:line:col.
+func (p *parser) checkOptions(kind targets.Kind, t *Target, path string, at func(string) *yaml.Node) {
+	if kind.Check == nil {
+		return
+	}
+	err := kind.Check(targets.Spec{Name: t.Name, Kind: t.Kind, Function: t.Function, Mode: targets.Mode(t.Mode), Options: t.Options})
+	for _, e := range option.Errors(err) {
+		var oe *option.Error
+		if !errors.As(e, &oe) {
+			p.add(orAt(at, path+".options", path), path+".options", "%v", e)
+			continue
+		}
+		if _, known := kind.Options[oe.Key]; !known {
+			continue // reported above, with the keys allowed
+		}
+		n := t.optionValues[oe.Key]
+		if n == nil {
+			n = orAt(at, path+".options", path)
+		}
+		p.add(n, path+".options."+oe.Key, "%v", oe.Err)
 	}
 }
 

@@ -93,16 +93,8 @@ const (
 	SourceLocalNode Source = "local-node" // ImageImport of the local node binary + libraries
 )
 
-// ParseSource reads a source name; "" is auto.
-func ParseSource(s string) (Source, error) {
-	switch Source(s) {
-	case "", SourceAuto:
-		return SourceAuto, nil
-	case SourceRegistry, SourceLocalNode:
-		return Source(s), nil
-	}
-	return "", fmt.Errorf("unknown image source %q: want auto, registry or local-node", s)
-}
+// Sources are the sources a scenario may choose (option image_source).
+var Sources = []Source{SourceAuto, SourceRegistry, SourceLocalNode}
 
 // Options says which image to build.
 type Options struct {
@@ -200,9 +192,6 @@ var dockerfile []byte
 func Runtime() map[string][]byte {
 	return map[string][]byte{"server.js": slices.Clone(serverJS), "fnio.js": slices.Clone(fnioJS)}
 }
-
-// ServerJS returns the shared server script (also in Runtime).
-func ServerJS() []byte { return slices.Clone(serverJS) }
 
 // buildVersion changes when the layout of an image changes, so old images
 // are not found by hash any more.

@@ -38,28 +38,6 @@ func TestParseLdd(t *testing.T) {
 	}
 }
 
-func TestParseSource(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    Source
-		wantErr bool
-	}{
-		{"", SourceAuto, false},
-		{"auto", SourceAuto, false},
-		{"registry", SourceRegistry, false},
-		{"local-node", SourceLocalNode, false},
-		{"dockerhub", "", true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseSource(tc.in)
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("ParseSource(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
-
 func TestFunctionFiles(t *testing.T) {
 	fsys := fstest.MapFS{
 		"echo/index.js":                {Data: []byte("module.exports = () => ({body: 'x'})\n")},

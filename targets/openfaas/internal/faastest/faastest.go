@@ -24,7 +24,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,13 +203,6 @@ func (p *Provider) Close() error {
 	return err
 }
 
-// SetRefuseZero changes whether a scale to zero is refused.
-func (p *Provider) SetRefuseZero(refuse bool) {
-	p.mu.Lock()
-	p.cfg.RefuseZero = refuse
-	p.mu.Unlock()
-}
-
 // Containers lists the ids of the containers that carry the stand-in's
 // label, running or not.
 func (p *Provider) Containers(ctx context.Context) ([]string, error) {
@@ -226,18 +218,6 @@ func (p *Provider) Containers(ctx context.Context) ([]string, error) {
 		ids = append(ids, c.ID)
 	}
 	return ids, nil
-}
-
-// WriteSecrets writes the basic-auth files in the layout OpenFaaS
-// installations use (basic-auth-user, basic-auth-password), as faasd keeps
-// them in /var/lib/faasd/secrets, and returns the directory.
-func WriteSecrets(dir, user, password string) (string, error) {
-	for name, v := range map[string]string{"basic-auth-user": user, "basic-auth-password": password} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("faastest: write secrets: %w", err)
-		}
-	}
-	return dir, nil
 }
 
 func (p *Provider) auth(next http.HandlerFunc) http.HandlerFunc {
@@ -419,10 +399,7 @@ func (p *Provider) scale(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "function "+name+" not found", http.StatusNotFound)
 		return
 	}
-	p.mu.Lock()
-	refuse := p.cfg.RefuseZero
-	p.mu.Unlock()
-	if req.Replicas == 0 && refuse {
+	if req.Replicas == 0 && p.cfg.RefuseZero {
 		http.Error(w, RefuseZeroMessage, http.StatusBadRequest)
 		return
 	}

@@ -1,0 +1,52 @@
+package wasm
+
+import (
+	"errors"
+	"math"
+	"net/url"
+	"time"
+
+	"github.com/academemes/harness/targets/option"
+)
+
+// options are the settings of a scenario's wasm target: where the function
+// is served and its FunctionConfig.
+type options struct {
+	Variant  string
+	Remote   *url.URL
+	Token    string
+	CacheDir string
+	Config   FunctionConfig
+}
+
+// fields lists the option keys of a scenario's wasm target, bound to o:
+// the one place that names, documents and decodes them.
+func (o *options) fields() option.List {
+	c := &o.Config
+	return option.List{
+		option.String(&o.Variant, "variant", `which build to serve: "" the Go build (the reactor build in warm mode), "small" the build without a language runtime`),
+		option.URL(&o.Remote, "remote", "base URL of a `harness serve` to deploy to and load instead of serving in process (http://HOST:PORT)"),
+		option.String(&o.Token, "token", "bearer token for the remote deploy API"),
+		option.Bool(&c.Impure, "impure", "give the function a real clock (default false: pure)"),
+		option.Bool(&c.Cache, "cache", "answer repeated identical requests from a response cache (pure functions only)"),
+		option.Size(&c.CacheBytes, "cache_bytes", "bound of the response cache: bytes or a size like 16m (default 16 MiB)"),
+		option.Int(&c.MemoryPages, "memory_pages", 1, 65536, "linear memory limit in 64 KiB pages (default 2048)"),
+		option.Duration(&c.Timeout, "timeout", Duration(time.Millisecond), "time limit per request, e.g. 2s (default 10s); past it the client gets 504"),
+		option.Int(&c.Concurrency, "concurrency", 1, math.MaxInt, "most instances running at once (default 64)"),
+		option.Int(&c.Pool, "pool", 1, math.MaxInt, "instances kept ready in prewarmed mode (default 4)"),
+		option.Duration(&c.IdleTimeout, "idle_timeout", math.MinInt64, "scale to zero after this long without requests (default 5m; negative: never)"),
+		option.Bool(&c.NoInterrupt, "no_interrupt", "trusted code: skip close-on-context-done (faster guest code, timeouts no longer stop a loop)"),
+		option.String(&o.CacheDir, "cache_dir", "directory for wazero's compilation cache, or memory (default: the user's cache directory, e.g. ~/.cache/academemes-harness/wazero)"),
+	}
+}
+
+// parseOptions decodes a scenario's options and reports every problem at
+// once, one *option.Error per key: the kind's Check.
+func parseOptions(m map[string]any) (options, error) {
+	var o options
+	err := o.fields().Decode(m)
+	if o.Config.Cache && o.Config.Impure {
+		err = errors.Join(err, option.Errorf("cache", "only pure functions can be cached (impure is set)"))
+	}
+	return o, err
+}
