@@ -13,16 +13,23 @@ import (
 type Options struct {
 	Baud     int   // line speed for streaming; the device starts at 115200 and is switched with command 08
 	Channels []int // power channels (PCIE1..EPS2 indexes); default all four
-	TSBytes  int   // timestamp width in continuous mode: 0, 2 or 4 (default 4)
-	Poll     bool  // poll READ_ADC (06) instead of continuous transmit
-	Open     serial.Opener
-	Sleep    func(time.Duration)
+	// TSBytes is the timestamp width in continuous mode: 4 or 2 bytes, or
+	// NoTimestamps. 0 takes the default, 4: device timestamps are what
+	// lets the driver find a lost byte and map records onto the host clock.
+	TSBytes int
+	Poll    bool // poll READ_ADC (06) instead of continuous transmit
+	Open    serial.Opener
+	Sleep   func(time.Duration)
 	// Settle is how long the line is left to drain after stopping the
 	// stream (default 250 ms).
 	Settle     time.Duration
 	RetryEvery time.Duration // default 250 ms
 	StallAfter time.Duration // default 2 s
 }
+
+// NoTimestamps, as Options.TSBytes, streams records without a device
+// timestamp (the spec's ts=0): the host stamps them on arrival.
+const NoTimestamps = -1
 
 // Meter is a PMD-USB on a serial port.
 type Meter struct {
@@ -52,6 +59,13 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	}
 	if opts.Baud == 0 {
 		opts.Baud = defaultBaud
+	}
+	switch opts.TSBytes {
+	case 0:
+		opts.TSBytes = 4
+	case NoTimestamps, 2, 4:
+	default:
+		return nil, fmt.Errorf("%w: pmd-usb %s: %d timestamp bytes: want 4, 2 or NoTimestamps", meters.ErrSpec, path, opts.TSBytes)
 	}
 	if opts.Settle <= 0 {
 		opts.Settle = 250 * time.Millisecond
@@ -99,7 +113,7 @@ func (m *Meter) Layout() Layout {
 	for _, c := range m.opts.Channels {
 		mask |= 3 << (2 * c)
 	}
-	return Layout{TSBytes: m.opts.TSBytes, Mask: mask}
+	return Layout{TSBytes: max(m.opts.TSBytes, 0), Mask: mask}
 }
 
 // Report returns gaps, counters and the clock fit.
