@@ -153,6 +153,13 @@ type Env struct {
 	ProcfsRoot string     // defaults to "/proc"
 	DevRoot    string     // defaults to "/dev"
 	Log        io.Writer  // progress and warnings for people; defaults to io.Discard
+	// Fixture says the roots hold a fixture tree (tests), not a machine:
+	// counters there never move, and device numbers in it (a perf PMU
+	// type) are made up, so drivers neither expect movement nor open
+	// kernel interfaces by those numbers. Only the caller knows this; a
+	// root other than /sys (`--path.sysfs /host/sys` in a container) is
+	// still a machine.
+	Fixture bool
 }
 
 // WithDefaults fills the zero fields of e.

@@ -80,6 +80,7 @@ const StuckAfter = 2 * time.Second
 type Meter struct {
 	name     string
 	backend  string
+	sysfs    string // the sysfs root read, for the description
 	zones    []Zone
 	inTotal  []bool
 	wrap     []uint64  // counter modulus per channel; 0: none known (perf: 64-bit)
@@ -173,13 +174,15 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 	m := &Meter{
 		name:     sp.Raw,
 		backend:  o.backend,
+		sysfs:    o.sysfs,
 		interval: time.Duration(float64(time.Second) / o.rate),
 		clock:    env.Clock,
 		env:      env,
 	}
-	if o.sysfs == "/sys" {
-		// Only the machine's own counters are expected to move: a fixture
-		// tree (tests, `--path.sysfs` demos) holds still.
+	if !env.Fixture {
+		// A machine's counters move; only a fixture tree, which the
+		// caller names as such, holds still. Whatever the root's path:
+		// `--path.sysfs /host/sys` in a container is a machine too.
 		m.stuck = StuckAfter
 	}
 	if m.name == "" {
@@ -298,9 +301,9 @@ func (m *Meter) Info() meters.Info {
 	for i, z := range m.zones {
 		ch = append(ch, meters.Channel{Name: z.Channel, InTotal: m.inTotal[i]})
 	}
-	src := "powercap sysfs (" + filepath.Join(m.env.SysfsRoot, "class/powercap") + ")"
+	src := "powercap sysfs (" + filepath.Join(m.sysfs, "class/powercap") + ")"
 	if m.backend == "perf" {
-		src = "perf power PMU"
+		src = "perf power PMU (found under " + filepath.Join(m.sysfs, "bus/event_source/devices/power") + ")"
 	}
 	return meters.Info{
 		Name:        m.name,
@@ -533,12 +536,12 @@ func detect(env meters.Env, openFile openFunc) []meters.Candidate {
 // hundred of RAPL's millisecond updates.
 const probeFor = 100 * time.Millisecond
 
-// probe checks, on the real /sys only, that a counter in the total moves
-// within probeFor, so that auto passes over a machine that exposes RAPL
-// but does not count (Run would give up on it after StuckAfter). A
-// fixture's counters never move, so fixtures are not probed.
+// probe checks, on a machine, that a counter in the total moves within
+// probeFor, so that auto passes over a machine that exposes RAPL but does
+// not count (Run would give up on it after StuckAfter). A fixture's
+// counters never move, so a tree the caller calls a fixture is not probed.
 func (m *Meter) probe(env meters.Env) error {
-	if env.SysfsRoot != "/sys" {
+	if env.Fixture {
 		return nil
 	}
 	return m.moves(probeFor, time.Millisecond)
@@ -566,9 +569,9 @@ func (m *Meter) moves(wait, poll time.Duration) error {
 	}
 }
 
-// detectPerf offers the perf backend. It opens events only on the real
-// /sys: on a fixture tree the PMU type number is made up, and opening it
-// would count something else or fail for reasons that say nothing.
+// detectPerf offers the perf backend. It opens events only on a machine:
+// on a fixture tree the PMU type number is made up, and opening it would
+// count something else or fail for reasons that say nothing.
 func detectPerf(env meters.Env) []meters.Candidate {
 	pmu, err := DiscoverPerf(env.SysfsRoot)
 	if err != nil {
@@ -578,8 +581,8 @@ func detectPerf(env meters.Env) []meters.Candidate {
 	for _, ev := range pmu.Events {
 		c.Details = append(c.Details, fmt.Sprintf("%-12s %-8s config %#x, %.4g J per count", ev.Name, ev.Domain, ev.Config, ev.Scale))
 	}
-	if env.SysfsRoot != "/sys" {
-		c.Reason = "not tried: the sysfs root is not /sys, so the PMU found is not this machine's"
+	if env.Fixture {
+		c.Reason = "not tried: the sysfs root is a fixture tree, so the PMU found is not this machine's"
 		return []meters.Candidate{c}
 	}
 	m, err := Open(meters.Spec{Raw: c.Spec, Driver: Name, Options: map[string]string{"backend": "perf"}}, env)
