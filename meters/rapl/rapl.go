@@ -288,9 +288,6 @@ func (m *Meter) bound(sp meters.Spec, o options) error {
 	return nil
 }
 
-// Zones returns the zones behind the meter's channels, in channel order.
-func (m *Meter) Zones() []Zone { return append([]Zone(nil), m.zones...) }
-
 // Notes returns what Open noticed that the user should know (duplicates
 // dropped, zones without a range).
 func (m *Meter) Notes() []string { return append([]string(nil), m.notes...) }
