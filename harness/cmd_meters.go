@@ -378,10 +378,7 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", ch.Name, st.n, mean, energy, yes)
 	}
 	tw.Flush()
-	name := "total"
-	if info.Kind == meters.Model {
-		name = "total (estimate, model)"
-	}
+	name := meters.Label("total", info.Kind)
 	switch {
 	case len(inTotal) == 0:
 		fmt.Fprintf(w, "%s: no channel counts toward the total\n", name)

@@ -72,15 +72,22 @@ type Precision struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Label is how the meter is named to people. A model says so in its name.
-func (i Info) Label() string {
+// Label is how the meter is named to people: Label(i.Name, i.Kind).
+func (i Info) Label() string { return Label(i.Name, i.Kind) }
+
+// Label is the one rule for naming a meter, or a figure from it, to
+// people: what a model gives says "estimate" and "model" in its name, so
+// that it is never taken for a measurement. A name that says both already
+// is kept, so labelling twice changes nothing.
+func Label(name string, kind Kind) string {
+	est, model := strings.Contains(name, "estimate"), strings.Contains(name, "model")
 	switch {
-	case i.Kind != Model:
-		return i.Name
-	case strings.Contains(i.Name, "estimate"):
-		return i.Name + " (model)"
+	case kind != Model, est && model:
+		return name
+	case est:
+		return name + " (model)"
 	default:
-		return i.Name + " (estimate, model)"
+		return name + " (estimate, model)"
 	}
 }
 

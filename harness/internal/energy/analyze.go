@@ -251,10 +251,7 @@ func label(m runstore.MeterMeta) string {
 	if l == "" {
 		l = m.Info.Label()
 	}
-	if m.Kind == meters.Model && !strings.Contains(l, "estimate") {
-		l += " (estimate, model)"
-	}
-	return l
+	return meters.Label(l, m.Kind)
 }
 
 // targetList is the targets of run.json, then any that only phases name.
