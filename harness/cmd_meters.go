@@ -346,6 +346,7 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 		label += " (" + string(info.Kind) + ")"
 	}
 	fmt.Fprintf(w, "meter %s: %d samples\n", label, total)
+	fmt.Fprintf(w, "precision: %s\n", info.Precision)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	power := "mean power"
 	if info.Kind == meters.Model {

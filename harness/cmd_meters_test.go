@@ -72,6 +72,7 @@ func TestMetersList(t *testing.T) {
 			want: []string{
 				"rapl (auto rank 10)", "usable: RAPL energy counters, powercap sysfs, 4 zones",
 				"package-0  intel-rapl:0     readable, range 262143.33 J, in total",
+				"precision: power step 6.1 mW, energy step 61 µJ, accuracy not stated",
 				"estimate (auto rank 100)", "auto would take: rapl",
 			},
 		},
@@ -117,7 +118,7 @@ func TestMetersRecordRAPL(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
-	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings ", "read_errors 0, readings "} {
+	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings ", "read_errors 0, readings ", "precision: power step 24.4 mW, energy step 122 µJ, accuracy not stated"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}
@@ -158,7 +159,7 @@ func TestMetersRecordEstimate(t *testing.T) {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	// /proc/stat does not move, so the model stays at idle: 2 W exactly.
-	for _, w := range []string{"(estimate, model)", "mean power (estimate)", "machine (model)", "2.000 W", "total (estimate, model) (machine (model)):", "mean 2.000 W"} {
+	for _, w := range []string{"(estimate, model)", "mean power (estimate)", "machine (model)", "2.000 W", "total (estimate, model) (machine (model)):", "mean 2.000 W", "precision: power step 1.38 W, within ±100 %"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}

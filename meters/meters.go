@@ -38,6 +38,10 @@ type Channel struct {
 	// Nested domains (a RAPL core zone inside its package) are not, so that
 	// nothing is added twice.
 	InTotal bool `json:"in_total"`
+	// FullScaleW is the highest power the channel can report: a model's
+	// ceiling, a sensor's full scale. A sample at or above it may be
+	// clipped (the meter saturated). 0: unknown.
+	FullScaleW float64 `json:"full_scale_w,omitempty"`
 }
 
 // Info describes a meter.
@@ -70,6 +74,41 @@ type Precision struct {
 	RelError float64 `json:"rel_error,omitempty"`
 	// Source says where the figures come from (a datasheet, a note).
 	Source string `json:"source,omitempty"`
+}
+
+// String is the precision in one line for people: "power step 1 W,
+// energy step 3600 J, accuracy not stated".
+func (p Precision) String() string {
+	var parts []string
+	if p.PowerStepW > 0 {
+		parts = append(parts, "power step "+siString(p.PowerStepW, "W"))
+	}
+	if p.EnergyStepJ > 0 {
+		parts = append(parts, "energy step "+siString(p.EnergyStepJ, "J"))
+	}
+	if p.RelError > 0 {
+		parts = append(parts, fmt.Sprintf("within ±%.3g %%", 100*p.RelError))
+	} else {
+		parts = append(parts, "accuracy not stated")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// siString writes v with an SI prefix and 3 significant digits, whole
+// numbers from 1000 up: 6.1035e-05 J is "61 µJ", 3600 J is "3600 J".
+func siString(v float64, unit string) string {
+	for _, p := range []struct {
+		f float64
+		s string
+	}{{1, ""}, {1e-3, "m"}, {1e-6, "µ"}, {1e-9, "n"}} {
+		switch x := v / p.f; {
+		case x >= 1000:
+			return fmt.Sprintf("%.0f %s%s", x, p.s, unit)
+		case x >= 1:
+			return fmt.Sprintf("%.3g %s%s", x, p.s, unit)
+		}
+	}
+	return fmt.Sprintf("%.3g %s", v, unit)
 }
 
 // Label is how the meter is named to people: Label(i.Name, i.Kind).

@@ -118,3 +118,23 @@ func TestLabel(t *testing.T) {
 		})
 	}
 }
+
+func TestPrecisionString(t *testing.T) {
+	cases := []struct {
+		name string
+		p    Precision
+		want string
+	}{
+		{"nothing stated", Precision{}, "accuracy not stated"},
+		{"gude 1105", Precision{PowerStepW: 1, EnergyStepJ: 3600}, "power step 1 W, energy step 3600 J, accuracy not stated"},
+		{"rapl", Precision{PowerStepW: 0.0061035, EnergyStepJ: 61.035e-6}, "power step 6.1 mW, energy step 61 µJ, accuracy not stated"},
+		{"a model", Precision{PowerStepW: 0.276, RelError: 1}, "power step 276 mW, within ±100 %"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.String(); got != tc.want {
+				t.Errorf("String = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

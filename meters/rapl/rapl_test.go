@@ -789,3 +789,68 @@ func TestDescriptionNamesRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestPrecision: the energy step is the sum of the energy units of the
+// zones in the total, each derived from its range (2^32-1 units), and the
+// power step that over the interval.
+func TestPrecision(t *testing.T) {
+	const (
+		client = 262143328850.0 / math.MaxUint32 * 1e-6 // 61.04 µJ = 2^-14 J
+		dram   = 65712999613.0 / math.MaxUint32 * 1e-6  // 15.30 µJ
+		amd    = 65532610987.0 / math.MaxUint32 * 1e-6  // 15.26 µJ = 2^-16 J
+	)
+	for _, c := range []struct {
+		fixture, spec string
+		step          float64 // J; 0: unknown
+		interval      float64 // s
+	}{
+		{"intel-1socket", "rapl", client, 0.01},
+		{"intel-1socket", "rapl:rate=1000", client, 0.001},
+		{"intel-2socket", "rapl", 2 * client, 0.01},
+		{"intel-2socket", "rapl:dram=1", 2*client + 2*dram, 0.01},
+		{"amd", "rapl", amd, 0.01},
+		{"no-max-range", "rapl", client, 0.01},
+		{"no-max-range", "rapl:dram=1", 0, 0.01},
+	} {
+		t.Run(c.fixture+"/"+c.spec, func(t *testing.T) {
+			m, err := Open(spec(t, c.spec), meters.Env{Fixture: true, SysfsRoot: loadFixture(t, c.fixture)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.src.Close()
+			p := m.Info().Precision
+			if math.Abs(p.EnergyStepJ-c.step) > 1e-9 || math.Abs(p.PowerStepW-c.step/c.interval) > 1e-9 {
+				t.Errorf("precision %+v; want energy step %.4g J, power step %.4g W", p, c.step, c.step/c.interval)
+			}
+			if p.RelError != 0 || !strings.Contains(p.Source, "not stated by Intel or AMD") {
+				t.Errorf("accuracy %v, source %q; want not stated, with the published validations", p.RelError, p.Source)
+			}
+			if c.step == 0 && !strings.Contains(p.Source, "unknown") {
+				t.Errorf("source %q does not say the unit is unknown", p.Source)
+			}
+			if !strings.Contains(m.Info().Description, p.String()) {
+				t.Errorf("description %q does not give the precision %q", m.Info().Description, p.String())
+			}
+		})
+	}
+}
+
+// TestPerfUnits: the perf backend takes each channel's energy unit from
+// the powercap zone of the same name.
+func TestPerfUnits(t *testing.T) {
+	root := loadFixture(t, "intel-1socket")
+	pmu, err := DiscoverPerf(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones, _, _ := perfZones(pmu)
+	units := perfUnits(zones, root)
+	for i, z := range zones {
+		if z.Channel == "package-0" && math.Abs(units[i]-262143328850.0/math.MaxUint32*1e-6) > 1e-12 {
+			t.Errorf("package-0 unit %v J, want 61.04 µJ", units[i])
+		}
+	}
+	if got := perfUnits(zones, t.TempDir()); got[0] != 0 {
+		t.Errorf("without a powercap tree: unit %v, want 0 (unknown)", got[0])
+	}
+}
