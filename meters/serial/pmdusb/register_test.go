@@ -2,8 +2,10 @@ package pmdusb
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/meters/serial"
@@ -101,5 +103,63 @@ func TestSpecTimestampBytes(t *testing.T) {
 		if o.TSBytes != want {
 			t.Errorf("ts=%q: TSBytes %d, want %d", opt, o.TSBytes, want)
 		}
+	}
+}
+
+// fakeMeter is a Meter opened on a streamPort: the handshake answered,
+// nothing streamed.
+func fakeMeter(t *testing.T, opts Options) *Meter {
+	t.Helper()
+	port := &streamPort{}
+	opts.Sleep = serialtest.NoSleep
+	opts.Open = func(string, int) (serial.Port, error) { return port, nil }
+	m, err := New("pmd-usb:fake", "fake", opts, meters.Env{Clock: port.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestPrecision: the step of one ADC code of current and voltage at full
+// scale, and each channel's full scale on its 12 V rail.
+func TestPrecision(t *testing.T) {
+	m := fakeMeter(t, Options{Channels: []int{EPS1, PCIE2}})
+	info := m.Info()
+	// 0.0488 A × 15.49 V + 0.007568 V × 99.89 A
+	if p := info.Precision; math.Abs(p.PowerStepW-1.51196) > 1e-4 || p.RelError != 0 || !strings.Contains(p.Source, "not stated") {
+		t.Errorf("precision %+v; want a 1.512 W step, accuracy not stated", p)
+	}
+	if !strings.Contains(info.Description, info.Precision.String()) {
+		t.Errorf("description %q does not give the precision", info.Description)
+	}
+	for _, ch := range info.Channels {
+		if math.Abs(ch.FullScaleW-2047*0.0488*12) > 1e-6 {
+			t.Errorf("%s: full scale %v W, want %v W (99.9 A at 12 V)", ch.Name, ch.FullScaleW, 2047*0.0488*12)
+		}
+	}
+}
+
+// TestSaturation: a record with a code at the end of the ADC's range, on a
+// channel in use, is counted and warned about once.
+func TestSaturation(t *testing.T) {
+	m := fakeMeter(t, Options{Channels: []int{EPS1}})
+	st := &state{m: m, emit: func(meters.Sample) {}, energy: make([]float64, 1)}
+	t0 := time.Unix(1_700_000_000, 0)
+	var off [AdcChannels]int8
+	for i, raw := range [][AdcChannels]int16{
+		{0, 0, 0, 0, 1585, 205, 0, 0},       // 12 V, 10 A
+		{2047, 2047, 0, 0, 1585, 205, 0, 0}, // PCIE1 saturated, not in use
+		{0, 0, 0, 0, 1585, 2047, 0, 0},      // EPS1 current at full scale
+		{0, 0, 0, 0, -2048, 205, 0, 0},      // EPS1 voltage at the bottom
+		{0, 0, 0, 0, 1585, 2046, 0, 0},      // one step below
+	} {
+		st.sample(t0.Add(time.Duration(i)*time.Millisecond), &raw, off)
+	}
+	r := m.Report()
+	if r.Counters["saturated_records"] != 2 {
+		t.Errorf("saturated_records = %d, want 2", r.Counters["saturated_records"])
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "may be clipped") {
+		t.Errorf("warnings %q, want one about clipped readings", r.Warnings)
 	}
 }

@@ -83,14 +83,22 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	m.pairs = pairs
 	m.core.Warn(warn...)
 	m.info = meters.Info{
-		Name:        name,
-		Driver:      "powersensor3",
-		Kind:        meters.Measured,
-		Description: fmt.Sprintf("PowerSensor3 %s at %s, %d sensor pair(s), current x voltage per pair from the device's stored calibration", dev.Version, path, len(pairs)),
+		Name:   name,
+		Driver: "powersensor3",
+		Kind:   meters.Measured,
+		Precision: meters.Precision{
+			Source: "power step: one ADC step (3.3 V / 1023) of current and one of voltage at the pair's full scale, " +
+				"from the stored calibration, the largest over the pairs; accuracy not stated in the sources examined: " +
+				"it rests on the calibration set with psconfig (firmware-notes/powersensor3.md)",
+		},
 	}
 	for _, p := range pairs {
-		m.info.Channels = append(m.info.Channels, meters.Channel{Name: m.dev.Config.PairName(p), InTotal: true})
+		step, full := m.dev.Config.PairScale(p)
+		m.info.Precision.PowerStepW = max(m.info.Precision.PowerStepW, step)
+		m.info.Channels = append(m.info.Channels, meters.Channel{Name: m.dev.Config.PairName(p), InTotal: true, FullScaleW: full})
 	}
+	m.info.Description = fmt.Sprintf("PowerSensor3 %s at %s, %d sensor pair(s), current x voltage per pair from the device's stored calibration; %s",
+		dev.Version, path, len(pairs), m.info.Precision)
 	return m, nil
 }
 

@@ -19,10 +19,12 @@ type stream struct {
 	cfg    *Config
 	period int64 // device µs per emitted sample; 0: every frame
 
-	dec     Decoder
-	unwrap  Unwrapper
-	tallied Stats // decoder counters already added to the report
-	feedFn  func(Event, *Frame)
+	dec        Decoder
+	unwrap     Unwrapper
+	tallied    Stats // decoder counters already added to the report
+	saturated  int64 // frames with a sensor of an active pair at the end of its range
+	satTallied int64
+	feedFn     func(Event, *Frame)
 
 	// The previous frame, for the trapezoid.
 	prevUs int64 // device µs; -1: no frame yet
@@ -223,7 +225,9 @@ func (s *stream) deviceTime(f *Frame) int64 {
 // integrate works out each channel's power in the frame at device time
 // us and adds the trapezoid since the previous frame to its energy.
 func (s *stream) integrate(f *Frame, us int64) {
+	sat := false
 	for c, p := range s.m.pairs {
+		sat = sat || s.cfg.Saturated(f, p)
 		w := s.cfg.Watts(f, p)
 		if s.prevUs >= 0 {
 			// A stall-sized step is not integrated across.
@@ -234,20 +238,30 @@ func (s *stream) integrate(f *Frame, us int64) {
 		s.prevW[c] = w
 		s.watts[c] = w
 	}
+	if sat {
+		s.saturated++
+	}
 	s.prevUs = us
 }
 
 // tally adds what the decoder counted since the last chunk to the report.
 func (s *stream) tally() {
 	cur, prev := s.dec.Stats, s.tallied
+	sat := s.saturated - s.satTallied
+	if sat > 0 && s.satTallied == 0 {
+		s.m.core.Warn("powersensor3: a sensor read the end of its range (level 0 or 1023): those readings may be clipped; see the saturated_frames counter")
+	}
 	s.m.core.Tally(func(c map[string]int64) {
+		if sat > 0 {
+			c["saturated_frames"] += sat
+		}
 		c["bytes"] += cur.Bytes - prev.Bytes
 		c["frames"] += cur.Frames - prev.Frames
 		c["dropped_bytes"] += cur.DroppedBytes - prev.DroppedBytes
 		c["rejected_words"] += cur.RejectedWords - prev.RejectedWords
 		c["broken_frames"] += cur.BrokenFrames - prev.BrokenFrames
 	})
-	s.tallied = cur
+	s.tallied, s.satTallied = cur, s.saturated
 }
 
 // unwrapPeek returns what Next would return without advancing.

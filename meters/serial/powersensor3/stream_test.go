@@ -317,3 +317,57 @@ func (p *fakePort) ResetInputBuffer() error {
 	p.mu.Unlock()
 	return nil
 }
+
+func TestPairScale(t *testing.T) {
+	sensor := func(vref, sens float32) Sensor { return Sensor{Vref: vref, Sensitivity: sens, InUse: true} }
+	lsb := 3.3 / 1023
+	cases := []struct {
+		name       string
+		cur, volt  Sensor
+		step, full float64
+	}{
+		{"MLX10 around 1.65 V, 0.0877 divider", sensor(1.65, 0.12), sensor(0, 0.0877),
+			lsb/0.12*(3.3/0.0877) + lsb/0.0877*(1.65/0.12), (1.65 / 0.12) * (3.3 / 0.0877)},
+		{"inverted polarity reads the same span", sensor(1.65, -0.12), sensor(0, 0.0877),
+			lsb/0.12*(3.3/0.0877) + lsb/0.0877*(1.65/0.12), (1.65 / 0.12) * (3.3 / 0.0877)},
+		{"off-centre zero: the longer side is the full scale", sensor(0.5, 0.1), sensor(0, 0.1),
+			lsb/0.1*33 + lsb/0.1*28, 28 * 33},
+		{"no sensitivity: unknown", sensor(1.65, 0), sensor(0, 0.0877), 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			c[0], c[1] = tc.cur, tc.volt
+			step, full := c.PairScale(0)
+			// The calibration is float32: compare to 1 part in 10^6.
+			if math.Abs(step-tc.step) > 1e-6*tc.step || math.Abs(full-tc.full) > 1e-6*tc.full {
+				t.Errorf("PairScale = %.6g W step, %.6g W full; want %.6g, %.6g", step, full, tc.step, tc.full)
+			}
+		})
+	}
+}
+
+// TestStreamSaturation: frames where a sensor of an active pair reads 0
+// or 1023 are counted, and the report warns once.
+func TestStreamSaturation(t *testing.T) {
+	m, got := streamMeter(t, 0)
+	s := newTestStream(m, got)
+	t0 := time.Unix(1_700_000_000, 0)
+	data := frames(0, 4)
+	var b []byte
+	for k, lv := range [][2]uint16{{1023, levelVolts}, {levelAmps, 0}} {
+		f := Frame{T: uint16(200 + 50*k)}
+		f.Levels[0], f.Levels[1] = lv[0], lv[1]
+		f.Levels[2] = 1023 // sensor 2 belongs to pair 1, not in use
+		b = EncodeFrame(b, f)
+	}
+	s.chunk(append(data, b...), t0, t0)
+	s.chunk(frames(300, 2), t0, t0)
+	r := m.core.Report(nil)
+	if r.Counters["saturated_frames"] != 2 {
+		t.Errorf("saturated_frames = %d, want 2", r.Counters["saturated_frames"])
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "may be clipped") {
+		t.Errorf("warnings %q, want one about clipped readings", r.Warnings)
+	}
+}
