@@ -47,9 +47,9 @@ func cmdMeters(args []string, stdout, stderr io.Writer) int {
 
 func metersUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  harness meters list    [--path.sysfs DIR] [--path.procfs DIR]
+  harness meters list    [--path.sysfs DIR] [--path.procfs DIR] [--fixture]
       what every meter driver finds on this machine, and which one auto takes
-  harness meters record  --meter SPEC [--duration D] [--out FILE.csv] [--path.sysfs DIR] [--path.procfs DIR]
+  harness meters record  --meter SPEC [--duration D] [--out FILE.csv] [--path.sysfs DIR] [--path.procfs DIR] [--fixture]
       record from one meter; print mean power per channel and the total energy
   harness meters emulate NAME [flags]
       run a device emulator, so a driver can be tried without the device
@@ -72,10 +72,11 @@ Meter specs (driver[:arg][?key=value&...]; see the README for the grammar):
 
 // envFlags adds the hardware-root flags every meters subcommand takes.
 func envFlags(fs *flag.FlagSet) func() meters.Env {
-	sysfs := fs.String("path.sysfs", "/sys", "sysfs root (a fixture tree in tests)")
+	sysfs := fs.String("path.sysfs", "/sys", "sysfs root (/host/sys in a container; a fixture tree in tests)")
 	procfs := fs.String("path.procfs", "/proc", "procfs root")
+	fixture := fs.Bool("fixture", false, "the roots hold a fixture tree, not a machine: do not expect its counters to move (tests)")
 	return func() meters.Env {
-		return meters.Env{SysfsRoot: *sysfs, ProcfsRoot: *procfs}.WithDefaults()
+		return meters.Env{SysfsRoot: *sysfs, ProcfsRoot: *procfs, Fixture: *fixture}.WithDefaults()
 	}
 }
 
@@ -389,6 +390,7 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 		label += " (" + string(info.Kind) + ")"
 	}
 	fmt.Fprintf(w, "meter %s: %d samples\n", label, total)
+	fmt.Fprintf(w, "precision: %s\n", info.Precision)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	power := "mean power"
 	if info.Kind == meters.Model {
@@ -422,10 +424,7 @@ func printRecordSummary(w io.Writer, info meters.Info, stats []channelStats, tot
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", ch.Name, st.n, mean, energy, covered, yes)
 	}
 	tw.Flush()
-	name := "total"
-	if info.Kind == meters.Model {
-		name = "total (estimate, model)"
-	}
+	name := meters.Label("total", info.Kind)
 	var lost time.Duration
 	for _, g := range gaps {
 		lost += g.End.Sub(g.Start)

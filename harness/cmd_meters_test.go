@@ -76,6 +76,7 @@ func TestMetersList(t *testing.T) {
 			want: []string{
 				"rapl (auto rank 10)", "usable: RAPL energy counters, powercap sysfs, 4 zones",
 				"package-0  intel-rapl:0     readable, range 262143.33 J, in total",
+				"precision: power step 6.1 mW, energy step 61 µJ, accuracy not stated",
 				"estimate (auto rank 100)", "auto would take: rapl",
 			},
 		},
@@ -96,7 +97,7 @@ func TestMetersList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := runMeters("list", "--path.sysfs", tt.sysfs(t), "--path.procfs", procFixture(t))
+			code, out, errOut := runMeters("list", "--fixture", "--path.sysfs", tt.sysfs(t), "--path.procfs", procFixture(t))
 			if code != exitOK {
 				t.Fatalf("exit %d, stderr %s", code, errOut)
 			}
@@ -117,11 +118,11 @@ func TestMetersList(t *testing.T) {
 func TestMetersRecordRAPL(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "samples.csv")
 	code, stdout, stderr := runMeters("record", "--meter", "rapl:rate=200", "--duration", "300ms",
-		"--out", out, "--path.sysfs", raplFixture(t, "intel-2socket"))
+		"--out", out, "--fixture", "--path.sysfs", raplFixture(t, "intel-2socket"))
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
-	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings ", "read_errors 0, readings "} {
+	for _, w := range []string{"meter rapl:rate=200 (measured)", "package-0", "dram-1", "total (package-0 + package-1): 0.000 J", "samples written to", "counters: late_readings ", "read_errors 0, readings ", "precision: power step 24.4 mW, energy step 122 µJ, accuracy not stated"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}
@@ -191,7 +192,7 @@ func TestMetersRecordEstimate(t *testing.T) {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	// /proc/stat does not move, so the model stays at idle: 2 W exactly.
-	for _, w := range []string{"(estimate, model)", "mean power (estimate)", "machine (model)", "2.000 W", "total (estimate, model) (machine (model)):", "mean 2.000 W"} {
+	for _, w := range []string{"(estimate, model)", "mean power (estimate)", "machine (model)", "2.000 W", "total (estimate, model) (machine (model)):", "mean 2.000 W", "precision: power step 1.38 W, within ±100 %"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("output lacks %q:\n%s", w, stdout)
 		}

@@ -38,6 +38,10 @@ type Channel struct {
 	// Nested domains (a RAPL core zone inside its package) are not, so that
 	// nothing is added twice.
 	InTotal bool `json:"in_total"`
+	// FullScaleW is the highest power the channel can report: a model's
+	// ceiling, a sensor's full scale. A sample at or above it may be
+	// clipped (the meter saturated). 0: unknown.
+	FullScaleW float64 `json:"full_scale_w,omitempty"`
 }
 
 // Info describes a meter.
@@ -72,15 +76,57 @@ type Precision struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Label is how the meter is named to people. A model says so in its name.
-func (i Info) Label() string {
+// String is the precision in one line for people: "power step 1 W,
+// energy step 3600 J, accuracy not stated".
+func (p Precision) String() string {
+	var parts []string
+	if p.PowerStepW > 0 {
+		parts = append(parts, "power step "+siString(p.PowerStepW, "W"))
+	}
+	if p.EnergyStepJ > 0 {
+		parts = append(parts, "energy step "+siString(p.EnergyStepJ, "J"))
+	}
+	if p.RelError > 0 {
+		parts = append(parts, fmt.Sprintf("within ±%.3g %%", 100*p.RelError))
+	} else {
+		parts = append(parts, "accuracy not stated")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// siString writes v with an SI prefix and 3 significant digits, whole
+// numbers from 1000 up: 6.1035e-05 J is "61 µJ", 3600 J is "3600 J".
+func siString(v float64, unit string) string {
+	for _, p := range []struct {
+		f float64
+		s string
+	}{{1, ""}, {1e-3, "m"}, {1e-6, "µ"}, {1e-9, "n"}} {
+		switch x := v / p.f; {
+		case x >= 1000:
+			return fmt.Sprintf("%.0f %s%s", x, p.s, unit)
+		case x >= 1:
+			return fmt.Sprintf("%.3g %s%s", x, p.s, unit)
+		}
+	}
+	return fmt.Sprintf("%.3g %s", v, unit)
+}
+
+// Label is how the meter is named to people: Label(i.Name, i.Kind).
+func (i Info) Label() string { return Label(i.Name, i.Kind) }
+
+// Label is the one rule for naming a meter, or a figure from it, to
+// people: what a model gives says "estimate" and "model" in its name, so
+// that it is never taken for a measurement. A name that says both already
+// is kept, so labelling twice changes nothing.
+func Label(name string, kind Kind) string {
+	est, model := strings.Contains(name, "estimate"), strings.Contains(name, "model")
 	switch {
-	case i.Kind != Model:
-		return i.Name
-	case strings.Contains(i.Name, "estimate"):
-		return i.Name + " (model)"
+	case kind != Model, est && model:
+		return name
+	case est:
+		return name + " (model)"
 	default:
-		return i.Name + " (estimate, model)"
+		return name + " (estimate, model)"
 	}
 }
 
@@ -153,6 +199,13 @@ type Env struct {
 	ProcfsRoot string     // defaults to "/proc"
 	DevRoot    string     // defaults to "/dev"
 	Log        io.Writer  // progress and warnings for people; defaults to io.Discard
+	// Fixture says the roots hold a fixture tree (tests), not a machine:
+	// counters there never move, and device numbers in it (a perf PMU
+	// type) are made up, so drivers neither expect movement nor open
+	// kernel interfaces by those numbers. Only the caller knows this; a
+	// root other than /sys (`--path.sysfs /host/sys` in a container) is
+	// still a machine.
+	Fixture bool
 }
 
 // WithDefaults fills the zero fields of e.

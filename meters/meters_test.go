@@ -91,10 +91,50 @@ func TestAutoOrder(t *testing.T) {
 	if _, _, err := Open("nosuch", Env{}); err == nil || !strings.Contains(err.Error(), `unknown driver "nosuch"`) {
 		t.Errorf("err = %v", err)
 	}
-	if got := (Info{Name: "t-model", Kind: Model}).Label(); got != "t-model (estimate, model)" {
-		t.Errorf("Label = %q", got)
+}
+
+func TestLabel(t *testing.T) {
+	cases := []struct {
+		name string
+		kind Kind
+		want string
+	}{
+		{"rapl", Measured, "rapl"},
+		{"a model without the word", Model, "a model without the word (estimate, model)"},
+		{"estimate", Model, "estimate (model)"},
+		{"estimate:idle=2W", Model, "estimate:idle=2W (model)"},
+		{"total", Model, "total (estimate, model)"},
+		{"labelled twice: estimate (model)", Model, "labelled twice: estimate (model)"},
+		{"t-model (estimate, model)", Model, "t-model (estimate, model)"},
 	}
-	if got := (Info{Name: "estimate", Kind: Model}).Label(); got != "estimate (model)" {
-		t.Errorf("Label = %q", got)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Label(tc.name, tc.kind); got != tc.want {
+				t.Errorf("Label(%q, %s) = %q, want %q", tc.name, tc.kind, got, tc.want)
+			}
+			if got := (Info{Name: tc.name, Kind: tc.kind}).Label(); got != tc.want {
+				t.Errorf("Info.Label = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrecisionString(t *testing.T) {
+	cases := []struct {
+		name string
+		p    Precision
+		want string
+	}{
+		{"nothing stated", Precision{}, "accuracy not stated"},
+		{"gude 1105", Precision{PowerStepW: 1, EnergyStepJ: 3600}, "power step 1 W, energy step 3600 J, accuracy not stated"},
+		{"rapl", Precision{PowerStepW: 0.0061035, EnergyStepJ: 61.035e-6}, "power step 6.1 mW, energy step 61 µJ, accuracy not stated"},
+		{"a model", Precision{PowerStepW: 0.276, RelError: 1}, "power step 276 mW, within ±100 %"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.String(); got != tc.want {
+				t.Errorf("String = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -49,7 +49,29 @@ const (
 	DefaultRate = 10.0
 	// MaxRate is the highest rate allowed: one USER_HZ tick per sample.
 	MaxRate = 100.0
+	// Tick is /proc/stat's unit of CPU time (USER_HZ = 100 on Linux).
+	Tick = 10 * time.Millisecond
 )
+
+// RelError is the model's own relative error, stated conservatively as a
+// factor of two either way (1.0 = ±100 %). No source states one: Cloud
+// Carbon Footprint gives averages, not errors. Its own coefficients per
+// CPU family show how far an average sits from a given machine: against
+// the AWS averages of 0.74 W idle and 3.5 W full per vCPU, the families
+// averaged run from 0.47 W (AMD EPYC 2nd gen) to 3.04 W (Ivy Bridge) idle
+// and from 1.69 W to 8.58 W (Sandy Bridge) full, so the average is off by
+// -76 % to +57 % at idle and -59 % to +107 % at full load
+// (packages/aws/src/domain/AwsFootprintEstimationConstants.ts,
+// cloud-carbon-footprint commit 3668d2e). That is for server CPUs alone,
+// before what the model cannot see (memory, disks, fans, the power supply,
+// frequency). Figures given with idle= and max= carry their own source's
+// error, which the harness cannot know, so the same figure is kept.
+const RelError = 1.0
+
+// precisionSource says where RelError and the power step come from.
+const precisionSource = "relative error: a conservative factor of two; Cloud Carbon Footprint states no error, and its own per-family " +
+	"coefficients sit -76 % to +57 % (idle) and -59 % to +107 % (full load) from the averages the defaults use " +
+	"(firmware-notes/estimate.md); power step: one 10 ms /proc/stat tick of CPU time in an interval"
 
 // Driver name and spec options.
 const (
@@ -94,6 +116,7 @@ func (m Model) Max() meters.Watts { return m.Power(1) }
 type Meter struct {
 	name     string
 	model    Model
+	cpus     int // CPUs /proc/stat counts, whose ticks make up the utilisation
 	interval time.Duration
 	path     string // of the stat file, for messages
 	clock    clock.Func
@@ -146,6 +169,7 @@ func Open(sp meters.Spec, env meters.Env) (*Meter, error) {
 		errs = append(errs, fmt.Errorf("%w %q: "+format, append([]any{meters.ErrSpec, sp.Raw}, args...)...))
 	}
 	m.model.Cores = st.Cores
+	m.cpus = st.Cores
 	if v, ok := sp.Options["cores"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -226,8 +250,9 @@ func Detect(env meters.Env) []meters.Candidate {
 	c.Usable = true
 	c.Description = m.Info().Description
 	c.Details = []string{
-		fmt.Sprintf("CPUs %d, idle %v, +%v per busy CPU, %v at full load", m.model.Cores, m.model.Idle, m.model.MaxPerCore, m.model.Max()),
+		fmt.Sprintf("CPUs %d, idle %v, +%v per busy CPU, %v at full load (the ceiling)", m.model.Cores, m.model.Idle, m.model.MaxPerCore, m.model.Max()),
 		fmt.Sprintf("read from %s every %v", m.path, m.interval),
+		"precision: " + m.precision().String(),
 	}
 	return []meters.Candidate{c}
 }
@@ -243,7 +268,20 @@ func (m *Meter) Info() meters.Info {
 		Kind:   meters.Model,
 		Description: fmt.Sprintf("estimate (model): CPU utilisation from %s, %d CPUs, %v idle + %v per busy CPU (%v at full load); not a measurement",
 			m.path, m.model.Cores, m.model.Idle, m.model.MaxPerCore, m.model.Max()),
-		Channels: []meters.Channel{{Name: "machine (model)", InTotal: true}},
+		Channels:  []meters.Channel{{Name: "machine (model)", InTotal: true, FullScaleW: float64(m.model.Max())}},
+		Precision: m.precision(),
+	}
+}
+
+// precision is the model's step and error. Utilisation moves in whole
+// ticks of CPU time: one tick in an interval of all the CPUs' ticks moves
+// the power by cores × max_per_core / (cpus × ticks per interval).
+func (m *Meter) precision() meters.Precision {
+	ticks := float64(m.cpus) * float64(m.interval) / float64(Tick)
+	return meters.Precision{
+		PowerStepW: float64(m.model.Cores) * float64(m.model.MaxPerCore) / ticks,
+		RelError:   RelError,
+		Source:     precisionSource,
 	}
 }
 

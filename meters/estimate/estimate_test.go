@@ -310,3 +310,42 @@ func TestRegistered(t *testing.T) {
 		t.Errorf("driver = AutoRank %d, Detect set %v; want 100 and set", d.AutoRank, d.Detect != nil)
 	}
 }
+
+// TestPrecision: the model states its own error, its step (one 10 ms tick
+// of CPU time in an interval) and its ceiling as the channel's full scale.
+func TestPrecision(t *testing.T) {
+	root := procRoot(t, statFixture(100, 100, 800)) // 2 CPUs
+	for _, c := range []struct {
+		name      string
+		opts      map[string]string
+		stepW     float64
+		fullScale float64
+	}{
+		{"defaults: 2 CPUs at 10 Hz", nil, 2 * 2.76 / 20, 2*0.74 + 2*2.76},
+		{"cores=4 on 2 CPUs' ticks", map[string]string{"cores": "4"}, 4 * 2.76 / 20, 4*0.74 + 4*2.76},
+		{"rate=50: 2 ticks per CPU", map[string]string{"rate": "50"}, 2 * 2.76 / 4, 2*0.74 + 2*2.76},
+		{"idle=2W,max=10W", map[string]string{"idle": "2W", "max": "10W"}, 2 * 4.0 / 20, 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := map[string]string{}
+			for k, v := range c.opts {
+				opts[k] = v
+			}
+			m, err := Open(meters.Spec{Raw: "estimate", Driver: Name, Options: opts}, meters.Env{ProcfsRoot: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := m.Info()
+			p := info.Precision
+			if math.Abs(p.PowerStepW-c.stepW) > 1e-9 || p.RelError != RelError || p.EnergyStepJ != 0 {
+				t.Errorf("precision %+v; want power step %.4g W, relative error %v", p, c.stepW, RelError)
+			}
+			if !strings.Contains(p.Source, "Cloud Carbon Footprint") {
+				t.Errorf("source %q does not say where the error comes from", p.Source)
+			}
+			if got := info.Channels[0].FullScaleW; math.Abs(got-c.fullScale) > 1e-9 {
+				t.Errorf("full scale %v W, want the model's ceiling %v W", got, c.fullScale)
+			}
+		})
+	}
+}

@@ -252,6 +252,7 @@ func Open(ctx context.Context, sp meters.Spec, env meters.Env) (*Meter, error) {
 			{Name: name, InTotal: true},
 			{Name: name + " energy counter", InTotal: false},
 		},
+		Precision: precision(cfg.Map),
 	}
 	if err := m.connect(ctx); err != nil {
 		return nil, err
@@ -267,6 +268,21 @@ func Open(ctx context.Context, sp meters.Spec, env meters.Env) (*Meter, error) {
 
 // Info describes the meter.
 func (m *Meter) Info() meters.Info { return m.info }
+
+// precision is the resolution of the map's power and energy registers
+// (whole watts and whole Wh on a Gude: 1 W, 3600 J) and the maker's
+// stated accuracy.
+func precision(mp *regmap.Map) meters.Precision {
+	p := meters.Precision{RelError: mp.RelError}
+	if r, ok := mp.Register(regmap.ActivePower); ok {
+		p.PowerStepW = r.Scale // W per count
+	}
+	if r, ok := mp.Register(regmap.ActiveEnergy); ok {
+		p.EnergyStepJ = r.Scale * 3600 // Wh per count, in J
+	}
+	p.Source = fmt.Sprintf("steps: one count of the %s's power (W) and energy (Wh) registers (map %s); %s", mp.Model, mp.Name, mp.Accuracy)
+	return p
+}
 
 // Config returns the parsed spec.
 func (m *Meter) Config() Config { return m.cfg }

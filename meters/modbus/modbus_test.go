@@ -518,3 +518,32 @@ func TestGiveUp(t *testing.T) {
 		t.Errorf("gaps %+v, want one unrecovered gap", rep.Gaps)
 	}
 }
+
+// TestPrecision: a Gude 1105 reports whole watts and whole Wh, and Gude
+// states no accuracy; the meter says so, and a map that states one
+// passes it on.
+func TestPrecision(t *testing.T) {
+	srv, err := emulate.Start("127.0.0.1:0", emulate.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	m, err := Open(context.Background(), spec(t, "modbus:"+srv.Addr()), meters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p := m.Info().Precision
+	if p.PowerStepW != 1 || p.EnergyStepJ != 3600 || p.RelError != 0 {
+		t.Errorf("precision %+v; want 1 W and 3600 J steps, accuracy not stated", p)
+	}
+	if !strings.Contains(p.Source, "not stated") || !strings.Contains(p.Source, "gude-1105") {
+		t.Errorf("source %q does not name the map and say the accuracy is not stated", p.Source)
+	}
+
+	stated := regmap.Gude1105
+	stated.RelError, stated.Accuracy = 0.01, "a datasheet"
+	if q := precision(&stated); q.RelError != 0.01 || !strings.Contains(q.Source, "a datasheet") {
+		t.Errorf("a map that states 1 %%: %+v", q)
+	}
+}

@@ -80,10 +80,12 @@ const StuckAfter = 2 * time.Second
 type Meter struct {
 	name     string
 	backend  string
+	sysfs    string // the sysfs root read, for the description
 	zones    []Zone
 	inTotal  []bool
 	wrap     []uint64  // counter modulus per channel; 0: none known (perf: 64-bit)
 	scale    []float64 // joules per count per channel
+	unit     []float64 // J per step of the hardware counter per channel; 0: unknown
 	src      source
 	interval time.Duration
 	maxGap   time.Duration // longest gap that cannot hide a second wrap
@@ -173,13 +175,15 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 	m := &Meter{
 		name:     sp.Raw,
 		backend:  o.backend,
+		sysfs:    o.sysfs,
 		interval: time.Duration(float64(time.Second) / o.rate),
 		clock:    env.Clock,
 		env:      env,
 	}
-	if o.sysfs == "/sys" {
-		// Only the machine's own counters are expected to move: a fixture
-		// tree (tests, `--path.sysfs` demos) holds still.
+	if !env.Fixture {
+		// A machine's counters move; only a fixture tree, which the
+		// caller names as such, holds still. Whatever the root's path:
+		// `--path.sysfs /host/sys` in a container is a machine too.
 		m.stuck = StuckAfter
 	}
 	if m.name == "" {
@@ -198,6 +202,7 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 		for _, z := range zones {
 			m.wrap = append(m.wrap, z.MaxUJ)
 			m.scale = append(m.scale, 1e-6)
+			m.unit = append(m.unit, energyUnitJ(z.MaxUJ))
 			if z.MaxUJ == 0 {
 				m.notes = append(m.notes, fmt.Sprintf("%s (%s) has no max_energy_range_uj: a wraparound in it cannot be undone and leaves a gap", z.Channel, z.Dir))
 			}
@@ -213,6 +218,7 @@ func open(sp meters.Spec, env meters.Env, openFile openFunc) (*Meter, error) {
 			m.wrap = append(m.wrap, 0)
 			m.scale = append(m.scale, ev.Scale)
 		}
+		m.unit = perfUnits(zones, o.sysfs)
 		// The syscall comes last, after every check that fixtures can
 		// exercise.
 		if m.inTotal, err = totalFor(m.zones, o, sp); err != nil {
@@ -285,9 +291,6 @@ func (m *Meter) bound(sp meters.Spec, o options) error {
 	return nil
 }
 
-// Zones returns the zones behind the meter's channels, in channel order.
-func (m *Meter) Zones() []Zone { return append([]Zone(nil), m.zones...) }
-
 // Notes returns what Open noticed that the user should know (duplicates
 // dropped, zones without a range).
 func (m *Meter) Notes() []string { return append([]string(nil), m.notes...) }
@@ -298,17 +301,80 @@ func (m *Meter) Info() meters.Info {
 	for i, z := range m.zones {
 		ch = append(ch, meters.Channel{Name: z.Channel, InTotal: m.inTotal[i]})
 	}
-	src := "powercap sysfs (" + filepath.Join(m.env.SysfsRoot, "class/powercap") + ")"
+	src := "powercap sysfs (" + filepath.Join(m.sysfs, "class/powercap") + ")"
 	if m.backend == "perf" {
-		src = "perf power PMU"
+		src = "perf power PMU (found under " + filepath.Join(m.sysfs, "bus/event_source/devices/power") + ")"
 	}
+	prec := m.precision()
 	return meters.Info{
 		Name:        m.name,
 		Driver:      Name,
 		Kind:        meters.Measured,
-		Description: fmt.Sprintf("RAPL energy counters from %s, %d zones, every %v", src, len(m.zones), m.interval),
+		Description: fmt.Sprintf("RAPL energy counters from %s, %d zones, every %v; %s", src, len(m.zones), m.interval, prec),
 		Channels:    ch,
+		Precision:   prec,
 	}
+}
+
+// accuracySource is what is known of RAPL's accuracy: no vendor states a
+// figure, so RelError stays 0 ("not stated").
+const accuracySource = "accuracy not stated by Intel or AMD; modelled on Sandy Bridge, " +
+	"measured with Haswell's integrated voltage regulators (Hackenberg et al., IPDPSW 2015, doi:10.1109/IPDPSW.2015.70); " +
+	"DRAM readings offset differently per system (Desrochers et al., MEMSYS 2016)"
+
+// precision is what the counters resolve: each moves in its zone's energy
+// unit, so the total's step is the sum of the units of the zones in it, and
+// one reading's power steps by that over the interval.
+func (m *Meter) precision() meters.Precision {
+	var step float64
+	for i, in := range m.inTotal {
+		if !in {
+			continue
+		}
+		if m.unit[i] == 0 {
+			return meters.Precision{Source: "energy unit unknown (" + m.zones[i].Channel + " has no max_energy_range_uj to derive it from); " + accuracySource}
+		}
+		step += m.unit[i]
+	}
+	return meters.Precision{
+		EnergyStepJ: step,
+		PowerStepW:  step / m.interval.Seconds(),
+		Source: "energy step: the energy unit of each counter in the total, max_energy_range_uj / (2^32-1) " +
+			"(the kernel's intel_rapl_common sets the range to 0xFFFFFFFF units), summed; power step: that over the interval; " + accuracySource,
+	}
+}
+
+// energyUnitJ is the step in which a zone's counter moves, the CPU's
+// energy status unit, from its range: the kernel sets max_energy_range_uj
+// to the 32-bit counter's span, 0xFFFFFFFF units (intel_rapl_common.c,
+// get_max_energy_counter). That is 61 µJ (2^-14 J) on the Intel client
+// fixture and 15.3 µJ (2^-16 J) on AMD and on Intel DRAM zones; never
+// finer than energy_uj's 1 µJ. 0: no range, unit unknown.
+func energyUnitJ(maxUJ uint64) float64 {
+	if maxUJ == 0 {
+		return 0
+	}
+	return max(float64(maxUJ)/math.MaxUint32, 1) * 1e-6
+}
+
+// perfUnits finds the energy unit of each perf channel from the powercap
+// zone of the same name, whose max_energy_range_uj stays world-readable
+// where energy_uj is not. perf scales counts to 2^-32 J, but each still
+// moves in the hardware's unit. 0 where there is no such zone.
+func perfUnits(zones []Zone, sysfs string) []float64 {
+	units := make([]float64, len(zones))
+	sz, _, err := Discover(sysfs)
+	if err != nil {
+		return units
+	}
+	for i, z := range zones {
+		for _, s := range sz {
+			if s.Channel == z.Channel {
+				units[i] = energyUnitJ(s.MaxUJ)
+			}
+		}
+	}
+	return units
 }
 
 // Run implements meters.Meter. It emits, per channel, a first sample at the
@@ -521,6 +587,7 @@ func detect(env meters.Env, openFile openFunc) []meters.Candidate {
 		return []meters.Candidate{c}
 	}
 	defer m.src.Close()
+	c.Details = append(c.Details, "precision: "+m.precision().String())
 	if err := m.probe(env); err != nil {
 		c.Reason = err.Error()
 		return []meters.Candidate{c}
@@ -533,12 +600,12 @@ func detect(env meters.Env, openFile openFunc) []meters.Candidate {
 // hundred of RAPL's millisecond updates.
 const probeFor = 100 * time.Millisecond
 
-// probe checks, on the real /sys only, that a counter in the total moves
-// within probeFor, so that auto passes over a machine that exposes RAPL
-// but does not count (Run would give up on it after StuckAfter). A
-// fixture's counters never move, so fixtures are not probed.
+// probe checks, on a machine, that a counter in the total moves within
+// probeFor, so that auto passes over a machine that exposes RAPL but does
+// not count (Run would give up on it after StuckAfter). A fixture's
+// counters never move, so a tree the caller calls a fixture is not probed.
 func (m *Meter) probe(env meters.Env) error {
-	if env.SysfsRoot != "/sys" {
+	if env.Fixture {
 		return nil
 	}
 	return m.moves(probeFor, time.Millisecond)
@@ -566,9 +633,9 @@ func (m *Meter) moves(wait, poll time.Duration) error {
 	}
 }
 
-// detectPerf offers the perf backend. It opens events only on the real
-// /sys: on a fixture tree the PMU type number is made up, and opening it
-// would count something else or fail for reasons that say nothing.
+// detectPerf offers the perf backend. It opens events only on a machine:
+// on a fixture tree the PMU type number is made up, and opening it would
+// count something else or fail for reasons that say nothing.
 func detectPerf(env meters.Env) []meters.Candidate {
 	pmu, err := DiscoverPerf(env.SysfsRoot)
 	if err != nil {
@@ -578,8 +645,8 @@ func detectPerf(env meters.Env) []meters.Candidate {
 	for _, ev := range pmu.Events {
 		c.Details = append(c.Details, fmt.Sprintf("%-12s %-8s config %#x, %.4g J per count", ev.Name, ev.Domain, ev.Config, ev.Scale))
 	}
-	if env.SysfsRoot != "/sys" {
-		c.Reason = "not tried: the sysfs root is not /sys, so the PMU found is not this machine's"
+	if env.Fixture {
+		c.Reason = "not tried: the sysfs root is a fixture tree, so the PMU found is not this machine's"
 		return []meters.Candidate{c}
 	}
 	m, err := Open(meters.Spec{Raw: c.Spec, Driver: Name, Options: map[string]string{"backend": "perf"}}, env)

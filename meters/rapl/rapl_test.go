@@ -93,7 +93,7 @@ func TestDiscoverAndTotal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.spec, func(t *testing.T) {
 			root := loadFixture(t, tt.fixture)
-			m, err := Open(spec(t, tt.spec), meters.Env{SysfsRoot: root})
+			m, err := Open(spec(t, tt.spec), meters.Env{Fixture: true, SysfsRoot: root})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -146,7 +146,7 @@ func TestNoMaxRangeFallback(t *testing.T) {
 			t.Errorf("%s MaxUJ = %d, want %d", z.Channel, z.MaxUJ, want[z.Channel])
 		}
 	}
-	m, err := Open(spec(t, "rapl"), meters.Env{SysfsRoot: root})
+	m, err := Open(spec(t, "rapl"), meters.Env{Fixture: true, SysfsRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestOpenErrors(t *testing.T) {
 			if op == nil {
 				op = os.Open
 			}
-			m, err := open(spec(t, tt.spec), meters.Env{SysfsRoot: root}, op)
+			m, err := open(spec(t, tt.spec), meters.Env{Fixture: true, SysfsRoot: root}, op)
 			if err == nil {
 				m.src.Close()
 				t.Fatalf("Open(%q) succeeded", tt.spec)
@@ -230,7 +230,7 @@ func TestUnreadableAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: checks that root reads a 0400 energy_uj")
 	}
-	m, err := Open(spec(t, "rapl"), meters.Env{SysfsRoot: loadFixture(t, "unreadable")})
+	m, err := Open(spec(t, "rapl"), meters.Env{Fixture: true, SysfsRoot: loadFixture(t, "unreadable")})
 	if err != nil {
 		t.Fatalf("root could not open: %v", err)
 	}
@@ -306,7 +306,7 @@ func (f *fakeSource) Close() error { return nil }
 // channel wraps, and each sample's power and energy is worked out by hand.
 func TestRunKnownReadings(t *testing.T) {
 	root := loadFixture(t, "intel-1socket")
-	m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{SysfsRoot: root})
+	m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{Fixture: true, SysfsRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestBackgroundWraparound(t *testing.T) {
 	}
 	write(0)
 
-	m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{SysfsRoot: root})
+	m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{Fixture: true, SysfsRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestDetect(t *testing.T) {
 			if op == nil {
 				op = os.Open
 			}
-			cands := detect(meters.Env{SysfsRoot: root}, op)
+			cands := detect(meters.Env{Fixture: true, SysfsRoot: root}, op)
 			if len(cands) == 0 {
 				t.Fatal("no candidates")
 			}
@@ -492,7 +492,7 @@ func TestDetectOffersPerf(t *testing.T) {
 	root := loadFixture(t, "intel-1socket")
 	// Make sysfs unreadable but keep the PMU: the perf backend is offered,
 	// not tried, since the PMU is a fixture's.
-	cands := detect(meters.Env{SysfsRoot: root}, func(string) (*os.File, error) { return nil, os.ErrPermission })
+	cands := detect(meters.Env{Fixture: true, SysfsRoot: root}, func(string) (*os.File, error) { return nil, os.ErrPermission })
 	if len(cands) != 2 || cands[1].Spec != "rapl:backend=perf" || cands[1].Usable || !strings.Contains(cands[1].Reason, "not tried") {
 		t.Fatalf("candidates = %+v, want sysfs then an untried perf candidate", cands)
 	}
@@ -604,7 +604,7 @@ func TestRegistered(t *testing.T) {
 }
 
 func TestAutoMovesOnWithoutRAPL(t *testing.T) {
-	cands := Detect(meters.Env{SysfsRoot: t.TempDir()})
+	cands := Detect(meters.Env{Fixture: true, SysfsRoot: t.TempDir()})
 	if len(cands) != 1 || cands[0].Usable {
 		t.Fatalf("Detect on an empty sysfs = %+v, want one unusable candidate", cands)
 	}
@@ -655,7 +655,7 @@ func TestRunStuckCounters(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := loadFixture(t, "intel-1socket")
-			m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{SysfsRoot: root})
+			m, err := Open(spec(t, "rapl:rate=1000"), meters.Env{Fixture: true, SysfsRoot: root})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -719,7 +719,7 @@ func TestMovesProbe(t *testing.T) {
 		{"only core moves", [][]uint64{{1, 1, 1, 1}, {1, 2, 1, 1}, {1, 3, 1, 1}}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m, err := Open(spec(t, "rapl"), meters.Env{SysfsRoot: root})
+			m, err := Open(spec(t, "rapl"), meters.Env{Fixture: true, SysfsRoot: root})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -730,5 +730,127 @@ func TestMovesProbe(t *testing.T) {
 				t.Errorf("moves = %v, want error %v (ErrUnavailable)", err, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestMachineAtAnyRoot: whether a tree is a fixture is the caller's word
+// (meters.Env.Fixture), not a guess from its path. A tree at a root other
+// than /sys that the caller does not call a fixture (a container's
+// `--path.sysfs /host/sys`) is a machine: Run gives up on counters that do
+// not move and says why, and detection probes them.
+func TestMachineAtAnyRoot(t *testing.T) {
+	root := loadFixture(t, "intel-1socket") // its counters never move
+	env := meters.Env{SysfsRoot: root}      // not called a fixture
+
+	m, err := Open(spec(t, "rapl:rate=1000"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.stuck != StuckAfter {
+		m.src.Close()
+		t.Fatalf("at sysfs root %s the meter gives up on still counters after %v; want %v, as on /sys", root, m.stuck, StuckAfter)
+	}
+	m.stuck = 50 * time.Millisecond // the check, not its length, is under test
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = m.Run(ctx, func(meters.Sample) {})
+	if !errors.Is(err, meters.ErrUnavailable) || !strings.Contains(err.Error(), "does not count") {
+		t.Errorf("Run on still counters = %v; want ErrUnavailable saying the machine does not count", err)
+	}
+
+	cands := detect(env, os.Open)
+	if len(cands) == 0 || cands[0].Usable || !strings.Contains(cands[0].Reason, "no counter in the total moved") {
+		t.Errorf("detect on still counters = %+v; want the sysfs candidate unusable because nothing moved", cands)
+	}
+}
+
+// TestDescriptionNamesRoot: the description names the tree the meter
+// reads, whether it came from the environment or from sysfs=DIR.
+func TestDescriptionNamesRoot(t *testing.T) {
+	root := loadFixture(t, "intel-1socket")
+	for _, c := range []struct {
+		name string
+		spec string
+		env  meters.Env
+	}{
+		{"environment", "rapl", meters.Env{Fixture: true, SysfsRoot: root}},
+		{"sysfs option", "rapl:sysfs=" + root, meters.Env{Fixture: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Open(spec(t, c.spec), c.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.src.Close()
+			want := filepath.Join(root, "class", "powercap")
+			if d := m.Info().Description; !strings.Contains(d, want) {
+				t.Errorf("description %q does not name %s", d, want)
+			}
+		})
+	}
+}
+
+// TestPrecision: the energy step is the sum of the energy units of the
+// zones in the total, each derived from its range (2^32-1 units), and the
+// power step that over the interval.
+func TestPrecision(t *testing.T) {
+	const (
+		client = 262143328850.0 / math.MaxUint32 * 1e-6 // 61.04 µJ = 2^-14 J
+		dram   = 65712999613.0 / math.MaxUint32 * 1e-6  // 15.30 µJ
+		amd    = 65532610987.0 / math.MaxUint32 * 1e-6  // 15.26 µJ = 2^-16 J
+	)
+	for _, c := range []struct {
+		fixture, spec string
+		step          float64 // J; 0: unknown
+		interval      float64 // s
+	}{
+		{"intel-1socket", "rapl", client, 0.01},
+		{"intel-1socket", "rapl:rate=1000", client, 0.001},
+		{"intel-2socket", "rapl", 2 * client, 0.01},
+		{"intel-2socket", "rapl:dram=1", 2*client + 2*dram, 0.01},
+		{"amd", "rapl", amd, 0.01},
+		{"no-max-range", "rapl", client, 0.01},
+		{"no-max-range", "rapl:dram=1", 0, 0.01},
+	} {
+		t.Run(c.fixture+"/"+c.spec, func(t *testing.T) {
+			m, err := Open(spec(t, c.spec), meters.Env{Fixture: true, SysfsRoot: loadFixture(t, c.fixture)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.src.Close()
+			p := m.Info().Precision
+			if math.Abs(p.EnergyStepJ-c.step) > 1e-9 || math.Abs(p.PowerStepW-c.step/c.interval) > 1e-9 {
+				t.Errorf("precision %+v; want energy step %.4g J, power step %.4g W", p, c.step, c.step/c.interval)
+			}
+			if p.RelError != 0 || !strings.Contains(p.Source, "not stated by Intel or AMD") {
+				t.Errorf("accuracy %v, source %q; want not stated, with the published validations", p.RelError, p.Source)
+			}
+			if c.step == 0 && !strings.Contains(p.Source, "unknown") {
+				t.Errorf("source %q does not say the unit is unknown", p.Source)
+			}
+			if !strings.Contains(m.Info().Description, p.String()) {
+				t.Errorf("description %q does not give the precision %q", m.Info().Description, p.String())
+			}
+		})
+	}
+}
+
+// TestPerfUnits: the perf backend takes each channel's energy unit from
+// the powercap zone of the same name.
+func TestPerfUnits(t *testing.T) {
+	root := loadFixture(t, "intel-1socket")
+	pmu, err := DiscoverPerf(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones, _, _ := perfZones(pmu)
+	units := perfUnits(zones, root)
+	for i, z := range zones {
+		if z.Channel == "package-0" && math.Abs(units[i]-262143328850.0/math.MaxUint32*1e-6) > 1e-12 {
+			t.Errorf("package-0 unit %v J, want 61.04 µJ", units[i])
+		}
+	}
+	if got := perfUnits(zones, t.TempDir()); got[0] != 0 {
+		t.Errorf("without a powercap tree: unit %v, want 0 (unknown)", got[0])
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/meters"
 )
 
 // Options are the analysis's parameters. DefaultOptions gives the ones
@@ -250,10 +251,7 @@ func label(m runstore.MeterMeta) string {
 	if l == "" {
 		l = m.Name
 	}
-	if m.Kind == runstore.MeterModel && !strings.Contains(l, "estimate") {
-		l += " (estimate, model)"
-	}
-	return l
+	return meters.Label(l, meters.Kind(m.Kind))
 }
 
 // targetList is the targets of run.json, then any that only phases name.

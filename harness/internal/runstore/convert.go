@@ -41,7 +41,7 @@ func MeterMetaFrom(info meters.Info) MeterMeta {
 		},
 	}
 	for _, c := range info.Channels {
-		m.Channels = append(m.Channels, Channel{Name: c.Name, InTotal: c.InTotal})
+		m.Channels = append(m.Channels, Channel{Name: c.Name, InTotal: c.InTotal, FullScaleW: c.FullScaleW})
 	}
 	return m
 }

@@ -193,6 +193,9 @@ type Channel struct {
 	// InTotal reports whether the channel counts toward the meter's total
 	// (a nested RAPL domain does not).
 	InTotal bool `json:"in_total"`
+	// FullScaleW is the most the channel can report (a model's ceiling, a
+	// sensor's full scale); 0 when unknown.
+	FullScaleW float64 `json:"full_scale_w,omitempty"`
 }
 
 // Precision is a meter's resolution and stated accuracy; a zero field

@@ -70,7 +70,6 @@ type Server struct {
 	srv   *mb.ModbusServer
 
 	requests atomic.Int64
-	drops    atomic.Int64
 
 	mu        sync.Mutex
 	exception error
@@ -144,9 +143,6 @@ func (s *Server) Addr() string { return s.addr }
 // Requests counts the input-register requests served so far.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
-// Drops counts the times the emulator dropped its connections.
-func (s *Server) Drops() int64 { return s.drops.Load() }
-
 // SetException makes every later input-register read answer err (a
 // library exception error); nil restores normal answers.
 func (s *Server) SetException(err error) {
@@ -165,7 +161,6 @@ func (s *Server) Drop(d time.Duration) {
 	}
 	s.dropping = true
 	s.mu.Unlock()
-	s.drops.Add(1)
 	s.srv.Stop()
 	time.Sleep(d)
 	s.mu.Lock()

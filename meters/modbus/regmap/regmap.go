@@ -96,6 +96,11 @@ type Map struct {
 	Registers []Register
 	// DefaultPort is the TCP port Modbus listens on by default.
 	DefaultPort int
+	// RelError is the maker's stated accuracy of a power or energy
+	// reading, as a fraction (0.01 for 1 %); 0 where none is stated.
+	// Accuracy says where it is stated, or that it is not.
+	RelError float64
+	Accuracy string
 }
 
 // Gude1105 is the Gude Expert Power Control 1105 (and, by Gude's manuals,
@@ -111,6 +116,7 @@ var Gude1105 = Map{
 	Stride:      0x0120,
 	PhaseStride: 0x0060,
 	DefaultPort: 502,
+	Accuracy:    "accuracy not stated in the Gude manuals examined (Expert Power Control 1104/1105, 2022; firmware-notes/gude-1105.md)",
 	Registers: []Register{
 		{Field: ActiveEnergy, Name: "Absolute Active Energy", Offset: 0x0, Words: 2, Signed: true, Scale: 1},
 		{Field: ActivePower, Name: "Power Active", Offset: 0x2, Words: 2, Signed: true, Scale: 1},

@@ -54,9 +54,6 @@ func OpenPty(link string) (*Pty, error) {
 	return p, nil
 }
 
-// SlaveName is the /dev/pts/N path behind Link.
-func (p *Pty) SlaveName() string { return p.tty.Name() }
-
 // Close closes both sides and removes the link: to a driver holding the
 // slave open, the device is gone (its reads fail with EIO).
 func (p *Pty) Close() error {

@@ -158,9 +158,6 @@ func (d *Decoder) init() {
 	}
 }
 
-// Locked reports whether the decoder holds a record boundary.
-func (d *Decoder) Locked() bool { return d.locked }
-
 // Reset drops buffered bytes and the lock (after a restart of the stream).
 func (d *Decoder) Reset() {
 	d.Unlock()

@@ -13,16 +13,23 @@ import (
 type Options struct {
 	Baud     int   // line speed for streaming; the device starts at 115200 and is switched with command 08
 	Channels []int // power channels (PCIE1..EPS2 indexes); default all four
-	TSBytes  int   // timestamp width in continuous mode: 0, 2 or 4 (default 4)
-	Poll     bool  // poll READ_ADC (06) instead of continuous transmit
-	Open     serial.Opener
-	Sleep    func(time.Duration)
+	// TSBytes is the timestamp width in continuous mode: 4 or 2 bytes, or
+	// NoTimestamps. 0 takes the default, 4: device timestamps are what
+	// lets the driver find a lost byte and map records onto the host clock.
+	TSBytes int
+	Poll    bool // poll READ_ADC (06) instead of continuous transmit
+	Open    serial.Opener
+	Sleep   func(time.Duration)
 	// Settle is how long the line is left to drain after stopping the
 	// stream (default 250 ms).
 	Settle     time.Duration
 	RetryEvery time.Duration // default 250 ms
 	StallAfter time.Duration // default 2 s
 }
+
+// NoTimestamps, as Options.TSBytes, streams records without a device
+// timestamp (the spec's ts=0): the host stamps them on arrival.
+const NoTimestamps = -1
 
 // Meter is a PMD-USB on a serial port.
 type Meter struct {
@@ -53,6 +60,13 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	if opts.Baud == 0 {
 		opts.Baud = defaultBaud
 	}
+	switch opts.TSBytes {
+	case 0:
+		opts.TSBytes = 4
+	case NoTimestamps, 2, 4:
+	default:
+		return nil, fmt.Errorf("%w: pmd-usb %s: %d timestamp bytes: want 4, 2 or NoTimestamps", meters.ErrSpec, path, opts.TSBytes)
+	}
 	if opts.Settle <= 0 {
 		opts.Settle = 250 * time.Millisecond
 	}
@@ -82,12 +96,35 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	}
 	m.info = meters.Info{
 		Name: name, Driver: "pmd-usb", Kind: meters.Measured,
-		Description: fmt.Sprintf("ElmorLabs PMD-USB fw %d at %s, %s at %d baud, V x I per 12 V connector with the stored ADC offsets", dev.Firmware, path, mode, opts.Baud),
+		Precision: Precision,
 	}
+	m.info.Description = fmt.Sprintf("ElmorLabs PMD-USB fw %d at %s, %s at %d baud, V x I per 12 V connector with the stored ADC offsets; %s",
+		dev.Firmware, path, mode, opts.Baud, m.info.Precision)
 	for _, c := range opts.Channels {
-		m.info.Channels = append(m.info.Channels, meters.Channel{Name: PowerNames[c] + " 12V", InTotal: true})
+		m.info.Channels = append(m.info.Channels, meters.Channel{Name: PowerNames[c] + " 12V", InTotal: true, FullScaleW: FullScaleW})
 	}
 	return m, nil
+}
+
+// The ADC's reach: ±2047 steps of the 12-bit code (METER-PROTOCOLS.md,
+// 2.7), ±15.49 V and ±99.9 A.
+const (
+	fullVolts = 2047 * VoltLSB
+	fullAmps  = 2047 * AmpLSB
+	// FullScaleW is where a channel's current saturates on its 12 V rail:
+	// 99.9 A × 12 V = 1199 W. Every PMD-USB channel is a 12 V connector;
+	// a reading at or above this may be clipped.
+	FullScaleW = fullAmps * 12
+)
+
+// Precision is the PMD-USB's: the largest change one ADC step of current
+// and one of voltage make to a reading's power anywhere in the range,
+// ΔI·V_full + ΔV·I_full = 1.51 W (at 12 V and 10 A one step of current is
+// 0.59 W). The vendor states no accuracy.
+var Precision = meters.Precision{
+	PowerStepW: AmpLSB*fullVolts + VoltLSB*fullAmps,
+	Source: "power step: one 12-bit ADC step of current (0.0488 A) and of voltage (0.007568 V) at full scale " +
+		"(METER-PROTOCOLS.md 2.7, from the vendor's host code); accuracy not stated: the firmware and hardware documents are not public",
 }
 
 // Info describes the meter.
@@ -99,7 +136,7 @@ func (m *Meter) Layout() Layout {
 	for _, c := range m.opts.Channels {
 		mask |= 3 << (2 * c)
 	}
-	return Layout{TSBytes: m.opts.TSBytes, Mask: mask}
+	return Layout{TSBytes: max(m.opts.TSBytes, 0), Mask: mask}
 }
 
 // Report returns gaps, counters and the clock fit.
@@ -127,6 +164,8 @@ type state struct {
 	prevW  []float64
 	prevT  time.Time
 	lastT  time.Time
+	// satWarned is set once a saturated record was reported.
+	satWarned bool
 }
 
 // sample emits one reading of every channel at host time t.
@@ -141,7 +180,9 @@ func (st *state) sample(t time.Time, raw *[AdcChannels]int16, off [AdcChannels]i
 		st.prevW = make([]float64, len(st.energy))
 	}
 	dt := t.Sub(st.prevT).Seconds()
+	sat := false
 	for i, c := range st.m.opts.Channels {
+		sat = sat || saturated(raw[2*c]) || saturated(raw[2*c+1])
 		w := Convert(2*c, raw[2*c], off) * Convert(2*c+1, raw[2*c+1], off)
 		if !st.prevT.IsZero() && dt > 0 && dt < 1 {
 			st.energy[i] += (w + st.prevW[i]) / 2 * dt
@@ -149,7 +190,24 @@ func (st *state) sample(t time.Time, raw *[AdcChannels]int16, off [AdcChannels]i
 		st.prevW[i] = w
 		st.emit(meters.Sample{Channel: i, T: t, Watts: w, Joules: st.energy[i]})
 	}
+	if sat {
+		st.countSaturated(st.m.core)
+	}
 	st.prevT, st.lastT = t, t
+}
+
+// saturated reports whether a raw 12-bit code is at the end of the ADC's
+// range, where the reading may be clipped.
+func saturated(raw int16) bool { return raw >= 2047 || raw <= -2048 }
+
+// countSaturated counts a record with a channel at the end of its range, and
+// warns the first time.
+func (st *state) countSaturated(core *serial.Core) {
+	if !st.satWarned {
+		st.satWarned = true
+		core.Warn("pmd-usb: a channel read the end of the ADC's range (±2047 steps): those readings may be clipped; see the saturated_records counter")
+	}
+	core.Count("saturated_records", 1)
 }
 
 func (m *Meter) session(ctx context.Context, port serial.Port, st *state) error {

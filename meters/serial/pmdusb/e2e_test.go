@@ -20,7 +20,7 @@ func TestEndToEndConstantTrace(t *testing.T) {
 		opts Options
 	}{
 		{"stream 4-byte timestamps, baud switch", Options{Baud: 921600, TSBytes: 4}},
-		{"stream without timestamps", Options{TSBytes: 0}},
+		{"stream without timestamps", Options{TSBytes: NoTimestamps}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

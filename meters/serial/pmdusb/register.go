@@ -15,6 +15,7 @@ func init() {
 		Name:     "pmd-usb",
 		Usage:    "pmd-usb:PATH[?baud=115200|230400|460800|921600|1500000|2000000&channels=EPS1+EPS2&ts=4|2|0&mode=stream|poll]  ElmorLabs PMD-USB",
 		Open:     open,
+		Check:    check,
 		Detect:   detect,
 		AutoRank: 21,
 	})
@@ -22,17 +23,33 @@ func init() {
 }
 
 func open(sp meters.Spec, env meters.Env) (meters.Meter, error) {
+	o, err := parseSpec(sp)
+	if err != nil {
+		return nil, err
+	}
+	return New(sp.Raw, sp.Arg, o, env)
+}
+
+// check finds what is wrong with a spec without opening the port, so that
+// `harness run --check` catches a bad baud rate before the run.
+func check(sp meters.Spec) error {
+	_, err := parseSpec(sp)
+	return err
+}
+
+// parseSpec checks the device path and options and returns the options.
+func parseSpec(sp meters.Spec) (Options, error) {
 	if sp.Arg == "" {
-		return nil, fmt.Errorf("%w %q: pmd-usb needs a device path, e.g. pmd-usb:/dev/ttyUSB0", meters.ErrSpec, sp.Raw)
+		return Options{}, fmt.Errorf("%w %q: pmd-usb needs a device path, e.g. pmd-usb:/dev/ttyUSB0", meters.ErrSpec, sp.Raw)
 	}
 	if err := sp.Unknown("baud", "channels", "ts", "mode"); err != nil {
-		return nil, err
+		return Options{}, err
 	}
 	o, err := parseOptions(sp.Options)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", meters.ErrSpec, sp.Raw, err)
+		return Options{}, fmt.Errorf("%w %q: %v", meters.ErrSpec, sp.Raw, err)
 	}
-	return New(sp.Raw, sp.Arg, o, env)
+	return o, nil
 }
 
 func parseOptions(opt map[string]string) (Options, error) {
@@ -49,7 +66,9 @@ func parseOptions(opt map[string]string) (Options, error) {
 	}
 	if s := opt["ts"]; s != "" {
 		switch s {
-		case "0", "2", "4":
+		case "0":
+			o.TSBytes = NoTimestamps
+		case "2", "4":
 			o.TSBytes, _ = strconv.Atoi(s)
 		default:
 			return o, fmt.Errorf("ts %q: want 0, 2 or 4 timestamp bytes", s)

@@ -103,3 +103,40 @@ func (c *Config) PairName(p int) string {
 func (c *Config) Watts(f *Frame, p int) float64 {
 	return c[2*p].Value(f.Levels[2*p]) * c[2*p+1].Value(f.Levels[2*p+1])
 }
+
+// adcVolts is one step of the 10-bit ADC on its 3.3 V reference.
+const adcVolts = 3.3 / 1023
+
+// span is what one step of a sensor's level is in its unit (A or V), and
+// the largest magnitude it can read, from level 0 or 1023. Both are 0 for
+// a sensor without a sensitivity.
+func (s Sensor) span() (step, full float64) {
+	sens := math.Abs(float64(s.Sensitivity))
+	if sens == 0 {
+		return 0, 0
+	}
+	vref := float64(s.Vref)
+	return adcVolts / sens, max(math.Abs(3.3-vref), math.Abs(vref)) / sens
+}
+
+// PairScale is what pair p can resolve and reach, from its calibration:
+// fullScaleW is the power at both sensors' full scale, and stepW the
+// largest change one ADC step of current and one of voltage make to a
+// reading's power anywhere in that range (ΔI·V_full + ΔV·I_full). Both 0
+// when a sensitivity is 0.
+func (c *Config) PairScale(p int) (stepW, fullScaleW float64) {
+	di, fi := c[2*p].span()
+	dv, fv := c[2*p+1].span()
+	return di*fv + dv*fi, fi * fv
+}
+
+// Saturated reports whether a sensor of pair p reads level 0 or 1023 in
+// f: at the end of its range, where the reading may be clipped.
+func (c *Config) Saturated(f *Frame, p int) bool {
+	for _, l := range f.Levels[2*p : 2*p+2] {
+		if l == 0 || l == 1023 {
+			return true
+		}
+	}
+	return false
+}

@@ -83,14 +83,22 @@ func New(name, path string, opts Options, env meters.Env) (*Meter, error) {
 	m.pairs = pairs
 	m.core.Warn(warn...)
 	m.info = meters.Info{
-		Name:        name,
-		Driver:      "powersensor3",
-		Kind:        meters.Measured,
-		Description: fmt.Sprintf("PowerSensor3 %s at %s, %d sensor pair(s), current x voltage per pair from the device's stored calibration", dev.Version, path, len(pairs)),
+		Name:   name,
+		Driver: "powersensor3",
+		Kind:   meters.Measured,
+		Precision: meters.Precision{
+			Source: "power step: one ADC step (3.3 V / 1023) of current and one of voltage at the pair's full scale, " +
+				"from the stored calibration, the largest over the pairs; accuracy not stated in the sources examined: " +
+				"it rests on the calibration set with psconfig (firmware-notes/powersensor3.md)",
+		},
 	}
 	for _, p := range pairs {
-		m.info.Channels = append(m.info.Channels, meters.Channel{Name: m.dev.Config.PairName(p), InTotal: true})
+		step, full := m.dev.Config.PairScale(p)
+		m.info.Precision.PowerStepW = max(m.info.Precision.PowerStepW, step)
+		m.info.Channels = append(m.info.Channels, meters.Channel{Name: m.dev.Config.PairName(p), InTotal: true, FullScaleW: full})
 	}
+	m.info.Description = fmt.Sprintf("PowerSensor3 %s at %s, %d sensor pair(s), current x voltage per pair from the device's stored calibration; %s",
+		dev.Version, path, len(pairs), m.info.Precision)
 	return m, nil
 }
 
@@ -150,6 +158,21 @@ type streamState struct {
 func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) error {
 	defer port.Close()
 	_ = port.SetReadTimeout(50 * time.Millisecond)
+	if err := m.rehandshake(port); err != nil {
+		return err
+	}
+	m.core.ResetFit()
+	if _, err := port.Write([]byte{cmdStart}); err != nil {
+		return fmt.Errorf("powersensor3: write start: %w", err)
+	}
+	m.setPort(port)
+	defer m.setPort(nil)
+	return newStream(m, st).run(ctx, port)
+}
+
+// rehandshake identifies the device again on a new connection and takes
+// its calibration, which someone may have changed in between.
+func (m *Meter) rehandshake(port serial.Port) error {
 	dev, err := Handshake(port, m.opts.Sleep)
 	if err != nil {
 		return err
@@ -160,193 +183,55 @@ func (m *Meter) session(ctx context.Context, port serial.Port, st *streamState) 
 		m.dev.Config = dev.Config
 		m.core.Unlock()
 	}
-	m.core.ResetFit()
-	var dec Decoder
-	var unwrap Unwrapper
-	if _, err := port.Write([]byte{cmdStart}); err != nil {
-		return fmt.Errorf("powersensor3: write start: %w", err)
-	}
-	m.core.Lock()
-	m.port = port
-	m.labels = nil
-	m.core.Unlock()
-	defer func() {
-		m.core.Lock()
-		m.port = nil
-		m.core.Unlock()
-	}()
+	return nil
+}
 
-	cfg := &m.dev.Config
-	period := int64(0)
-	if m.opts.Rate > 0 {
-		period = int64(1e6 / m.opts.Rate)
+// setPort makes port the one Mark writes to (nil: not streaming) and
+// forgets the labels of marks a previous connection did not deliver.
+func (m *Meter) setPort(port serial.Port) {
+	m.core.Lock()
+	m.port, m.labels = port, nil
+	m.core.Unlock()
+}
+
+// markSeen pairs the marker on the frame at device time us with the
+// oldest label sent and keeps both in the report's markers.
+func (m *Meter) markSeen(us int64) {
+	m.core.Lock()
+	defer m.core.Unlock()
+	label := "?"
+	if len(m.labels) > 0 {
+		label, m.labels = m.labels[0], m.labels[1:]
 	}
+	m.markers = append(m.markers, map[string]any{"label": label, "device_us": us, "t_ns": m.core.Fitter().Map(us * 1000).UnixNano()})
+}
+
+// reset starts a new averaging window: a new connection starts with an
+// empty one.
+func (st *streamState) reset() {
 	st.n, st.winEnd = 0, -1
 	for i := range st.sum {
 		st.sum[i] = 0
 	}
-	var (
-		buf       = make([]byte, 32*1024)
-		lastRead  = time.Now()
-		lastChunk time.Time
-		stopping  bool
-		stopped   bool
-		stopBy    time.Time
-		prevUs    int64 = -1
-		prevW           = make([]float64, len(m.pairs))
-		chunkHost time.Time
-		firstOfCh bool
-		hostGapUs int64
-		lastDevNs int64
-		gotFrame  bool
-		prev      Stats
-		pacer     serial.Pacer
-	)
-	onFrame := func(ev Event, f *Frame) {
-		if ev == EventStop {
-			if stopping {
-				stopped = true
-			} else {
-				m.core.Count("unexpected_stop_words", 1)
-			}
-			return
-		}
-		if stopped {
-			// The trailing frame the firmware sends after the stop word
-			// comes after ~100 ms of silence: as data it would stretch
-			// the recording's last interval by that silence and lower
-			// its mean power.
-			return
-		}
-		gu := int64(0)
-		if firstOfCh {
-			gu, firstOfCh = hostGapUs, false
-		}
-		us := unwrap.Next(f.T, gu)
-		if prevUs >= 0 && us-prevUs > 150 {
-			m.core.Count("timestamp_gaps", 1) // frames lost between these two (F411 frames are ~50 µs apart)
-		}
-		lastDevNs, gotFrame = us*1000, true
-		if f.Marker {
-			m.core.Lock()
-			label := "?"
-			if len(m.labels) > 0 {
-				label, m.labels = m.labels[0], m.labels[1:]
-			}
-			m.markers = append(m.markers, map[string]any{"label": label, "device_us": us, "t_ns": m.core.Fitter().Map(us * 1000).UnixNano()})
-			m.core.Unlock()
-		}
-		for c, p := range m.pairs {
-			w := cfg.Watts(f, p)
-			if prevUs >= 0 {
-				// Trapezoid over device time; a stall-sized step is not
-				// integrated across.
-				if dt := us - prevUs; dt > 0 && dt < 100_000 {
-					st.energy[c] += (w + prevW[c]) / 2 * float64(dt) * 1e-6
-				}
-			}
-			prevW[c] = w
-			st.sum[c] += w
-		}
-		prevUs = us
-		st.n++
-		if st.winEnd < 0 {
-			st.winEnd = us + period
-		}
-		if us >= st.winEnd {
-			st.flush(m, us)
-			for st.winEnd <= us {
-				st.winEnd += max(period, 1)
-			}
-		}
-	}
-	for {
-		if ctx.Err() != nil && !stopping {
-			// Leave >= 1 ms after a marker before stopping (firmware race, see
-			// firmware-notes/powersensor3.md), then ask for the stop sequence.
-			m.opts.Sleep(2 * time.Millisecond)
-			if _, err := port.Write([]byte{cmdStopMarker}); err != nil {
-				return nil
-			}
-			stopping, stopBy = true, time.Now().Add(time.Second)
-		}
-		if stopped || (stopping && time.Now().After(stopBy)) {
-			if !stopped {
-				m.core.Count("stop_not_acknowledged", 1)
-			}
-			// One trailing frame follows the stop sequence: drain it, then
-			// make sure the device is silent.
-			m.opts.Sleep(20 * time.Millisecond)
-			if f, ok := port.(interface{ ResetInputBuffer() error }); ok {
-				_ = f.ResetInputBuffer()
-			}
-			_, _ = port.Write([]byte{cmdStopQuiet})
-			st.finish(m, prevUs)
-			return nil
-		}
-		n, err := port.Read(buf)
-		now := time.Now()
-		if err != nil {
-			st.finish(m, prevUs)
-			return fmt.Errorf("powersensor3: read: %w", err)
-		}
-		if n == 0 {
-			if now.Sub(lastRead) > m.opts.StallAfter {
-				st.finish(m, prevUs)
-				return fmt.Errorf("powersensor3: no data for %v", m.opts.StallAfter)
-			}
-			continue
-		}
-		chunkHost = m.env.Clock()
-		hostGapUs = 0
-		if !lastChunk.IsZero() {
-			// Chunks arrive every millisecond or so with the frames in
-			// between; only a long silence can hide whole 1024 µs wraps. The
-			// frames in this chunk were sent during the silence's end, so
-			// their span (at the nominal ~50 µs) is taken off.
-			if g := now.Sub(lastChunk); g > 100*time.Millisecond {
-				hostGapUs = g.Microseconds() - int64(n/FrameSize)*50
-			}
-		}
-		lastRead, lastChunk, firstOfCh = now, now, true
-		gotFrame = false
-		fitReady := m.core.FitReady()
-		dec.Feed(buf[:n], func(ev Event, f *Frame) {
-			// The fit must be current before the first frame is mapped.
-			if ev == EventFrame && !fitReady {
-				m.core.Lock()
-				m.core.Fitter().Add(unwrapPeek(&unwrap, f.T)*1000, chunkHost)
-				fitReady = m.core.Fitter().Ready()
-				m.core.Unlock()
-			}
-			onFrame(ev, f)
-		})
-		if gotFrame {
-			m.core.Lock()
-			m.core.Fitter().Add(lastDevNs, chunkHost)
-			end := m.core.Fitter().Map(lastDevNs)
-			m.core.Unlock()
-			m.core.CloseGap(end)
-		}
-		s := dec.Stats
-		m.core.Tally(func(c map[string]int64) {
-			c["bytes"] += s.Bytes - prev.Bytes
-			c["frames"] += s.Frames - prev.Frames
-			c["dropped_bytes"] += s.DroppedBytes - prev.DroppedBytes
-			c["rejected_words"] += s.RejectedWords - prev.RejectedWords
-			c["broken_frames"] += s.BrokenFrames - prev.BrokenFrames
-		})
-		prev = s
-		// The time of every frame comes from its device timestamp, not
-		// from when it was read, so reads can wait for a batch.
-		pacer.Wait(now)
-	}
 }
 
-// unwrapPeek returns what Next would return without advancing.
-func unwrapPeek(u *Unwrapper, t uint16) int64 {
-	c := *u
-	return c.Next(t, 0)
+// add adds one frame's power per channel, at device time us, to the
+// window, and emits the window when us reaches its end. period is the
+// window's length in device µs; 0 emits every frame.
+func (st *streamState) add(m *Meter, us, period int64, watts []float64) {
+	for c, w := range watts {
+		st.sum[c] += w
+	}
+	st.n++
+	if st.winEnd < 0 {
+		st.winEnd = us + period
+	}
+	if us >= st.winEnd {
+		st.flush(m, us)
+		for st.winEnd <= us {
+			st.winEnd += max(period, 1)
+		}
+	}
 }
 
 // flush emits the averaged window that ended at device time us.

@@ -1,0 +1,271 @@
+package powersensor3
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/academemes/harness/meters/serial"
+)
+
+// stream is one connection's streaming: it decodes what the port gives,
+// places frames in device time, turns them into samples and runs the stop
+// handshake. What must survive a reconnect (energy so far, the last time
+// emitted) lives in streamState; everything here starts afresh with the
+// connection.
+type stream struct {
+	m      *Meter
+	st     *streamState
+	cfg    *Config
+	period int64 // device µs per emitted sample; 0: every frame
+
+	dec        Decoder
+	unwrap     Unwrapper
+	tallied    Stats // decoder counters already added to the report
+	saturated  int64 // frames with a sensor of an active pair at the end of its range
+	satTallied int64
+	feedFn     func(Event, *Frame)
+
+	// The previous frame, for the trapezoid.
+	prevUs int64 // device µs; -1: no frame yet
+	prevW  []float64
+	watts  []float64 // the current frame's power per channel
+
+	// The chunk being decoded.
+	chunkHost  time.Time // harness-clock time it arrived
+	hostGapUs  int64     // silence before it that the 10-bit timestamps cannot show, µs
+	firstFrame bool      // the next frame is the chunk's first
+	lastDevNs  int64     // device time of its latest frame
+	gotFrame   bool      // it held a frame
+	fitReady   bool      // the clock fit maps device times
+
+	lastRead, lastChunk time.Time // wall time of the last read that brought bytes
+
+	// The stop handshake: 'X' sent, FF 3F seen, and until when to wait.
+	stopping, stopped bool
+	stopBy            time.Time
+}
+
+func newStream(m *Meter, st *streamState) *stream {
+	s := &stream{
+		m: m, st: st, cfg: &m.dev.Config,
+		prevUs:   -1,
+		prevW:    make([]float64, len(m.pairs)),
+		watts:    make([]float64, len(m.pairs)),
+		lastRead: time.Now(),
+	}
+	if m.opts.Rate > 0 {
+		s.period = int64(1e6 / m.opts.Rate)
+	}
+	s.feedFn = s.feed
+	st.reset()
+	return s
+}
+
+// run reads until ctx ends (then stops the device and returns nil) or the
+// device is lost (returning why).
+func (s *stream) run(ctx context.Context, port serial.Port) error {
+	buf := make([]byte, 32*1024)
+	var pacer serial.Pacer
+	for {
+		if ctx.Err() != nil && !s.stopping {
+			if err := s.requestStop(port); err != nil {
+				return nil
+			}
+		}
+		if s.stopped || (s.stopping && time.Now().After(s.stopBy)) {
+			s.endStop(port)
+			return nil
+		}
+		n, err := port.Read(buf)
+		now := time.Now()
+		if err != nil {
+			s.finish()
+			return fmt.Errorf("powersensor3: read: %w", err)
+		}
+		if n == 0 {
+			if now.Sub(s.lastRead) > s.m.opts.StallAfter {
+				s.finish()
+				return fmt.Errorf("powersensor3: no data for %v", s.m.opts.StallAfter)
+			}
+			continue
+		}
+		s.chunk(buf[:n], now, s.m.env.Clock())
+		// The time of every frame comes from its device timestamp, not
+		// from when it was read, so reads can wait for a batch.
+		pacer.Wait(now)
+	}
+}
+
+// requestStop asks the device for its stop sequence. It leaves >= 1 ms
+// after a marker before stopping (firmware race, see
+// firmware-notes/powersensor3.md).
+func (s *stream) requestStop(port serial.Port) error {
+	s.m.opts.Sleep(2 * time.Millisecond)
+	if _, err := port.Write([]byte{cmdStopMarker}); err != nil {
+		return err
+	}
+	s.stopping, s.stopBy = true, time.Now().Add(time.Second)
+	return nil
+}
+
+// endStop ends the stream once the stop word came or the wait for it ran
+// out: one trailing frame follows the stop sequence, so it drains the
+// line, then makes sure the device is silent, and emits the last window.
+func (s *stream) endStop(port serial.Port) {
+	if !s.stopped {
+		s.m.core.Count("stop_not_acknowledged", 1)
+	}
+	s.m.opts.Sleep(20 * time.Millisecond)
+	if f, ok := port.(interface{ ResetInputBuffer() error }); ok {
+		_ = f.ResetInputBuffer()
+	}
+	_, _ = port.Write([]byte{cmdStopQuiet})
+	s.finish()
+}
+
+// finish emits what is left of the averaging window.
+func (s *stream) finish() { s.st.finish(s.m, s.prevUs) }
+
+// chunk decodes the bytes of one read, which came at wall time now and
+// harness-clock time host, and feeds the clock fit with its newest frame.
+func (s *stream) chunk(p []byte, now, host time.Time) {
+	s.chunkHost = host
+	s.hostGapUs = 0
+	if !s.lastChunk.IsZero() {
+		s.hostGapUs = hostGapUs(now.Sub(s.lastChunk), len(p))
+	}
+	s.lastRead, s.lastChunk, s.firstFrame = now, now, true
+	s.gotFrame = false
+	s.fitReady = s.m.core.FitReady()
+	s.dec.Feed(p, s.feedFn)
+	if s.gotFrame {
+		s.m.core.Lock()
+		s.m.core.Fitter().Add(s.lastDevNs, s.chunkHost)
+		end := s.m.core.Fitter().Map(s.lastDevNs)
+		s.m.core.Unlock()
+		s.m.core.CloseGap(end)
+	}
+	s.tally()
+}
+
+// hostGapUs is the silence before a chunk of n bytes that arrived gap
+// after the previous one, in µs, where it may hide whole 1024 µs wraps of
+// the device timestamp; 0 where it cannot. Chunks arrive every
+// millisecond or so with the frames in between; only a long silence
+// (over 100 ms) can hide wraps. The chunk's frames were sent during the
+// silence's end, so their span (at the nominal ~50 µs) is taken off.
+func hostGapUs(gap time.Duration, n int) int64 {
+	if gap <= 100*time.Millisecond {
+		return 0
+	}
+	return gap.Microseconds() - int64(n/FrameSize)*50
+}
+
+// feed is the decoder's callback for each frame or stop word.
+func (s *stream) feed(ev Event, f *Frame) {
+	if ev == EventFrame && !s.fitReady {
+		// The fit must be current before the first frame is mapped.
+		s.m.core.Lock()
+		s.m.core.Fitter().Add(unwrapPeek(&s.unwrap, f.T)*1000, s.chunkHost)
+		s.fitReady = s.m.core.Fitter().Ready()
+		s.m.core.Unlock()
+	}
+	if ev == EventStop {
+		s.stopWord()
+		return
+	}
+	s.frame(f)
+}
+
+// stopWord handles FF 3F: the end of the stream once 'X' was sent, a
+// miscount otherwise.
+func (s *stream) stopWord() {
+	if s.stopping {
+		s.stopped = true
+		return
+	}
+	s.m.core.Count("unexpected_stop_words", 1)
+}
+
+// frame turns one frame into power, energy and, at the end of a window,
+// samples.
+func (s *stream) frame(f *Frame) {
+	if s.stopped {
+		// The trailing frame the firmware sends after the stop word
+		// comes after ~100 ms of silence: as data it would stretch the
+		// recording's last interval by that silence and lower its mean
+		// power.
+		return
+	}
+	us := s.deviceTime(f)
+	if f.Marker {
+		s.m.markSeen(us)
+	}
+	s.integrate(f, us)
+	s.st.add(s.m, us, s.period, s.watts)
+}
+
+// deviceTime unwraps the frame's timestamp to device µs since the stream
+// began, taking the host's gap before a chunk's first frame, and counts
+// lost frames.
+func (s *stream) deviceTime(f *Frame) int64 {
+	gu := int64(0)
+	if s.firstFrame {
+		gu, s.firstFrame = s.hostGapUs, false
+	}
+	us := s.unwrap.Next(f.T, gu)
+	if s.prevUs >= 0 && us-s.prevUs > 150 {
+		s.m.core.Count("timestamp_gaps", 1) // frames lost between these two (F411 frames are ~50 µs apart)
+	}
+	s.lastDevNs, s.gotFrame = us*1000, true
+	return us
+}
+
+// integrate works out each channel's power in the frame at device time
+// us and adds the trapezoid since the previous frame to its energy.
+func (s *stream) integrate(f *Frame, us int64) {
+	sat := false
+	for c, p := range s.m.pairs {
+		sat = sat || s.cfg.Saturated(f, p)
+		w := s.cfg.Watts(f, p)
+		if s.prevUs >= 0 {
+			// A stall-sized step is not integrated across.
+			if dt := us - s.prevUs; dt > 0 && dt < 100_000 {
+				s.st.energy[c] += (w + s.prevW[c]) / 2 * float64(dt) * 1e-6
+			}
+		}
+		s.prevW[c] = w
+		s.watts[c] = w
+	}
+	if sat {
+		s.saturated++
+	}
+	s.prevUs = us
+}
+
+// tally adds what the decoder counted since the last chunk to the report.
+func (s *stream) tally() {
+	cur, prev := s.dec.Stats, s.tallied
+	sat := s.saturated - s.satTallied
+	if sat > 0 && s.satTallied == 0 {
+		s.m.core.Warn("powersensor3: a sensor read the end of its range (level 0 or 1023): those readings may be clipped; see the saturated_frames counter")
+	}
+	s.m.core.Tally(func(c map[string]int64) {
+		if sat > 0 {
+			c["saturated_frames"] += sat
+		}
+		c["bytes"] += cur.Bytes - prev.Bytes
+		c["frames"] += cur.Frames - prev.Frames
+		c["dropped_bytes"] += cur.DroppedBytes - prev.DroppedBytes
+		c["rejected_words"] += cur.RejectedWords - prev.RejectedWords
+		c["broken_frames"] += cur.BrokenFrames - prev.BrokenFrames
+	})
+	s.tallied, s.satTallied = cur, s.saturated
+}
+
+// unwrapPeek returns what Next would return without advancing.
+func unwrapPeek(u *Unwrapper, t uint16) int64 {
+	c := *u
+	return c.Next(t, 0)
+}
