@@ -234,8 +234,10 @@ type RepEnergy struct {
 	Coverage           Float `json:"coverage"`
 	Samples            int   `json:"samples"`
 	// ResolutionJ is the smallest energy the meter resolves over this
-	// window.
-	ResolutionJ Float `json:"resolution_j"`
+	// window; BelowResolution is set when the window's dynamic energy is
+	// smaller than that (its dynamic figures are then not resolved).
+	ResolutionJ     Float `json:"resolution_j"`
+	BelowResolution bool  `json:"below_resolution,omitempty"`
 }
 
 // Marginal is the regression of window power on request rate over 1-s

@@ -79,6 +79,9 @@ func repEnergy(m *meterSeries, iw float64, w window) RepEnergy {
 		Coverage: Float(m.coverage(w.s, w.e)), Samples: m.samplesIn(w.s, w.e),
 		ResolutionJ: Float(m.resolutionJ(dt)),
 	}
+	if res := float64(r.ResolutionJ); res > 0 && r.DynamicJ.OK() && math.Abs(float64(r.DynamicJ)) < res {
+		r.BelowResolution = true
+	}
 	if n > 0 {
 		r.JPerRequest = Float(e / n)
 		r.DynamicJPerRequest = Float((e - iw*dt) / n)

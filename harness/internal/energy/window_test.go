@@ -46,11 +46,14 @@ func TestRepEnergy(t *testing.T) {
 		idleW   float64
 		resJ    float64
 		dynJ    float64 // NaN without idle
+		below   bool
 	}{
-		{"counter", true, meters.Precision{EnergyStepJ: 0.5, PowerStepW: 1}, 8, 0.5, 12},
-		{"power readings", false, meters.Precision{EnergyStepJ: 0.5, PowerStepW: 1}, 8, 6, 12},
-		{"no precision stated", false, meters.Precision{}, 8, 0, 12},
-		{"no idle baseline", true, meters.Precision{}, math.NaN(), 0, math.NaN()},
+		{"counter", true, meters.Precision{EnergyStepJ: 0.5, PowerStepW: 1}, 8, 0.5, 12, false},
+		{"power readings", false, meters.Precision{EnergyStepJ: 0.5, PowerStepW: 1}, 8, 6, 12, false},
+		{"power steps coarser than the dynamic power", false, meters.Precision{PowerStepW: 3}, 8, 18, 12, true},
+		{"counter step coarser than the dynamic energy", true, meters.Precision{EnergyStepJ: 3600}, 8, 3600, 12, true},
+		{"no precision stated", false, meters.Precision{}, 8, 0, 12, false},
+		{"no idle baseline", true, meters.Precision{EnergyStepJ: 3600}, math.NaN(), 3600, math.NaN(), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,8 +64,8 @@ func TestRepEnergy(t *testing.T) {
 			if !same(float64(r.DynamicJ), tc.dynJ) || !same(float64(r.DynamicJPerRequest), tc.dynJ/3) {
 				t.Errorf("dynamic %v J, %v J/request; want %v and %v", r.DynamicJ, r.DynamicJPerRequest, tc.dynJ, tc.dynJ/3)
 			}
-			if !same(float64(r.ResolutionJ), tc.resJ) {
-				t.Errorf("resolution %v J, want %v J", r.ResolutionJ, tc.resJ)
+			if !same(float64(r.ResolutionJ), tc.resJ) || r.BelowResolution != tc.below {
+				t.Errorf("resolution %v J, below it %v; want %v J, %v", r.ResolutionJ, r.BelowResolution, tc.resJ, tc.below)
 			}
 			if r.Samples != 60 || r.Coverage != 1 {
 				t.Errorf("%d samples, coverage %v; want 60 and 1", r.Samples, r.Coverage)
