@@ -47,14 +47,15 @@ type Scenario struct {
 	Idle        time.Duration // baseline with targets started but unloaded
 	Warmup      time.Duration // load that is not scored
 	Cooldown    time.Duration // unloaded tail, lets power settle
+	Meters      []string      // meter spec strings
+	Targets     []Target
+	Load        Load
+
 	// Order is OrderRandom or OrderFixed. Seed makes a random order
 	// repeatable; 0 (or absent) draws one at run time, which run.json
 	// records.
 	Order string
 	Seed  uint64
-	Meters      []string      // meter spec strings
-	Targets     []Target
-	Load        Load
 
 	// File is the path the scenario was read from; Dir is its directory,
 	// against which body_file and functions paths resolve.
