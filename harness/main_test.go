@@ -54,7 +54,7 @@ func TestBrokenScenarios(t *testing.T) {
 		want     string // a regexp
 	}{
 		{"bad YAML", "targets:", "targets: [", `bad\.yaml:[1-9]\d*:[1-9]\d*: bad YAML`},
-		{"unknown field", "repeat: 3", "repeats: 3", `bad\.yaml:\d+:1: repeats: unknown field`},
+		{"unknown field", "repeat: 5", "repeats: 5", `bad\.yaml:\d+:1: repeats: unknown field`},
 		{"negative rate", "rate: 2,", "rate: -2,", `bad\.yaml:\d+:\d+: load\.stages\[0\]\.rate: must be a positive`},
 		{"missing function file", "function: memes\n    mode: cold\n  - name: docker-node", "function: ./nowhere/ghost.wasm\n    mode: cold\n  - name: docker-node", `bad\.yaml:\d+:\d+: targets\[0\]\.function: .*ghost`},
 		{"unknown target kind", "kind: docker-node", "kind: lambda", `bad\.yaml:\d+:\d+: targets\[1\]\.kind: unknown target kind "lambda"`},

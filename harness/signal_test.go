@@ -27,7 +27,7 @@ func TestInterruptKeepsDataAndCleansUp(t *testing.T) {
 	runs, reports := t.TempDir(), t.TempDir()
 	cmd := exec.Command(bin, "run", "../scenarios/coldstart.yaml",
 		"--set", "repeat=1", "--set", "idle=1s", "--set", "warmup=0s", "--set", "cooldown=1s",
-		"--set", "load.stages[0].duration=60s",
+		"--set", "load.stages[0].duration=60s", "--set", "order=fixed", // docker-node first
 		"--set", "targets=[{name: docker-node, kind: docker-node, function: memes, mode: cold}, {name: wasm, kind: wasm, function: memes, mode: cold}]",
 		"--runs", runs, "--reports", reports)
 	var out strings.Builder

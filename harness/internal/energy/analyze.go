@@ -3,8 +3,8 @@ package energy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -23,16 +23,17 @@ type Options struct {
 	// its steady window; at least twice the phase's p99 latency is cut, at
 	// most a quarter of the phase.
 	EdgeCut float64
-	// SubWindow is the length of the windows used by the bootstrap, the
-	// marginal regression and the idle noise check. It grows to hold at
-	// least five samples of the meter.
+	// SubWindow is the length of the windows of the marginal regression,
+	// the idle noise check and the per-window values the report plots. It
+	// grows to hold at least five samples of the meter. Sub-windows of one
+	// phase are correlated, so they describe spread and never feed an
+	// interval or a test.
 	SubWindow time.Duration
-	// MinReps is the number of repetitions from which intervals are
-	// t-based; below it they come from a bootstrap over sub-windows.
+	// MinReps is the fewest repetitions from which a figure gets an
+	// interval (and compare a test): the repetition is the unit of
+	// replication, and with fewer there is no honest estimate of its
+	// spread.
 	MinReps int
-	// Bootstrap is the number of resamples; Seed makes them repeatable.
-	Bootstrap int
-	Seed      uint64
 	// Thresholds for warnings.
 	MinCoverage      float64       // sample coverage of a window
 	NoisyIdleCV      float64       // coefficient of variation of idle power
@@ -48,9 +49,7 @@ func DefaultOptions() Options {
 		Confidence:       0.95,
 		EdgeCut:          0.05,
 		SubWindow:        time.Second,
-		MinReps:          5,
-		Bootstrap:        2000,
-		Seed:             1,
+		MinReps:          3,
 		MinCoverage:      0.9,
 		NoisyIdleCV:      0.10,
 		MaxClockResidual: time.Millisecond,
@@ -77,8 +76,9 @@ type GroupDetail struct {
 	// RepJ and RepDynamicJ are joules per request of each repetition.
 	RepJ, RepDynamicJ []float64
 	// WindowJ and WindowDynamicJ are joules per request of each
-	// sub-window with a request in it: the samples compare uses when there
-	// are too few repetitions.
+	// sub-window with a request in it. They describe spread only: the
+	// sub-windows of one phase are correlated, so they never feed an
+	// interval or a test (the repetitions do).
 	WindowJ, WindowDynamicJ []float64
 	// Rate and Power are the sub-windows' request rate (1/s) and mean
 	// power (W), this phase's and the target's idle ones.
@@ -115,7 +115,7 @@ func AnalyzeDetail(run *runstore.Run, opt Options) (*Summary, *Detail, error) {
 	if len(run.Meta.Phases) == 0 {
 		return nil, nil, fmt.Errorf("%w: run %s records no phases", ErrNoData, run.Meta.ID)
 	}
-	a := &analysis{run: run, opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed))}
+	a := &analysis{run: run, opt: opt}
 	a.meters = buildMeters(run.Meta.Meters, run.Samples)
 	a.index()
 	s := &Summary{
@@ -124,16 +124,19 @@ func AnalyzeDetail(run *runstore.Run, opt Options) (*Summary, *Detail, error) {
 		Scenario: run.Meta.Scenario,
 		Status:   run.Meta.Status,
 		Method:   a.method(),
+		Validity: run.Meta.Validity,
 	}
 	d := &Detail{Groups: map[GroupKey]*GroupDetail{}}
-	a.detail = d
 	s.Warnings = a.runWarnings()
 	for _, m := range a.meters {
 		s.Meters = append(s.Meters, a.meterSummary(m))
 	}
 	for _, t := range a.targetList() {
-		s.Targets = append(s.Targets, a.target(t))
+		ts, groups := a.target(t)
+		s.Targets = append(s.Targets, ts)
+		maps.Copy(d.Groups, groups)
 	}
+	s.ColdStarts = coldStarts(s.Targets, run.Meta, a.opt)
 	for _, m := range a.meters {
 		d.Power = append(d.Power, a.power(m))
 	}
@@ -148,9 +151,7 @@ type reqKey struct {
 type analysis struct {
 	run    *runstore.Run
 	opt    Options
-	rng    *rand.Rand
 	meters []*meterSeries
-	detail *Detail
 	// reqs indexes run.Requests by target, phase and repetition.
 	reqs map[reqKey][]int
 	// phases by target, in run order.
@@ -176,8 +177,10 @@ func (a *analysis) method() Method {
 		Window:      "each measured phase less its ramp edges: max(edge fraction, 2x p99 latency) at each end, at most a quarter of the phase",
 		PerRequest:  "window energy / successful requests in the window, each request counted by the fraction of its time in flight that lies inside the window; dynamic = energy - idle power x window length",
 		Attribution: "each sampling interval's dynamic energy shared among the requests in flight in proportion to their overlap; intervals with none in flight spread over the window's requests by their time in flight; the distribution is over requests wholly inside a steady window",
-		Marginal:    "least-squares slope of sub-window power on request rate over the target's idle and this phase's sub-windows",
-		Interval:    fmt.Sprintf("t interval over repetitions when there are at least %d, else a percentile bootstrap of sub-windows stratified by repetition (%d resamples)", a.opt.MinReps, a.opt.Bootstrap),
+		Marginal:    "least-squares slope of sub-window power on request rate over the target's idle and this phase's sub-windows; its interval from the spread of each repetition's own slope",
+		Interval:    fmt.Sprintf("the repetition is the unit of replication: t interval over the per-repetition values, none with fewer than %d repetitions; sub-windows of a phase are correlated and never feed an interval", a.opt.MinReps),
+		Resolution:  "each meter's declared resolution and accuracy widen every interval: half-width + resolution per request (one counter step, or one power step over the window, divided by the window's requests) + relative error x value (a gain error, the same in every repetition, so added rather than averaged); a figure whose energy per window is smaller than the resolution is reported as below resolution, with no number",
+		ColdStart:   "for targets of the same kind and function run cold and warm: cold minus warm per request, Welch t interval over the two sets of repetitions, widened by both sides' resolution; whole-device uWh per request only where both ran at the same offered rate",
 		Confidence:  a.opt.Confidence,
 		EdgeCut:     a.opt.EdgeCut,
 		SubWindowS:  a.opt.SubWindow.Seconds(),
@@ -272,8 +275,9 @@ func (a *analysis) targetList() []runstore.TargetMeta {
 	return ts
 }
 
-// measured reports whether a phase is scored.
-func measured(name string) bool {
+// Measured reports whether a phase is scored: "load", or "load/<input>"
+// when a scenario gives inputs.
+func Measured(name string) bool {
 	return name == runstore.PhaseLoad || strings.HasPrefix(name, runstore.PhaseLoad+"/")
 }
 
@@ -340,7 +344,9 @@ func (a *analysis) idle(target string, m *meterSeries) *idleModel {
 	return im
 }
 
-func (a *analysis) target(t runstore.TargetMeta) TargetSummary {
+// target is one target's summary, with the values behind each measured
+// phase's figures on each meter.
+func (a *analysis) target(t runstore.TargetMeta) (TargetSummary, map[GroupKey]*GroupDetail) {
 	ts := TargetSummary{Name: t.Name, Kind: t.Kind, Mode: string(t.Mode), Skipped: t.Skipped, SkipReason: t.SkipReason}
 	idles := make([]*idleModel, len(a.meters))
 	for i, m := range a.meters {
@@ -354,13 +360,16 @@ func (a *analysis) target(t runstore.TargetMeta) TargetSummary {
 					im.mid = append(im.mid, o.mid...)
 					im.w = append(im.w, o.w...)
 					im.sub = append(im.sub, o.sub...)
+					for rep, v := range o.byRep {
+						im.byRep[rep] = append(im.byRep[rep], v...)
+					}
 				}
 			}
 			sortIdle(im)
 		}
 		idles[i] = im
 		if len(im.w) > 0 {
-			is := IdleSummary{Meter: m.meta.Name, Estimate: m.meta.Kind == runstore.MeterModel, W: Float(mean(im.w)), CV: Float(cv(im.sub))}
+			is := IdleSummary{Meter: m.meta.Name, Estimate: m.meta.Kind == runstore.MeterModel, W: Float(Mean(im.w)), CV: Float(cv(im.sub))}
 			for _, w := range im.w {
 				is.PerW = append(is.PerW, Float(w))
 			}
@@ -371,7 +380,7 @@ func (a *analysis) target(t runstore.TargetMeta) TargetSummary {
 	var names []string
 	byName := map[string][]runstore.Phase{}
 	for _, p := range a.phases[t.Name] {
-		if !measured(p.Name) {
+		if !Measured(p.Name) {
 			continue
 		}
 		if _, ok := byName[p.Name]; !ok {
@@ -379,10 +388,15 @@ func (a *analysis) target(t runstore.TargetMeta) TargetSummary {
 		}
 		byName[p.Name] = append(byName[p.Name], p)
 	}
+	groups := map[GroupKey]*GroupDetail{}
 	for _, name := range names {
-		ts.Phases = append(ts.Phases, a.phase(t.Name, name, byName[name], idles))
+		ps, gs := a.phase(t.Name, name, byName[name], idles)
+		ts.Phases = append(ts.Phases, ps)
+		for i, g := range gs {
+			groups[GroupKey{t.Name, name, ps.Energy[i].Meter}] = g
+		}
 	}
-	return ts
+	return ts, groups
 }
 
 func sortIdle(im *idleModel) {
@@ -398,8 +412,11 @@ func sortIdle(im *idleModel) {
 	im.mid, im.w = mid, w
 }
 
-func (a *analysis) phase(target, name string, phases []runstore.Phase, idles []*idleModel) PhaseSummary {
-	ps := PhaseSummary{Phase: name, Reps: len(phases)}
+// phase is one measured phase of a target over its repetitions: request
+// and latency figures, and its energy on each meter with the values behind
+// it (groups[i] belongs to Energy[i]).
+func (a *analysis) phase(target, name string, phases []runstore.Phase, idles []*idleModel) (ps PhaseSummary, groups []*GroupDetail) {
+	ps = PhaseSummary{Phase: name, Reps: len(phases)}
 	var lat, startUp []float64
 	var dur int64
 	for _, p := range phases {
@@ -440,7 +457,7 @@ func (a *analysis) phase(target, name string, phases []runstore.Phase, idles []*
 	ps.LatencyMs = Latency{P50: Float(quantile(lat, 0.5)), P90: Float(quantile(lat, 0.9)), P99: Float(quantile(lat, 0.99)), Max: nan, Mean: nan}
 	if len(lat) > 0 {
 		ps.LatencyMs.Max = Float(lat[len(lat)-1])
-		ps.LatencyMs.Mean = Float(mean(lat))
+		ps.LatencyMs.Mean = Float(Mean(lat))
 	}
 	if len(startUp) > 0 {
 		slices.Sort(startUp)
@@ -455,218 +472,12 @@ func (a *analysis) phase(target, name string, phases []runstore.Phase, idles []*
 		if len(m.channels) == 0 {
 			continue
 		}
-		e, w := a.energy(target, name, phases, m, idles[i])
+		e, g, w := a.energy(target, name, phases, m, idles[i])
 		ps.Energy = append(ps.Energy, e)
+		groups = append(groups, g)
 		ps.Warnings = append(ps.Warnings, w...)
 	}
-	return ps
-}
-
-// window is a phase's steady window with its successful requests.
-type window struct {
-	rep   int
-	s, e  int64
-	spans []span
-}
-
-func (a *analysis) steady(target, name string, p runstore.Phase) window {
-	var spans []span
-	var lats []float64
-	for _, i := range a.reqs[reqKey{target, name, p.Rep}] {
-		r := &a.run.Requests[i]
-		if r.OK() {
-			spans = append(spans, span{r.StartNs, r.StartNs + max(r.LatencyNs, 1)})
-			lats = append(lats, float64(r.LatencyNs))
-		}
-	}
-	slices.Sort(lats)
-	d := float64(p.EndNs - p.StartNs)
-	cut := a.opt.EdgeCut * d
-	if len(lats) > 0 {
-		cut = math.Max(cut, 2*quantile(lats, 0.99))
-	}
-	cut = math.Min(cut, d/4)
-	return window{rep: p.Rep, s: p.StartNs + int64(cut), e: p.EndNs - int64(cut), spans: spans}
-}
-
-func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meterSeries, idle *idleModel) (Energy, []string) {
-	e := Energy{
-		Meter:    m.meta.Name,
-		Label:    label(m.meta),
-		Estimate: m.meta.Kind == runstore.MeterModel,
-		Source:   m.source(),
-		IdleW:    nan,
-		DynamicJ: nan,
-		Coverage: Float(1),
-	}
-	var warn []string
-	g := &GroupDetail{}
-	a.detail.Groups[GroupKey{target, name, m.meta.Name}] = g
-	conf := a.opt.Confidence
-	sub := a.subWindow(m)
-	var winS, reqs, total, dyn, idleWSum float64
-	var boot []bootRep
-	var attributed, unattributed float64
-	noIdle := len(idle.w) == 0
-	if noIdle {
-		warn = append(warn, fmt.Sprintf("meter %s: no idle phase, so no dynamic energy", m.meta.Name))
-	}
-	// The idle sub-windows anchor the marginal regression at zero rate.
-	for _, p := range idle.sub {
-		g.Rate = append(g.Rate, 0)
-		g.Power = append(g.Power, p)
-	}
-	for _, p := range phases {
-		w := a.steady(target, name, p)
-		if w.e <= w.s {
-			continue
-		}
-		ramp := newRamp(w.spans)
-		dt := float64(w.e-w.s) / 1e9
-		E := m.energy(w.s, w.e)
-		n := ramp.count(w.s, w.e)
-		iw := idle.at((w.s + w.e) / 2)
-		cov := m.coverage(w.s, w.e)
-		rep := RepEnergy{
-			Rep: w.rep, StartNs: w.s, EndNs: w.e,
-			Requests: Float(n), TotalJ: Float(E), IdleW: Float(iw),
-			DynamicJ: Float(E - iw*dt), JPerRequest: nan, DynamicJPerRequest: nan,
-			Coverage: Float(cov), Samples: m.samplesIn(w.s, w.e),
-		}
-		if n > 0 {
-			rep.JPerRequest = Float(E / n)
-			rep.DynamicJPerRequest = Float((E - iw*dt) / n)
-			g.RepJ = append(g.RepJ, E/n)
-			if !noIdle {
-				g.RepDynamicJ = append(g.RepDynamicJ, (E-iw*dt)/n)
-			}
-		}
-		e.Reps = append(e.Reps, rep)
-		e.Coverage = Float(math.Min(float64(e.Coverage), cov))
-		if cov < a.opt.MinCoverage {
-			warn = append(warn, fmt.Sprintf("meter %s covers %.0f%% of repetition %d's window (threshold %.0f%%)", m.meta.Name, 100*cov, w.rep, 100*a.opt.MinCoverage))
-		}
-		if rep.Samples < 10 {
-			warn = append(warn, fmt.Sprintf("meter %s: only %d samples in repetition %d's window", m.meta.Name, rep.Samples, w.rep))
-		}
-		if r := m.meta.Report; r != nil {
-			for _, gap := range r.Gaps {
-				if gap.Start.UnixNano() < w.e && gap.End.UnixNano() > w.s {
-					warn = append(warn, fmt.Sprintf("meter %s: gap of %v in repetition %d's window (%s)", m.meta.Name, gap.End.Sub(gap.Start).Round(time.Millisecond), w.rep, gap.Reason))
-				}
-			}
-		}
-		winS += dt
-		reqs += n
-		total += E
-		dyn += E - iw*dt
-		idleWSum += iw * dt
-		br := bootRep{idleW: iw, idle: idle.byRep[w.rep]}
-		for _, sw := range split(w.s, w.e, sub) {
-			se := m.energy(sw[0], sw[1])
-			sn := ramp.count(sw[0], sw[1])
-			sdt := float64(sw[1]-sw[0]) / 1e9
-			br.load = append(br.load, [3]float64{se, sn, sdt})
-			g.Rate = append(g.Rate, sn/sdt)
-			g.Power = append(g.Power, se/sdt)
-			if sn > 0 {
-				g.WindowJ = append(g.WindowJ, se/sn)
-				g.WindowDynamicJ = append(g.WindowDynamicJ, (se-iw*sdt)/sn)
-			}
-		}
-		boot = append(boot, br)
-		if !noIdle {
-			at := attribute(m.grid(w.s, w.e), m.at, iw, w.spans)
-			attributed += at.attributed
-			unattributed += at.unattributed
-			for k, sp := range w.spans {
-				if sp.s >= w.s && sp.e <= w.e {
-					g.PerRequestJ = append(g.PerRequestJ, at.perRequest[k])
-				}
-			}
-		}
-	}
-	e.WindowS, e.Requests, e.TotalJ = Float(winS), Float(reqs), Float(total)
-	if !noIdle && winS > 0 {
-		e.IdleW = Float(idleWSum / winS)
-		e.DynamicJ = Float(dyn)
-	}
-	e.JPerRequest = a.interval(g.RepJ, boot, false, conf)
-	e.DynamicJPerRequest = Interval{Value: nan, Lo: nan, Hi: nan, Method: "none (no idle baseline)"}
-	if !noIdle {
-		e.DynamicJPerRequest = a.interval(g.RepDynamicJ, boot, true, conf)
-		if e.DynamicJPerRequest.Value < 0 {
-			warn = append(warn, fmt.Sprintf("meter %s: dynamic energy per request is negative: the load cost less than the idle baseline, which is noisy or drifting", m.meta.Name))
-		}
-		if len(g.PerRequestJ) > 0 {
-			pr := slices.Clone(g.PerRequestJ)
-			slices.Sort(pr)
-			e.PerRequest = &Distribution{
-				N: len(pr), Mean: Float(mean(pr)),
-				P10: Float(quantile(pr, 0.1)), P50: Float(quantile(pr, 0.5)),
-				P90: Float(quantile(pr, 0.9)), P99: Float(quantile(pr, 0.99)),
-				AttributedJ: Float(attributed), UnattributedJ: Float(unattributed),
-			}
-		}
-		if cv(idle.sub) > a.opt.NoisyIdleCV {
-			warn = append(warn, fmt.Sprintf("meter %s: idle power is noisy (coefficient of variation %.0f%% over %d windows)", m.meta.Name, 100*cv(idle.sub), len(idle.sub)))
-		}
-	}
-	if f, ok := fitLine(g.Rate, g.Power, conf); ok {
-		e.Marginal = &Marginal{
-			JPerRequest: Float(f.Slope), Lo: Float(f.SlopeLo), Hi: Float(f.SlopeHi),
-			InterceptW: Float(f.Intercept), R2: Float(f.R2), Points: f.N,
-		}
-	}
-	if len(phases) < a.opt.MinReps && len(phases) > 0 {
-		warn = append(warn, fmt.Sprintf("meter %s: %d repetition(s): the interval comes from sub-windows and misses run-to-run variation", m.meta.Name, len(phases)))
-	}
-	return e, warn
-}
-
-// interval is the t interval over repetitions when there are enough, else
-// the stratified bootstrap of sub-windows.
-func (a *analysis) interval(reps []float64, boot []bootRep, dynamic bool, conf float64) Interval {
-	iv := Interval{Value: nan, Lo: nan, Hi: nan, N: len(reps)}
-	if len(reps) >= a.opt.MinReps {
-		m, lo, hi := tInterval(reps, conf)
-		iv.Value, iv.Lo, iv.Hi = Float(m), Float(lo), Float(hi)
-		iv.Method = fmt.Sprintf("t over %d repetitions", len(reps))
-		return iv
-	}
-	est, n := bootStat(boot, dynamic, nil)
-	if math.IsNaN(est) {
-		iv.Method = "none (no requests)"
-		return iv
-	}
-	iv.Value = Float(est)
-	iv.N = n
-	if n < 2 {
-		iv.Method = "none (one window)"
-		return iv
-	}
-	// A repetition with one sub-window has nothing to resample: with
-	// none that has two, the bootstrap would return a zero-width interval
-	// that claims a precision the data do not have. The repetitions are
-	// then the only spread there is.
-	most := 0
-	for _, b := range boot {
-		most = max(most, len(b.load))
-	}
-	if most < 2 {
-		if len(reps) >= 2 {
-			_, lo, hi := tInterval(reps, conf)
-			iv.Lo, iv.Hi = Float(lo), Float(hi)
-			iv.Method = fmt.Sprintf("t over %d repetitions (windows too short for a bootstrap of sub-windows)", len(reps))
-			return iv
-		}
-		iv.Method = "none (one sub-window per repetition)"
-		return iv
-	}
-	lo, hi := bootstrap(boot, dynamic, a.opt.Bootstrap, conf, a.rng)
-	iv.Lo, iv.Hi = Float(lo), Float(hi)
-	iv.Method = fmt.Sprintf("bootstrap over %d sub-windows in %d repetition(s), %d resamples", n, len(boot), a.opt.Bootstrap)
-	return iv
+	return ps, groups
 }
 
 // at is the meter's total cumulative energy at t.
@@ -709,92 +520,3 @@ func (a *analysis) power(m *meterSeries) PowerSeries {
 	}
 	return ps
 }
-
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
-}
-
-// cv is the coefficient of variation (sample standard deviation / mean).
-func cv(xs []float64) float64 {
-	if len(xs) < 2 {
-		return math.NaN()
-	}
-	m := mean(xs)
-	var ss float64
-	for _, x := range xs {
-		ss += (x - m) * (x - m)
-	}
-	return math.Sqrt(ss/float64(len(xs)-1)) / math.Abs(m)
-}
-
-// ramp counts requests by overlap: each request adds the fraction of its
-// time in flight that lies inside a window.
-type ramp struct {
-	s, e       []float64 // sorted starts and ends, seconds from origin
-	ws, we     []float64 // weights 1/latency in the same orders
-	pws, pwe   []float64 // prefix sums of weights
-	pwss, pwee []float64 // prefix sums of weight × time
-	origin     int64
-}
-
-func newRamp(spans []span) *ramp {
-	r := &ramp{}
-	if len(spans) == 0 {
-		return r
-	}
-	r.origin = spans[0].s
-	type tw struct{ t, w float64 }
-	ss := make([]tw, len(spans))
-	es := make([]tw, len(spans))
-	for i, sp := range spans {
-		w := 1 / (float64(sp.e-sp.s) / 1e9)
-		ss[i] = tw{float64(sp.s-r.origin) / 1e9, w}
-		es[i] = tw{float64(sp.e-r.origin) / 1e9, w}
-	}
-	cmp := func(a, b tw) int {
-		switch {
-		case a.t < b.t:
-			return -1
-		case a.t > b.t:
-			return 1
-		}
-		return 0
-	}
-	slices.SortFunc(ss, cmp)
-	slices.SortFunc(es, cmp)
-	prefix := func(xs []tw) (t, pw, pwt []float64) {
-		t = make([]float64, len(xs))
-		pw = make([]float64, len(xs)+1)
-		pwt = make([]float64, len(xs)+1)
-		for i, x := range xs {
-			t[i] = x.t
-			pw[i+1] = pw[i] + x.w
-			pwt[i+1] = pwt[i] + x.w*x.t
-		}
-		return
-	}
-	r.s, r.pws, r.pwss = prefix(ss)
-	r.e, r.pwe, r.pwee = prefix(es)
-	return r
-}
-
-// f is Σ over requests of the fraction of each one's span before t.
-func (r *ramp) f(t int64) float64 {
-	if len(r.s) == 0 {
-		return 0
-	}
-	x := float64(t-r.origin) / 1e9
-	i := sort.SearchFloat64s(r.s, x) // starts < x
-	j := sort.SearchFloat64s(r.e, x)
-	return (x*r.pws[i] - r.pwss[i]) - (x*r.pwe[j] - r.pwee[j])
-}
-
-// count is the requests in [s,e), counted by overlap.
-func (r *ramp) count(s, e int64) float64 { return r.f(e) - r.f(s) }

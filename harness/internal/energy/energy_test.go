@@ -88,7 +88,7 @@ func TestIntervalCoverage(t *testing.T) {
 		lo, hi float64
 	}{
 		{"t over 5 repetitions", 5, 0.89, 0.995},
-		{"bootstrap over windows of 2 repetitions", 2, 0.85, 0.995},
+		{"t over 3 repetitions", 3, 0.89, 0.995},
 	}
 	const seeds = 200
 	for _, tc := range tests {
@@ -99,9 +99,7 @@ func TestIntervalCoverage(t *testing.T) {
 				cfg.Reps, cfg.Idle, cfg.Load, cfg.Warmup, cfg.Cooldown = tc.reps, 5*time.Second, 6*time.Second, 0, 0
 				cfg.Targets[0].EnergyCV = 0.6
 				run, truth := synth.Generate(cfg)
-				opt := DefaultOptions()
-				opt.Bootstrap = 400
-				s, _, err := AnalyzeDetail(run, opt)
+				s, err := Analyze(run)
 				if err != nil {
 					t.Fatal(err)
 				}

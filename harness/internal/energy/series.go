@@ -153,6 +153,27 @@ func (m *meterSeries) energy(a, b int64) float64 {
 	return e
 }
 
+// resolutionJ is the smallest energy the meter resolves over a window of
+// d seconds, from the precision its driver declares: for each channel in
+// its total, one step of the counter where the energy comes from a
+// counter (a window's energy is a difference of two readings), and one
+// step of its power readings held over the window where it comes from
+// power (a change of mean power smaller than a step need not show at
+// all: a steady 40.4 W reads 40 W on a 1 W meter for ever). 0 when the
+// driver declares nothing.
+func (m *meterSeries) resolutionJ(d float64) float64 {
+	p := m.meta.Precision
+	var r float64
+	for _, c := range m.channels {
+		if c.source == SourceCounter {
+			r += p.EnergyStepJ
+		} else {
+			r += p.PowerStepW * d
+		}
+	}
+	return r
+}
+
 // coverage is the lowest coverage of any of the meter's channels.
 func (m *meterSeries) coverage(a, b int64) float64 {
 	cov := math.Inf(1)

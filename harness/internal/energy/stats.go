@@ -1,27 +1,34 @@
 package energy
 
 import (
-	"golang.org/x/perf/benchmath"
 	"math"
-	"math/rand/v2"
-	"sort"
+
+	"golang.org/x/perf/benchmath"
 
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Interval is an estimate with its 95% confidence interval and how the
-// interval was found.
+// interval was found. Where there is no interval, Lo and Hi are NaN (null
+// in JSON) and Reason says why; where the meter cannot resolve the energy
+// the figure rests on, BelowResolution is set and there is no number at
+// all.
 type Interval struct {
 	Value Float `json:"value"`
 	Lo    Float `json:"lo"`
 	Hi    Float `json:"hi"`
-	// N is the number of values the interval rests on (repetitions or
-	// windows).
+	// N is the number of repetitions the interval rests on.
 	N int `json:"n"`
-	// Method names the interval: "t (5 repetitions)", "bootstrap over
-	// 1s windows (2 repetitions, 2000 resamples)", "none (one value)".
+	// Method names the interval: "t over 5 repetitions", with the
+	// meter's share of its width where there is one, or "none".
 	Method string `json:"method"`
+	// BelowResolution is set when the energy is smaller than the meter
+	// resolves over a repetition's window: Value, Lo and Hi are NaN.
+	BelowResolution bool `json:"below_resolution,omitempty"`
+	// Reason says why there is no interval (or no value), e.g. "fewer
+	// than 3 repetitions: no interval".
+	Reason string `json:"reason,omitempty"`
 }
 
 // quantile is the q-quantile of sorted xs by linear interpolation between
@@ -39,6 +46,31 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[i] + (h-float64(i))*(sorted[i+1]-sorted[i])
 }
 
+// Mean is the arithmetic mean of xs, NaN for none.
+func Mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// cv is the coefficient of variation (sample standard deviation / mean).
+func cv(xs []float64) float64 {
+	if len(xs) < 2 {
+		return math.NaN()
+	}
+	m := Mean(xs)
+	var ss float64
+	for _, x := range xs {
+		ss += (x - m) * (x - m)
+	}
+	return math.Sqrt(ss/float64(len(xs)-1)) / math.Abs(m)
+}
+
 // tInterval is mean ± t(n-1) · s/√n at the given confidence.
 func tInterval(xs []float64, conf float64) (mean, lo, hi float64) {
 	n := len(xs)
@@ -47,74 +79,18 @@ func tInterval(xs []float64, conf float64) (mean, lo, hi float64) {
 		return mean, math.NaN(), math.NaN()
 	}
 	se := stat.StdDev(xs, nil) / math.Sqrt(float64(n))
-	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 1)}.Quantile(1 - (1-conf)/2)
+	t := tQuantile(float64(n-1), conf)
 	return mean, mean - t*se, mean + t*se
 }
 
-// bootRep is one repetition's data for the bootstrap: its steady
-// window's sub-windows (energy J, requests, length s), the idle power used
-// for it, and the sub-window powers of its idle phase.
-type bootRep struct {
-	load  [][3]float64
-	idleW float64
-	idle  []float64
+// tQuantile is the two-sided critical value of Student's t with df
+// degrees of freedom at confidence conf.
+func tQuantile(df, conf float64) float64 {
+	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1 - (1-conf)/2)
 }
 
-// bootStat is joules per request over the repetitions: total, or dynamic
-// with each repetition's idle power. With rng nil it is the estimate from
-// the data as measured; with rng, from one resample, sub-windows and idle
-// sub-windows drawn with replacement within each repetition. It returns
-// the number of sub-windows too.
-func bootStat(reps []bootRep, dynamic bool, rng *rand.Rand) (float64, int) {
-	var num, den float64
-	n := 0
-	for _, r := range reps {
-		idle := r.idleW
-		if rng != nil && dynamic && len(r.idle) > 1 {
-			// The idle baseline is uncertain too, and its error is shared
-			// by every sub-window of the repetition: resample it as well,
-			// as a shift from its measured mean.
-			var s float64
-			for range r.idle {
-				s += r.idle[rng.IntN(len(r.idle))]
-			}
-			idle += s/float64(len(r.idle)) - mean(r.idle)
-		}
-		for range r.load {
-			p := r.load[n%len(r.load)]
-			if rng != nil {
-				p = r.load[rng.IntN(len(r.load))]
-			}
-			n++
-			e := p[0]
-			if dynamic {
-				e -= idle * p[2]
-			}
-			num += e
-			den += p[1]
-		}
-	}
-	if den <= 0 {
-		return math.NaN(), n
-	}
-	return num / den, n
-}
-
-// bootstrap is the percentile interval of bootStat over resamples.
-func bootstrap(reps []bootRep, dynamic bool, iters int, conf float64, rng *rand.Rand) (lo, hi float64) {
-	stats := make([]float64, 0, iters)
-	for range iters {
-		if v, _ := bootStat(reps, dynamic, rng); !math.IsNaN(v) {
-			stats = append(stats, v)
-		}
-	}
-	if len(stats) == 0 {
-		return math.NaN(), math.NaN()
-	}
-	sort.Float64s(stats)
-	a := (1 - conf) / 2
-	return quantile(stats, a), quantile(stats, 1-a)
-}
+// variance is the sample variance (n-1).
+func variance(xs []float64) float64 { return stat.Variance(xs, nil) }
 
 // Fit is a straight line y = Intercept + Slope·x fitted by least squares.
 type Fit struct {

@@ -12,10 +12,16 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+
+	"github.com/academemes/harness/harness/internal/runstore"
 )
 
 // SummaryVersion changes when summary.json changes incompatibly.
-const SummaryVersion = 1
+//
+// Version 2: intervals only from three or more repetitions (no bootstrap of
+// sub-windows), with the meter's resolution and accuracy; below-resolution
+// figures; microwatt-hours per request; cold-start energy; validity.
+const SummaryVersion = 2
 
 // Float is a float64 that is written to JSON as null when it is NaN or
 // infinite (JSON has no such numbers) and read back as NaN.
@@ -59,8 +65,34 @@ type Summary struct {
 	Method  Method          `json:"method"`
 	Meters  []MeterSummary  `json:"meters"`
 	Targets []TargetSummary `json:"targets"`
+	// ColdStarts is, for targets run both cold and warm (same kind and
+	// function), what a cold request costs beyond a warm one.
+	ColdStarts []ColdStartEnergy `json:"cold_start_energy,omitempty"`
+	// Validity is run.json's: whether the run's numbers can be trusted.
+	// Nil where the run did not record it.
+	Validity *runstore.Validity `json:"validity,omitempty"`
 	// Warnings concern the whole run; each phase has its own too.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ColdStartEnergy is cold minus warm energy per request for one function
+// on one kind of platform, in one phase, on one meter: what starting an
+// instance for every request costs.
+type ColdStartEnergy struct {
+	Function string `json:"function"`
+	Cold     string `json:"cold"` // target names
+	Warm     string `json:"warm"`
+	Phase    string `json:"phase"`
+	Meter    string `json:"meter"`
+	Estimate bool   `json:"estimate"`
+	// DynamicJPerRequest is cold minus warm dynamic joules per request.
+	DynamicJPerRequest Interval `json:"dynamic_j_per_request"`
+	// UWhPerRequest is cold minus warm whole-device energy per request
+	// (no idle subtracted, so a warm platform's idle cost counts) in
+	// microwatt-hours, the original study's unit. There is none when the
+	// two ran at different offered rates: whole-device energy per request
+	// is then mostly idle power over the rate.
+	UWhPerRequest Interval `json:"uwh_per_request"`
 }
 
 // Method is the analysis's parameters, stated so a reader can redo it.
@@ -72,6 +104,8 @@ type Method struct {
 	Attribution string  `json:"attribution"`
 	Marginal    string  `json:"marginal"`
 	Interval    string  `json:"interval"`
+	Resolution  string  `json:"resolution"`
+	ColdStart   string  `json:"cold_start"`
 	Confidence  float64 `json:"confidence"`
 	EdgeCut     float64 `json:"edge_cut_fraction"`
 	SubWindowS  float64 `json:"sub_window_s"`
@@ -166,9 +200,17 @@ type Energy struct {
 	TotalJ   Float `json:"total_j"`
 	IdleW    Float `json:"idle_w"`
 	DynamicJ Float `json:"dynamic_j"`
-	// Joules per request with 95% intervals.
+	// ResolutionJ is the smallest energy the meter resolves over one
+	// repetition's window (the mean over the repetitions); 0 when its
+	// driver declares no resolution.
+	ResolutionJ Float `json:"resolution_j"`
+	// Joules per request with 95% intervals over the repetitions.
 	JPerRequest        Interval `json:"j_per_request"`
 	DynamicJPerRequest Interval `json:"dynamic_j_per_request"`
+	// UWhPerRequest is JPerRequest in microwatt-hours: whole-device
+	// energy per request, no idle subtracted, in the original study's
+	// unit.
+	UWhPerRequest Interval `json:"uwh_per_request"`
 	// Marginal is the slope of power on request rate (J per request).
 	Marginal *Marginal `json:"marginal,omitempty"`
 	// PerRequest is the distribution of attributed dynamic energy.
@@ -191,18 +233,27 @@ type RepEnergy struct {
 	DynamicJPerRequest Float `json:"dynamic_j_per_request"`
 	Coverage           Float `json:"coverage"`
 	Samples            int   `json:"samples"`
+	// ResolutionJ is the smallest energy the meter resolves over this
+	// window; BelowResolution is set when the window's dynamic energy is
+	// smaller than that (its dynamic figures are then not resolved).
+	ResolutionJ     Float `json:"resolution_j"`
+	BelowResolution bool  `json:"below_resolution,omitempty"`
 }
 
 // Marginal is the regression of window power on request rate over 1-s
 // windows of the idle phases and of this phase: its slope is the energy
-// one more request costs.
+// one more request costs. Lo and Hi come from the spread of each
+// repetition's own slope (NaN with fewer than three), not from the
+// sub-windows, which are correlated.
 type Marginal struct {
-	JPerRequest Float `json:"j_per_request"`
-	Lo          Float `json:"lo"`
-	Hi          Float `json:"hi"`
-	InterceptW  Float `json:"intercept_w"`
-	R2          Float `json:"r2"`
-	Points      int   `json:"points"`
+	JPerRequest Float  `json:"j_per_request"`
+	Lo          Float  `json:"lo"`
+	Hi          Float  `json:"hi"`
+	InterceptW  Float  `json:"intercept_w"`
+	R2          Float  `json:"r2"`
+	Points      int    `json:"points"`
+	Reps        int    `json:"reps"`
+	Method      string `json:"method"`
 }
 
 // Distribution summarises the dynamic energy attributed to each request
@@ -220,6 +271,15 @@ type Distribution struct {
 	// its share), so that the values add up to the dynamic energy.
 	AttributedJ   Float `json:"attributed_j"`
 	UnattributedJ Float `json:"unattributed_j"`
+	// LimitedByMeter is set when the meter cannot tell requests apart:
+	// it samples less often than a typical request lasts (SampleIntervalMs
+	// > TypicalLatencyMs), or the dynamic energy is below its
+	// resolution. The values are then a model's shares, not
+	// measurements; Note says which, and why any value is negative.
+	LimitedByMeter   bool   `json:"limited_by_meter,omitempty"`
+	SampleIntervalMs Float  `json:"sample_interval_ms"`
+	TypicalLatencyMs Float  `json:"typical_latency_ms"`
+	Note             string `json:"note,omitempty"`
 }
 
 // Find returns the summary of target's phase, or nil.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -320,16 +321,23 @@ func (r *run) stopOne(lt *liveTarget) {
 	}
 }
 
-// plan builds the interleaved order of slots: rep 0: A B, rep 1: A B, ...
+// plan builds the order of slots: every repetition runs each target once,
+// in the scenario's order (order: fixed) or in an order drawn anew for
+// each repetition from the seed (order: random), which run.json records.
 func (r *run) plan() ([]slot, error) {
+	var seed uint64
+	if r.sc.Order != scenario.OrderFixed {
+		seed = r.sc.Seed
+		for seed == 0 { // 0 means fixed in run.json: draw until it is not
+			seed = rand.Uint64()
+		}
+	}
 	var slots []slot
 	var order []string
-	for _, lt := range r.live {
-		order = append(order, lt.spec.Name)
-	}
-	r.w.Update(func(m *runstore.Meta) { m.Order = order })
-	for rep := 0; rep < r.sc.Repeat; rep++ {
-		for _, lt := range r.live {
+	for rep, turns := range targetOrder(len(r.live), r.sc.Repeat, seed) {
+		for _, i := range turns {
+			lt := r.live[i]
+			order = append(order, lt.spec.Name)
 			s := slot{t: lt, rep: rep}
 			inputs := r.sc.Load.Inputs
 			if len(lt.spec.Inputs) > 0 {
@@ -352,7 +360,29 @@ func (r *run) plan() ([]slot, error) {
 			slots = append(slots, s)
 		}
 	}
+	r.w.Update(func(m *runstore.Meta) { m.Order, m.OrderSeed = order, seed })
 	return slots, nil
+}
+
+// targetOrder is the order of n targets in each of reps repetitions: the
+// given order every time when seed is 0, else a permutation per
+// repetition drawn from seed, so that no target always follows the same
+// one (the heat and drift a turn leaves behind fall on all alike) and the
+// same seed gives the same order.
+func targetOrder(n, reps int, seed uint64) [][]int {
+	rng := rand.New(rand.NewPCG(seed, 0x0de7))
+	out := make([][]int, reps)
+	for rep := range out {
+		if seed == 0 {
+			out[rep] = make([]int, n)
+			for i := range n {
+				out[rep][i] = i
+			}
+			continue
+		}
+		out[rep] = rng.Perm(n)
+	}
+	return out
 }
 
 // request builds the HTTP request for one target and input: the scenario's

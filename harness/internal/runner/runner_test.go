@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,7 +136,7 @@ func parse(t *testing.T, yaml string, sets ...string) *scenario.Scenario {
 }
 
 func TestRunInterleavesAndRecords(t *testing.T) {
-	sc := parse(t, scenarioYAML)
+	sc := parse(t, scenarioYAML, "order=fixed")
 	var log strings.Builder
 	res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir(), Log: &log})
 	if err != nil {
@@ -158,6 +160,9 @@ func TestRunInterleavesAndRecords(t *testing.T) {
 	}
 	if got := strings.Join(order, " "); got != "a0 b0 a1 b1" {
 		t.Errorf("load order = %q, want interleaved a0 b0 a1 b1", got)
+	}
+	if got := strings.Join(run.Meta.Order, " "); got != "a b a b" || run.Meta.OrderSeed != 0 {
+		t.Errorf("run.json order %q seed %d, want a b a b and 0", got, run.Meta.OrderSeed)
 	}
 	if len(run.Meta.Phases) != 16 {
 		t.Errorf("got %d phases, want 2 reps x 2 targets x 4", len(run.Meta.Phases))
@@ -186,6 +191,89 @@ func TestRunInterleavesAndRecords(t *testing.T) {
 	}
 	if run.Meta.Host.Cores == 0 || run.Meta.Status != runstore.StatusComplete {
 		t.Errorf("meta = %+v", run.Meta)
+	}
+}
+
+// TestRunRandomOrder: by default each repetition runs the targets in an
+// order drawn from the seed, which run.json records with the order; the
+// same seed gives the same order, and without one a seed is drawn.
+func TestRunRandomOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets []string
+	}{
+		{"given seed", []string{"repeat=4", "seed=7", "idle=10ms", "warmup=0s", "cooldown=0s", "load.stages[0].duration=50ms"}},
+		{"drawn seed", []string{"repeat=4", "idle=10ms", "warmup=0s", "cooldown=0s", "load.stages[0].duration=50ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := parse(t, scenarioYAML, tc.sets...)
+			res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir(), Log: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := runstore.Load(res.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seed := run.Meta.OrderSeed
+			if seed == 0 || (sc.Seed != 0 && seed != sc.Seed) {
+				t.Fatalf("order seed %d, scenario seed %d", seed, sc.Seed)
+			}
+			var ran []string
+			for _, p := range run.Meta.Phases {
+				if p.Name == runstore.PhaseLoad {
+					ran = append(ran, p.Target)
+				}
+			}
+			var want []string
+			for _, turns := range targetOrder(2, 4, seed) {
+				for _, i := range turns {
+					want = append(want, []string{"a", "b"}[i])
+				}
+			}
+			if !slices.Equal(ran, want) || !slices.Equal(run.Meta.Order, want) {
+				t.Errorf("ran %v, run.json order %v; seed %d gives %v", ran, run.Meta.Order, seed, want)
+			}
+		})
+	}
+}
+
+func TestTargetOrder(t *testing.T) {
+	tests := []struct {
+		name    string
+		n, reps int
+		seed    uint64
+	}{
+		{"fixed", 3, 4, 0},
+		{"random", 3, 200, 42},
+		{"one target", 1, 5, 9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := targetOrder(tc.n, tc.reps, tc.seed)
+			if len(got) != tc.reps {
+				t.Fatalf("%d repetitions, want %d", len(got), tc.reps)
+			}
+			firsts := map[int]int{}
+			for rep, turns := range got {
+				sorted := slices.Sorted(slices.Values(turns))
+				for i := range tc.n {
+					if len(sorted) != tc.n || sorted[i] != i {
+						t.Fatalf("repetition %d: %v is not a permutation of %d targets", rep, turns, tc.n)
+					}
+				}
+				if tc.seed == 0 && !slices.IsSorted(turns) {
+					t.Errorf("fixed order, repetition %d: %v", rep, turns)
+				}
+				firsts[turns[0]]++
+			}
+			if tc.seed != 0 && tc.n > 1 && len(firsts) != tc.n {
+				t.Errorf("over %d repetitions only targets %v went first", tc.reps, firsts)
+			}
+			if again := targetOrder(tc.n, tc.reps, tc.seed); !slices.EqualFunc(got, again, slices.Equal) {
+				t.Error("the same seed gave another order")
+			}
+		})
 	}
 }
 
@@ -304,7 +392,7 @@ func TestRequestURL(t *testing.T) {
 }
 
 func TestPlanInputs(t *testing.T) {
-	sc := parse(t, scenarioYAML, "load.inputs=[{name: all, body: x}]", "targets[1].inputs=[{name: n=1, body: '{\"n\": 1}'}, {name: n=2, body: y}]")
+	sc := parse(t, scenarioYAML, "order=fixed", "load.inputs=[{name: all, body: x}]", "targets[1].inputs=[{name: n=1, body: '{\"n\": 1}'}, {name: n=2, body: y}]")
 	r := &run{sc: sc}
 	for _, ts := range sc.Targets[:2] {
 		f := &fakeTarget{spec: targets.Spec{Function: "memes"}}

@@ -95,7 +95,12 @@ type Meta struct {
 	Load        LoadMeta     `json:"load"`
 	Warnings    []string     `json:"warnings,omitempty"`
 	Repeat      int          `json:"repeat"`
-	Order       []string     `json:"order,omitempty"` // target order per repetition, interleaved
+	// Order is the targets' turns in the order they ran, every
+	// repetition's in turn (A B B A ... for two targets); OrderSeed is the
+	// seed the per-repetition order was drawn from, 0 for the scenario's
+	// fixed order.
+	Order     []string `json:"order,omitempty"`
+	OrderSeed uint64   `json:"order_seed,omitempty"`
 	// Validity says whether the run's numbers can be trusted: every
 	// problem any phase had, and those of the run as a whole. Nil in runs
 	// written before validity was recorded.

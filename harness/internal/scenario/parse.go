@@ -128,6 +128,19 @@ func (p *parser) integer(n *yaml.Node, path string) (int, bool) {
 	return v, true
 }
 
+// seed parses a whole number from 0 to 2^64-1.
+func (p *parser) seed(n *yaml.Node, path string) uint64 {
+	if n == nil || n.Tag == "!!null" {
+		return 0
+	}
+	v, err := strconv.ParseUint(n.Value, 10, 64)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		p.add(n, path, "must be a whole number from 0 to 18446744073709551615, got %q", n.Value)
+		return 0
+	}
+	return v
+}
+
 func (p *parser) boolean(n *yaml.Node, path string) bool {
 	if n == nil {
 		return false
@@ -214,7 +227,7 @@ func (p *parser) stringMap(n *yaml.Node, path string) map[string]string {
 
 // scenario decodes the root mapping; defaults fill what is absent.
 func (p *parser) scenario(root *yaml.Node) *Scenario {
-	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load")
+	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "order", "seed")
 	sc := &Scenario{
 		Name:        p.str(f["name"], "name"),
 		Description: p.str(f["description"], "description"),
@@ -223,7 +236,12 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 		Warmup:      DefaultWarmup,
 		Cooldown:    DefaultCooldown,
 		Meters:      []string{"auto"},
+		Order:       DefaultOrder,
 	}
+	if f["order"] != nil {
+		sc.Order = p.str(f["order"], "order")
+	}
+	sc.Seed = p.seed(f["seed"], "seed")
 	if v, ok := p.integer(f["repeat"], "repeat"); ok {
 		sc.Repeat = v
 	}

@@ -15,16 +15,28 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults, used where a scenario says nothing. They keep a default run of
-// scenarios/coldstart.yaml within a few minutes on a small machine while
-// still giving three repetitions for an interval.
+// Defaults, used where a scenario says nothing. Five repetitions: the
+// repetition is the unit of replication, intervals need at least three,
+// and five give a t interval that is not mostly the t quantile. Short
+// phases keep a run within minutes.
 const (
-	DefaultRepeat   = 3
+	DefaultRepeat   = 5
 	DefaultIdle     = 5 * time.Second
 	DefaultWarmup   = 2 * time.Second
 	DefaultCooldown = 2 * time.Second
 	DefaultMethod   = "POST"
 	DefaultTimeout  = 30 * time.Second
+	DefaultOrder    = OrderRandom
+)
+
+// Orders of the targets within a repetition.
+const (
+	// OrderRandom shuffles the targets anew in each repetition, from
+	// Seed, so that no target always runs after the same one (and inherits
+	// its heat or the drift of its turn).
+	OrderRandom = "random"
+	// OrderFixed keeps the scenario's order in every repetition: A B A B.
+	OrderFixed = "fixed"
 )
 
 // Scenario is one experiment: targets, meters and the load to drive.
@@ -38,6 +50,12 @@ type Scenario struct {
 	Meters      []string      // meter spec strings
 	Targets     []Target
 	Load        Load
+
+	// Order is OrderRandom or OrderFixed. Seed makes a random order
+	// repeatable; 0 (or absent) draws one at run time, which run.json
+	// records.
+	Order string
+	Seed  uint64
 
 	// File is the path the scenario was read from; Dir is its directory,
 	// against which body_file and functions paths resolve.

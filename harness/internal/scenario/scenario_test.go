@@ -124,6 +124,28 @@ func TestSet(t *testing.T) {
 			}
 			return nil
 		}},
+		{"defaults: five repetitions in random order", nil, func(s *Scenario) error {
+			d, err := Parse("d.yaml", []byte(strings.Replace(good, "repeat: 2\n", "", 1)), nil)
+			if err != nil {
+				return err
+			}
+			if d.Repeat != 5 || d.Order != OrderRandom || d.Seed != 0 {
+				return fmt.Errorf("repeat %d order %q seed %d", d.Repeat, d.Order, d.Seed)
+			}
+			return nil
+		}},
+		{"fixed order", []string{"order=fixed"}, func(s *Scenario) error {
+			if s.Order != OrderFixed {
+				return fmt.Errorf("order %q", s.Order)
+			}
+			return nil
+		}},
+		{"seed", []string{"seed=18446744073709551615"}, func(s *Scenario) error {
+			if s.Order != OrderRandom || s.Seed != 18446744073709551615 {
+				return fmt.Errorf("order %q seed %d", s.Order, s.Seed)
+			}
+			return nil
+		}},
 		{"replace by sequential", []string{"load.stages=[]", "load.sequential={requests: 10, pause: 10ms}"}, func(s *Scenario) error {
 			if s.Load.Sequential == nil || s.Load.Sequential.Requests != 10 || len(s.Load.Stages) != 0 {
 				return fmt.Errorf("load %+v", s.Load)
@@ -178,6 +200,8 @@ func TestErrors(t *testing.T) {
 		{"bad set value", good, []string{"load.stages[0].rate=-1"}, []string{"--set load.stages[0].rate=-1: load.stages[0].rate: must be a positive number"}},
 		{"duplicate input", good, []string{"targets[0].inputs=[{name: a}, {name: a}]"}, []string{`targets[0].inputs[1].name: "a" names two inputs`}},
 		{"both load models", good, []string{"load.sequential={requests: 3}"}, []string{"give stages: or sequential:, not both"}},
+		{"unknown order", strings.Replace(good, "repeat: 2", "repeat: 2\norder: shuffled", 1), nil, []string{`s.yaml:4:8: order: "shuffled": use random (targets shuffled in each repetition) or fixed (A B A B)`}},
+		{"bad seed", strings.Replace(good, "repeat: 2", "repeat: 2\nseed: -1", 1), nil, []string{`s.yaml:4:7: seed: must be a whole number from 0 to 18446744073709551615, got "-1"`}},
 		{"missing body file", good, []string{"load.request.body=", "load.request.body_file=nope.json"}, []string{"load.request.body_file: cannot read", "nope.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

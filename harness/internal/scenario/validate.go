@@ -37,6 +37,9 @@ func (p *parser) validate(sc *Scenario, root *yaml.Node) {
 	if sc.Repeat < 1 {
 		p.add(at("repeat"), "repeat", "must be at least 1, got %d", sc.Repeat)
 	}
+	if sc.Order != OrderRandom && sc.Order != OrderFixed {
+		p.add(at("order"), "order", "%q: use %s (targets shuffled in each repetition) or %s (A B A B)", sc.Order, OrderRandom, OrderFixed)
+	}
 	for key, d := range map[string]int64{"idle": int64(sc.Idle), "warmup": int64(sc.Warmup), "cooldown": int64(sc.Cooldown)} {
 		if d < 0 {
 			p.add(at(key), key, "must not be negative")

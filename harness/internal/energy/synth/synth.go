@@ -41,6 +41,8 @@ type Config struct {
 	Meters []Meter
 	// Status of the run in run.json; "complete" when empty.
 	Status string
+	// Background, when set, adds other work's bursts (background.go).
+	Background *Background
 }
 
 // Target is a synthetic serving platform.
@@ -222,6 +224,8 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 		}
 	}
 	end := t
+	bg := cfg.Background.bursts(cfg.Seed, t0, end)
+	bg.annotate(meta.Phases, meta.Host.Cores)
 	meta.Ended = time.Unix(0, end).UTC()
 	span := float64(end - t0)
 	// Exact cumulative energy at increasing times, from three parts: the
@@ -267,7 +271,7 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 		if bi < len(blocks) && blocks[bi].s < x {
 			ex += blocks[bi].extra * float64(x-blocks[bi].s) / 1e9
 		}
-		return base(x) + ex + dynCum
+		return base(x) + ex + dynCum + bg.cumJ(x)
 	}
 	// Idle truth: the mean power over each idle phase (no requests there).
 	for _, p := range meta.Phases {
@@ -348,7 +352,7 @@ func Generate(cfg Config) (*runstore.Run, Truth) {
 			samples = append(samples, s)
 		}
 	}
-	truth.TotalJ = base(end) - base(t0)
+	truth.TotalJ = base(end) - base(t0) + bg.totalJ()
 	for _, b := range blocks {
 		truth.TotalJ += b.extra * float64(b.e-b.s) / 1e9
 	}
