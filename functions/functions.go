@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -24,6 +25,18 @@ import (
 //
 //go:embed README.md memes fibonacci factorial prime exponential
 var files embed.FS
+
+// ConfigFile is the name, in every function's directory, of the platform's
+// configuration of that function (JSON; see README.md). The name is the
+// platform's, not the function's, so that a function's own data, which is
+// often named after it (memes/memes.json), is never read as configuration;
+// no function may use it for anything else.
+const ConfigFile = "purify.json"
+
+// Reactor is the variant that holds a function's warm-mode build (a WASI
+// reactor exporting purify_handle). It is not a variant of its own: a
+// platform serves it for the function's Go build when the mode is warm.
+const Reactor = "reactor"
 
 // FS returns the embedded tree: one directory per function, as in the
 // source tree.
@@ -59,7 +72,8 @@ func Names(fsys fs.FS) ([]string, error) {
 
 // Module reads the built module of function name from fsys. variant ""
 // is the Go command build <name>.wasm; other variants name the file
-// <name>.<variant>.wasm or <name>-<variant>.wasm ("reactor", "small").
+// <name>.<variant>.wasm or <name>-<variant>.wasm (Reactor, "small"; see
+// Variants).
 func Module(fsys fs.FS, name, variant string) ([]byte, error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("function name %q: use letters, digits, '-' and '_'", name)
@@ -79,6 +93,33 @@ func Module(fsys fs.FS, name, variant string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("function %q variant %q: %w", name, variant, firstErr)
+}
+
+// Variants lists the variants of function name in fsys (the builds beside
+// <name>/<name>.wasm, named <name>.<variant>.wasm or <name>-<variant>.wasm,
+// Reactor among them), sorted: each is a variant Module reads.
+func Variants(fsys fs.FS, name string) ([]string, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("function name %q: use letters, digits, '-' and '_'", name)
+	}
+	ents, err := fs.ReadDir(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("function %q: %w", name, err)
+	}
+	var variants []string
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), ".wasm")
+		if !ok || e.IsDir() {
+			continue
+		}
+		for _, sep := range []string{".", "-"} {
+			if v, ok := strings.CutPrefix(base, name+sep); ok && ValidName(v) && !slices.Contains(variants, v) {
+				variants = append(variants, v)
+			}
+		}
+	}
+	sort.Strings(variants)
+	return variants, nil
 }
 
 // ValidName reports whether s can name a function: 1 to 64 letters,

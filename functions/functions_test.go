@@ -2,8 +2,10 @@ package functions
 
 import (
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestEmbedded(t *testing.T) {
@@ -61,6 +63,40 @@ func TestValidName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ValidName(tc.in); got != tc.want {
 				t.Errorf("ValidName(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestVariants(t *testing.T) {
+	wasm := &fstest.MapFile{Data: []byte("\x00asm")}
+	odd := fstest.MapFS{
+		"f/f.wasm": wasm, "f/f.fast.wasm": wasm, "f/f-fast.wasm": wasm, "f/f-small.wasm": wasm,
+		"f/f-a.b.wasm": wasm, "f/g-x.wasm": wasm, "f/f.json": &fstest.MapFile{}, "f/f-dir.wasm/x": wasm, "f/ff.wasm": wasm,
+	}
+	for _, c := range []struct {
+		name string
+		fsys fs.FS
+		fn   string
+		want []string
+		ok   bool
+	}{
+		{"memes", FS(), "memes", []string{Reactor, "small"}, true},
+		{"fibonacci", FS(), "fibonacci", []string{Reactor, "small"}, true},
+		{"prime", FS(), "prime", []string{Reactor}, true},
+		{"only the function's own builds, each once", odd, "f", []string{"fast", "small"}, true},
+		{"no such function", FS(), "nope", nil, false},
+		{"bad name", FS(), "../etc", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Variants(c.fsys, c.fn)
+			if (err == nil) != c.ok || !slices.Equal(got, c.want) {
+				t.Fatalf("Variants = %v, %v; want %v, ok=%v", got, err, c.want, c.ok)
+			}
+			for _, v := range got {
+				if _, err := Module(c.fsys, c.fn, v); err != nil {
+					t.Errorf("variant %s listed but Module fails: %v", v, err)
+				}
 			}
 		})
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 )
 
@@ -50,32 +53,15 @@ func TestServeWithRemoteTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "echo", "echo.wasm"), echo, 0o644)
-	os.WriteFile(filepath.Join(dir, "echo", "echo.json"), []byte(`{"mode":"warm"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "echo", "echo.json"), []byte(`["data, not a config"]`), 0o644)
+	os.WriteFile(filepath.Join(dir, "echo", "purify.json"), []byte(`{"mode":"warm"}`), 0o644)
 	os.MkdirAll(filepath.Join(dir, "broken"), 0o755)
 	os.WriteFile(filepath.Join(dir, "broken", "broken.wasm"), []byte("not a module"), 0o644)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan int, 1)
-	var out, errb syncBuffer
-	go func() {
-		done <- serve(ctx, []string{"--listen", "127.0.0.1:0", "--functions", dir, "--token", "tok"}, &out, &errb, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case code := <-done:
-		t.Fatalf("serve exited %d: %s", code, errb.String())
+	addr, out, errb := startServe(t, "--listen", "127.0.0.1:0", "--functions", dir, "--token", "tok")
+	if !strings.Contains(errb.String(), "skipping broken") {
+		t.Errorf("the broken module was not logged: %s", errb.String())
 	}
-	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
-			t.Errorf("serve exit code %d", code)
-		}
-		if !strings.Contains(errb.String(), "skipping broken") {
-			t.Errorf("the broken module was not logged: %s", errb.String())
-		}
-	}()
 	if !strings.Contains(out.String(), "serving echo (warm)") {
 		t.Errorf("stdout: %q", out.String())
 	}
@@ -133,6 +119,147 @@ func TestServeWithRemoteTarget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServe runs `harness serve` with args until the test ends and
+// returns the address it listens on and its output so far.
+func startServe(t *testing.T, args ...string) (addr string, stdout, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan int, 1)
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	go func() { done <- serve(ctx, args, stdout, stderr, ready) }()
+	select {
+	case addr = <-ready:
+	case code := <-done:
+		cancel()
+		t.Fatalf("serve exited %d: %s", code, stderr.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("serve exit code %d", code)
+		}
+	})
+	return addr, stdout, stderr
+}
+
+// TestServeServesEveryBuild runs `harness serve` on the built-in functions
+// and on the functions directory of the source tree (`--functions
+// functions` from the repository root, the README's example) and asks
+// every function and variant that a wasm target serves in process (package
+// functions' Names and Variants, what the target reads its module with)
+// for one answer: serve must give the target's status, type and bytes.
+func TestServeServesEveryBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles every built function (-short)")
+	}
+	cache := t.TempDir() // one compilation per module for serve and targets
+	for _, c := range []struct{ name, dir string }{{"built-in", ""}, {"--functions functions", "../functions"}} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"--listen", "127.0.0.1:0", "--cache-dir", cache}
+			if c.dir != "" {
+				args = append(args, "--functions", c.dir)
+			}
+			addr, out, errb := startServe(t, args...)
+			if strings.Contains(errb.String(), "skipping") || strings.Contains(errb.String(), "not loaded") {
+				t.Errorf("serve skipped functions:\n%s", errb.String())
+			}
+			builds := servable(t, functions.Open(c.dir))
+			if len(builds) < 7 {
+				t.Fatalf("only %d builds: %v", len(builds), builds)
+			}
+			for _, b := range builds {
+				t.Run(b.deployed(), func(t *testing.T) {
+					if !strings.Contains(out.String(), "serving "+b.deployed()+" (") {
+						t.Errorf("stdout does not list %s: %q", b.deployed(), out.String())
+					}
+					want := inProcessAnswer(t, b, c.dir, cache)
+					got := answer(t, "http://"+addr+"/fn/"+b.deployed())
+					if got != want {
+						t.Errorf("harness serve answered %.200q\nthe in-process target %.200q", got, want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// build is one function and variant a wasm target can serve.
+type build struct{ function, variant string }
+
+// deployed is the name the target and serve give it.
+func (b build) deployed() string {
+	if b.variant == "" {
+		return b.function
+	}
+	return b.function + "-" + b.variant
+}
+
+// servable lists every build of fsys a wasm target serves with its
+// variant option: each function's own, and each variant but the reactor
+// (which the target serves for variant "" in warm mode).
+func servable(t *testing.T, fsys fs.FS) []build {
+	t.Helper()
+	names, err := functions.Names(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []build
+	for _, name := range names {
+		out = append(out, build{name, ""})
+		variants, err := functions.Variants(fsys, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range variants {
+			if v != functions.Reactor {
+				out = append(out, build{name, v})
+			}
+		}
+	}
+	return out
+}
+
+// answerQuery is one valid input for every function: memes reads id,
+// the others n.
+const answerQuery = "?n=7&id=3"
+
+// inProcessAnswer starts an in-process wasm target for b and returns its
+// answer to answerQuery.
+func inProcessAnswer(t *testing.T, b build, dir, cache string) string {
+	t.Helper()
+	tg, err := targets.New(targets.Spec{Name: "ref", Kind: "wasm", Function: b.function, FunctionsDir: dir, Mode: targets.Cold,
+		Options: map[string]any{"variant": b.variant, "cache_dir": cache}, Logf: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := tg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Stop(ctx)
+	return answer(t, tg.URL().String())
+}
+
+// answer GETs url with answerQuery and returns status, type and body; only
+// a 200 is an answer.
+func answer(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + answerQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || len(b) == 0 {
+		t.Errorf("%s: %s %q", url, resp.Status, b)
+	}
+	return fmt.Sprintf("%d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 }
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,70 +86,78 @@ func setupBench(b *testing.B) (*Platform, string) {
 
 const benchBody = `{"id": 7}`
 
-// BenchmarkRoundTrip: one client, one request at a time, over loopback
-// HTTP; reports the median round trip.
-func BenchmarkRoundTrip(b *testing.B) {
+// eachBenchFunction runs bench as a sub-benchmark "MODULE/MODE" for every
+// module and mode, with the function's URL once its instances are ready.
+func eachBenchFunction(b *testing.B, bench func(b *testing.B, name, url string)) {
 	p, base := setupBench(b)
-	client := benchClient()
 	for _, m := range benchModules {
 		for _, mode := range benchModes {
 			name := m.name + "-" + string(mode)
 			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
 				waitReady(b, p, name, baseMode(mode))
-				url := base + "/fn/" + name
-				lat := make([]time.Duration, 0, b.N)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					t0 := time.Now()
-					resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					lat = append(lat, time.Since(t0))
-					if resp.StatusCode != 200 {
-						b.Fatalf("status %d", resp.StatusCode)
-					}
-				}
-				b.StopTimer()
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+				bench(b, name, base+"/fn/"+name)
 			})
 		}
 	}
 }
 
+// BenchmarkRoundTrip: one client, one request at a time, over loopback
+// HTTP; reports the median round trip, and the median X-Start-Ns where
+// requests paid a start.
+func BenchmarkRoundTrip(b *testing.B) {
+	client := benchClient()
+	eachBenchFunction(b, func(b *testing.B, _, url string) {
+		lat := make([]time.Duration, 0, b.N)
+		var starts []int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+			if ns, err := strconv.ParseInt(resp.Header.Get(targets.HeaderStartNs), 10, 64); err == nil {
+				starts = append(starts, ns)
+			}
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+		if len(starts) > 0 {
+			slices.Sort(starts)
+			b.ReportMetric(float64(starts[len(starts)/2])/1e3, "start-p50-us")
+		}
+	})
+}
+
 // BenchmarkThroughput: 8 concurrent clients over loopback HTTP.
 func BenchmarkThroughput(b *testing.B) {
-	p, base := setupBench(b)
 	client := benchClient()
-	for _, m := range benchModules {
-		for _, mode := range benchModes {
-			name := m.name + "-" + string(mode)
-			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
-				waitReady(b, p, name, baseMode(mode))
-				url := base + "/fn/" + name
-				b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				t0 := time.Now()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-				})
-				b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "req/s")
-			})
-		}
-	}
+	eachBenchFunction(b, func(b *testing.B, _, url string) {
+		b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+		b.ReportAllocs()
+		t0 := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := client.Post(url, "application/json", strings.NewReader(benchBody))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "req/s")
+	})
 }
 
 // BenchmarkServe: the platform alone, without the network and the client
@@ -156,24 +165,18 @@ func BenchmarkThroughput(b *testing.B) {
 func BenchmarkServe(b *testing.B) {
 	p, _ := setupBench(b)
 	h := p.Handler(HandlerOptions{})
-	for _, m := range benchModules {
-		for _, mode := range benchModes {
-			name := m.name + "-" + string(mode)
-			b.Run(m.name+"/"+string(mode), func(b *testing.B) {
-				waitReady(b, p, name, baseMode(mode))
-				body := []byte(benchBody)
-				b.ReportAllocs()
-				for i := 0; i < b.N; i++ {
-					req := httptest.NewRequest("POST", "/fn/"+name, bytes.NewReader(body))
-					w := httptest.NewRecorder()
-					h.ServeHTTP(w, req)
-					if w.Code != 200 {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
-					}
-				}
-			})
+	eachBenchFunction(b, func(b *testing.B, name, _ string) {
+		body := []byte(benchBody)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			req := httptest.NewRequest("POST", "/fn/"+name, bytes.NewReader(body))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
 		}
-	}
+	})
 }
 
 // BenchmarkStartup: making an instance alone (memory, data segments; no
@@ -216,4 +219,71 @@ func baseMode(m targets.Mode) targets.Mode {
 		return targets.Cold
 	}
 	return m
+}
+
+// BenchmarkFibonacci30: fibonacci n=30 (naive recursion) in cold mode, the
+// Go and the small build, interruptible (the default) and with
+// no_interrupt: what wazero's check per call costs recursive code.
+func BenchmarkFibonacci30(b *testing.B) {
+	p, err := NewPlatform(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	h := p.Handler(HandlerOptions{})
+	for _, m := range benchModules {
+		for _, trusted := range []bool{false, true} {
+			name := "fibonacci-" + m.name + map[bool]string{false: "-interruptible", true: "-no_interrupt"}[trusted]
+			mod, err := functions.Module(functions.FS(), "fibonacci", m.variant)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := p.Deploy(context.Background(), name, mod, FunctionConfig{NoInterrupt: trusted, Timeout: Duration(time.Minute)}); err != nil {
+				b.Fatal(err)
+			}
+			b.Run(strings.TrimPrefix(name, "fibonacci-"), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, httptest.NewRequest("POST", "/fn/"+name, strings.NewReader(`{"n":30}`)))
+					if w.Code != 200 || !strings.Contains(w.Body.String(), `"result":832040`) {
+						b.Fatalf("%d %s", w.Code, w.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDeploy: deploying memes' Go build on a fresh platform, compiling
+// it (an empty cache directory each time) or reading the compiled code
+// from a cache directory a previous deploy filled: a target's Start with
+// cache_dir: memory against the default.
+func BenchmarkDeploy(b *testing.B) {
+	mod, err := functions.Module(functions.FS(), "memes", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	deploy := func(b *testing.B, dir string) {
+		p, err := NewPlatform(Options{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		if err := p.Deploy(context.Background(), "memes", mod, FunctionConfig{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("compile", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			deploy(b, b.TempDir())
+		}
+	})
+	b.Run("disk-cache", func(b *testing.B) {
+		dir := b.TempDir()
+		deploy(b, dir)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			deploy(b, dir)
+		}
+	})
 }

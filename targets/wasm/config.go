@@ -12,9 +12,9 @@ import (
 )
 
 // FunctionConfig is the small per-function configuration: in
-// <dir>/<name>/<name>.json beside the module, in the X-Purify-Config header
-// of a deploy, or from a scenario's target options. Zero fields take the
-// defaults of Defaults.
+// <dir>/<name>/purify.json (functions.ConfigFile) beside the module, in the
+// X-Purify-Config header of a deploy, or from a scenario's target options.
+// Zero fields take the defaults of Defaults.
 type FunctionConfig struct {
 	// Mode is cold (a fresh instance per request, made on the request
 	// path), prewarmed (a fresh instance per request, made ahead of time)

@@ -2,8 +2,11 @@ package wasm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,6 +297,12 @@ func TestMergeFunctionModules(t *testing.T) {
 			if st.Skipped != "" || st.Before < 1000 || st.After > 16 {
 				t.Fatalf("merge: %+v; want thousands of segments down to a few", st)
 			}
+			// The figures of RATIONALE.md ("Merged data segments").
+			before, after := dataShapeOf(t, in), dataShapeOf(t, out)
+			if before.segments != st.Before || after.segments != st.After {
+				t.Errorf("shape %d -> %d segments, stats %+v", before.segments, after.segments, st)
+			}
+			t.Logf("%s: %s -> %s", c.fn+"/"+c.variant, before, after)
 			ctx := context.Background()
 			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 			defer rt.Close(ctx)
@@ -349,4 +358,110 @@ func FuzzMergeDataSegments(f *testing.F) {
 			t.Fatal("memory differs after the rewrite")
 		}
 	})
+}
+
+// dataShape describes a module's active data segments.
+type dataShape struct {
+	segments     int
+	bytes        int    // in the segments
+	shortGaps    int    // bytes between consecutive segments, in gaps under mergeGap
+	longGaps     int    // and in longer ones
+	gapP         [3]int // 10th, 50th and 90th percentile of the gaps' lengths
+	sectionBytes int    // the data section's contents
+	moduleBytes  int
+}
+
+func (d dataShape) String() string {
+	return fmt.Sprintf("%d segments (%d bytes in them; gaps %d bytes under %d, %d longer; gap p10/p50/p90 %v bytes); data section %d bytes, module %d",
+		d.segments, d.bytes, d.shortGaps, mergeGap, d.longGaps, d.gapP, d.sectionBytes, d.moduleBytes)
+}
+
+// dataShapeOf parses m's data section.
+func dataShapeOf(t testing.TB, m []byte) dataShape {
+	t.Helper()
+	d := dataShape{moduleBytes: len(m)}
+	for i := 8; i < len(m); {
+		n, k, err := readU32(m, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m[i] == secData {
+			segs, err := parseData(m[k : k+int(n)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.sectionBytes = int(n)
+			segs = slices.DeleteFunc(segs, func(s dataSeg) bool { return !s.active })
+			slices.SortStableFunc(segs, func(a, b dataSeg) int { return cmp.Compare(a.offset, b.offset) })
+			var gaps []int
+			end := -1
+			for _, s := range segs {
+				d.segments++
+				d.bytes += len(s.init)
+				if gap := int(s.offset) - end; end >= 0 && gap > 0 {
+					gaps = append(gaps, gap)
+					if gap < mergeGap {
+						d.shortGaps += gap
+					} else {
+						d.longGaps += gap
+					}
+				}
+				end = max(end, int(s.offset)+len(s.init))
+			}
+			if len(gaps) > 0 {
+				slices.Sort(gaps)
+				d.gapP = [3]int{gaps[len(gaps)/10], gaps[len(gaps)/2], gaps[len(gaps)*9/10]}
+			}
+		}
+		i = k + int(n)
+	}
+	return d
+}
+
+// BenchmarkInstantiate: making an instance (memory and data; no start
+// functions) in a wazero runtime with the compiler. memes' Go build as
+// built and with its data segments merged (datamerge.go); memes-small with
+// wazero's default rand source (seeded per instance) and with the zero
+// reader Purify gives it.
+func BenchmarkInstantiate(b *testing.B) {
+	memes, err := functions.Module(functions.FS(), "memes", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	small, err := functions.Module(functions.FS(), "memes", "small")
+	if err != nil {
+		b.Fatal(err)
+	}
+	merged, _ := mergeDataSegments(memes)
+	base := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	for _, c := range []struct {
+		name string
+		mod  []byte
+		cfg  wazero.ModuleConfig
+	}{
+		{"go/as-built", memes, base.WithRandSource(zeroReader{})},
+		{"go/merged", merged, base.WithRandSource(zeroReader{})},
+		{"small/rand-default", small, base},
+		{"small/rand-zero", small, base.WithRandSource(zeroReader{})},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			rt := wazero.NewRuntime(ctx)
+			defer rt.Close(ctx)
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			cm, err := rt.CompileModule(ctx, c.mod)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				mod, err := rt.InstantiateModule(ctx, cm, c.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mod.Close(ctx)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
-package wasm_test
+package wasm
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/academemes/harness/targets"
@@ -22,7 +23,7 @@ func TestModes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tg := startTarget(t, c.function, c.mode, c.opts)
 			for i, n := range []string{"10", "20", "1", "10"} {
-				resp, body := post(t, tg.URL().String(), `{"n":`+n+`}`)
+				resp, body := do(t, http.MethodPost, tg.URL().String(), `{"n":`+n+`}`)
 				want := map[string]string{"10": `{"n":10,"result":55}` + "\n", "20": `{"n":20,"result":6765}` + "\n", "1": `{"n":1,"result":1}` + "\n"}[n]
 				if resp.StatusCode != 200 || body != want {
 					t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, body, want)

@@ -66,6 +66,8 @@ func newTestPlatform(t testing.TB, opts Options) (*Platform, *httptest.Server, *
 	return p, srv, lb
 }
 
+// do sends a request with headers given as name, value pairs and returns
+// the response and its body.
 func do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -80,7 +82,10 @@ func do(t testing.TB, method, url, body string, hdr ...string) (*http.Response, 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return resp, string(b)
 }
 

@@ -1,9 +1,8 @@
-package wasm_test
+package wasm
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/academemes/harness/targets"
-	_ "github.com/academemes/harness/targets/wasm"
 )
 
 // startTarget starts a wasm target through the registry, as the runner does.
@@ -34,27 +32,6 @@ func startTarget(t *testing.T, function string, mode targets.Mode, opts map[stri
 	return tg
 }
 
-func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
 func TestTargetMemesColdEndToEnd(t *testing.T) {
 	tg := startTarget(t, "memes", targets.Cold, nil)
 	if got := tg.URL().Path; got != "/fn/memes" {
@@ -71,7 +48,7 @@ func TestTargetMemesColdEndToEnd(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, body := post(t, tg.URL().String(), c.body, "Content-Type", "application/json")
+			resp, body := do(t, http.MethodPost, tg.URL().String(), c.body, "Content-Type", "application/json")
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, c.status, body)
 			}
@@ -101,7 +78,7 @@ func TestTargetReportAfterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		resp, _ := post(t, tg.URL().String(), fmt.Sprintf(`{"id": %d}`, i+1))
+		resp, _ := do(t, http.MethodPost, tg.URL().String(), fmt.Sprintf(`{"id": %d}`, i+1))
 		if resp.StatusCode != 200 {
 			t.Fatalf("request %d: %d", i, resp.StatusCode)
 		}

@@ -1,6 +1,7 @@
 package fnio
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -79,5 +80,26 @@ func TestEncodeAndQuote(t *testing.T) {
 	want := "Status: 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"error\":\"no \\\"x\\\"\"}\n"
 	if got != want {
 		t.Errorf("Encode = %q, want %q", got, want)
+	}
+}
+
+// TestValueAgreesWithEncodingJSON checks the validator's objects and arrays
+// (one loop for both) against encoding/json.
+func TestValueAgreesWithEncodingJSON(t *testing.T) {
+	for _, doc := range []string{
+		`{}`, `[]`, `{ }`, `[ ]`, `{"a":1}`, `[1]`, `[1,2,3]`, `{"a":1,"b":[{},[]]}`, ` [ 1 , { "a" : [ ] } ] `,
+		`{"a"}`, `{"a":}`, `{"a" 1}`, `{1:2}`, `{"a":1,}`, `[1,]`, `[,1]`, `[1 2]`, `{"a":1 "b":2}`, `{`, `[`,
+		`{"a":1`, `[1`, `{]`, `[}`, `[1}`, `{"a":1]`, `{,}`, `[[[]]]`, `[[[]]`, `{"a":{"b":{"c":[true,false,null]}}}`,
+	} {
+		t.Run(doc, func(t *testing.T) {
+			p := parser{b: []byte(doc)}
+			p.space()
+			ok := p.value(0)
+			p.space()
+			ok = ok && p.i == len(p.b)
+			if want := json.Valid([]byte(doc)); ok != want {
+				t.Errorf("valid = %v, encoding/json says %v", ok, want)
+			}
+		})
 	}
 }

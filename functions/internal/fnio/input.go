@@ -164,13 +164,7 @@ func (p *parser) value(depth int) bool {
 	switch c := p.peek(); {
 	case c == '{':
 		p.i++
-		p.space()
-		if p.peek() == '}' {
-			p.i++
-			return true
-		}
-		for {
-			p.space()
+		return p.elements('}', func() bool {
 			if _, ok := p.str(); !ok {
 				return false
 			}
@@ -180,41 +174,11 @@ func (p *parser) value(depth int) bool {
 			}
 			p.i++
 			p.space()
-			if !p.value(depth + 1) {
-				return false
-			}
-			p.space()
-			c := p.peek()
-			p.i++
-			if c == '}' {
-				return true
-			}
-			if c != ',' {
-				return false
-			}
-		}
+			return p.value(depth + 1)
+		})
 	case c == '[':
 		p.i++
-		p.space()
-		if p.peek() == ']' {
-			p.i++
-			return true
-		}
-		for {
-			p.space()
-			if !p.value(depth + 1) {
-				return false
-			}
-			p.space()
-			c := p.peek()
-			p.i++
-			if c == ']' {
-				return true
-			}
-			if c != ',' {
-				return false
-			}
-		}
+		return p.elements(']', func() bool { return p.value(depth + 1) })
 	case c == '"':
 		_, ok := p.str()
 		return ok
@@ -228,6 +192,32 @@ func (p *parser) value(depth int) bool {
 		return p.lit("null")
 	}
 	return false
+}
+
+// elements reads the comma-separated members of an object or elements of
+// an array, the opening byte already read, through the closing byte end;
+// elem reads one.
+func (p *parser) elements(end byte, elem func() bool) bool {
+	p.space()
+	if p.peek() == end {
+		p.i++
+		return true
+	}
+	for {
+		p.space()
+		if !elem() {
+			return false
+		}
+		p.space()
+		c := p.peek()
+		p.i++
+		if c == end {
+			return true
+		}
+		if c != ',' {
+			return false
+		}
+	}
 }
 
 func (p *parser) lit(s string) bool {
