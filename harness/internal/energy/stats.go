@@ -22,6 +22,10 @@ type Interval struct {
 	// Method names the interval: "t (5 repetitions)", "bootstrap over
 	// 1s windows (2 repetitions, 2000 resamples)", "none (one value)".
 	Method string `json:"method"`
+	// BelowResolution is set when the value is smaller than the meter can
+	// resolve: it is then no number to compare; Reason says why.
+	BelowResolution bool   `json:"below_resolution,omitempty"`
+	Reason          string `json:"reason,omitempty"`
 }
 
 // quantile is the q-quantile of sorted xs by linear interpolation between

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+
+	"github.com/academemes/harness/harness/internal/runstore"
 )
 
 // SummaryVersion changes when summary.json changes incompatibly.
@@ -61,7 +63,30 @@ type Summary struct {
 	Targets []TargetSummary `json:"targets"`
 	// Warnings concern the whole run; each phase has its own too.
 	Warnings []string `json:"warnings,omitempty"`
+	// ColdStarts is, for functions run both cold and warm, what a cold
+	// start costs: cold minus warm dynamic energy per request.
+	ColdStarts []ColdStartEnergy `json:"cold_start_energy,omitempty"`
+	// Validity is run.json's, carried so readers of summary.json see it.
+	Validity *runstore.Validity `json:"validity,omitempty"`
 }
+
+// ColdStartEnergy is the energy a cold start adds to a request: the
+// dynamic joules per request of a cold target less those of a warm target
+// serving the same function, on one meter and measured phase.
+type ColdStartEnergy struct {
+	Function           string   `json:"function"`
+	Cold               string   `json:"cold"`
+	Warm               string   `json:"warm"`
+	Phase              string   `json:"phase"`
+	Meter              string   `json:"meter"`
+	Estimate           bool     `json:"estimate"`
+	DynamicJPerRequest Interval `json:"dynamic_j_per_request"`
+	UWhPerRequest      Interval `json:"uwh_per_request"`
+}
+
+// UWh converts joules to microwatt-hours, the original study's unit
+// (1 µWh = 3.6 mJ).
+func UWh(j float64) float64 { return j / 3.6e-3 }
 
 // Method is the analysis's parameters, stated so a reader can redo it.
 type Method struct {
@@ -169,6 +194,10 @@ type Energy struct {
 	// Joules per request with 95% intervals.
 	JPerRequest        Interval `json:"j_per_request"`
 	DynamicJPerRequest Interval `json:"dynamic_j_per_request"`
+	// ResolutionJ is the smallest energy the meter resolves over the
+	// window; UWhPerRequest is joules per request in µWh.
+	ResolutionJ   Float    `json:"resolution_j"`
+	UWhPerRequest Interval `json:"uwh_per_request"`
 	// Marginal is the slope of power on request rate (J per request).
 	Marginal *Marginal `json:"marginal,omitempty"`
 	// PerRequest is the distribution of attributed dynamic energy.
@@ -220,6 +249,13 @@ type Distribution struct {
 	// its share), so that the values add up to the dynamic energy.
 	AttributedJ   Float `json:"attributed_j"`
 	UnattributedJ Float `json:"unattributed_j"`
+	// LimitedByMeter is set when the meter samples less often than a
+	// typical request lasts, so the distribution reflects the meter's
+	// sampling more than the requests; Note says so in words.
+	LimitedByMeter   bool   `json:"limited_by_meter,omitempty"`
+	SampleIntervalMs Float  `json:"sample_interval_ms"`
+	TypicalLatencyMs Float  `json:"typical_latency_ms"`
+	Note             string `json:"note,omitempty"`
 }
 
 // Find returns the summary of target's phase, or nil.
