@@ -652,7 +652,9 @@ func denominatorProblem(s Side, unit string, cross bool) string {
 		return fmt.Sprintf("%s is not positive (%s): the load drew no more than the idle baseline", n, fmtValue(s.Value, unit))
 	case s.N() < 2:
 		return n + " has one repetition, so nothing tells it from zero"
-	case !(s.Lo > 0):
+	case unit == "J" && !(s.Lo > 0):
+		// Energy above idle can be zero or less; a latency cannot, and its
+		// symmetric interval reaching zero says only that it is spread.
 		return fmt.Sprintf("%s cannot be told from zero: its interval is [%s, %s]", n, fmtValue(s.Lo, unit), fmtValue(s.Hi, unit))
 	}
 	return ""

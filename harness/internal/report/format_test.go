@@ -211,18 +211,25 @@ func TestRatioOnlyOverResolvedPositives(t *testing.T) {
 		a, b  Side
 		ratio bool
 		why   string
+		unit  string
 	}{
-		{"both positive", good, side(false, 5.9, 6, 6.1), true, ""},
-		{"rounding residue", side(false, 2e-15, 2.1e-15, 1.9e-15), good, false, "indistinguishable from zero"},
-		{"interval reaches zero", side(false, 1e-3, -1e-3, 3e-3), good, false, "cannot be told from zero"},
-		{"negative", side(false, -0.1, -0.05, -0.02), good, false, "not positive"},
-		{"zero", side(false, 0, 0, 0), good, false, "indistinguishable from zero"},
-		{"below resolution", side(true, 1, 1.1, 0.9), good, false, "below the meter's resolution"},
-		{"one repetition", side(false, 2), good, false, "one repetition"},
-		{"numerator below resolution too", good, side(true, 1, 1.1, 0.9), false, "below the meter's resolution"},
+		{"both positive", good, side(false, 5.9, 6, 6.1), true, "", ""},
+		{"a spread latency: positive whatever its interval", side(false, 1, 2, 25), good, true, "", "ms"},
+		{"a spread energy: not told from zero", side(false, 1, 2, 25), good, false, "cannot be told from zero", ""},
+		{"rounding residue", side(false, 2e-15, 2.1e-15, 1.9e-15), good, false, "indistinguishable from zero", ""},
+		{"interval reaches zero", side(false, 1e-3, -1e-3, 3e-3), good, false, "cannot be told from zero", ""},
+		{"negative", side(false, -0.1, -0.05, -0.02), good, false, "not positive", ""},
+		{"zero", side(false, 0, 0, 0), good, false, "indistinguishable from zero", ""},
+		{"below resolution", side(true, 1, 1.1, 0.9), good, false, "below the meter's resolution", ""},
+		{"one repetition", side(false, 2), good, false, "one repetition", ""},
+		{"numerator below resolution too", good, side(true, 1, 1.1, 0.9), false, "below the meter's resolution", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, lo, hi, why := ratioOf(tc.a, tc.b, "J")
+			unit := tc.unit
+			if unit == "" {
+				unit = "J"
+			}
+			r, lo, hi, why := ratioOf(tc.a, tc.b, unit)
 			if got := !math.IsNaN(r); got != tc.ratio {
 				t.Fatalf("ratio %v [%v, %v] (%q): present %v, want %v", r, lo, hi, why, got, tc.ratio)
 			}

@@ -127,6 +127,19 @@ func (lt linTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ts
 }
 
+// unlabelled keeps a ticker's ticks and drops their labels, for an axis
+// that another panel labels.
+type unlabelled struct{ plot.Ticker }
+
+// Ticks implements plot.Ticker.
+func (u unlabelled) Ticks(lo, hi float64) []plot.Tick {
+	ts := u.Ticker.Ticks(lo, hi)
+	for i := range ts {
+		ts[i].Label = ""
+	}
+	return ts
+}
+
 // niceStep is the smallest of 1, 2, 5 x 10^k at least raw, and the
 // decimals its multiples need.
 func niceStep(raw float64) (step float64, decimals int) {
@@ -373,6 +386,8 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail, v val
 			p.X.Min, p.X.Max = math.Min(p.X.Min, rp.X.Min), math.Max(p.X.Max, rp.X.Max)
 			rp.X.Min, rp.X.Max = p.X.Min, p.X.Max
 			p.below = rp
+			// The lower panel labels the shared time axis.
+			p.X.Tick.Marker = unlabelled{linTicks{}}
 			p.add("requests sent per second (lower panel)", green, "line")
 		}
 	}
