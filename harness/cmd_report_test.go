@@ -59,39 +59,6 @@ func TestCmdReport(t *testing.T) {
 	}
 }
 
-func TestCmdCompare(t *testing.T) {
-	tmp := t.TempDir()
-	runs, reports := filepath.Join(tmp, "runs"), filepath.Join(tmp, "reports")
-	first := synthRun(t, runs, 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	synthRun(t, runs, 2, time.Date(2026, 1, 2, 5, 0, 0, 0, time.UTC))
-	tests := []struct {
-		name string
-		args []string
-		code int
-		out  []string
-	}{
-		{"latest against previous", []string{"compare", "--runs", runs, "--reports", reports}, exitOK,
-			[]string{"less dynamic energy per request than docker-node", "20260102-030405-coldstart", "compare-20260102-030405-coldstart_vs_20260102-050000-coldstart.html"}},
-		{"one run", []string{"compare", first, "--reports", reports}, exitOK, []string{"Mann-Whitney", "compare-20260102-030405-coldstart.html"}},
-		{"no runs", []string{"compare", "--runs", filepath.Join(tmp, "none")}, exitFail, nil},
-		{"help", []string{"compare", "--help"}, exitOK, nil},
-		{"bad flag", []string{"compare", "--nope"}, exitUsage, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			if code := run(tc.args, &out, &errb); code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out.String(), errb.String())
-			}
-			for _, w := range tc.out {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out.String())
-				}
-			}
-		})
-	}
-}
-
 // TestCmdReportFormat1 analyses a run directory of the first format (see
 // runstore's testdata/format1) and writes its report.
 func TestCmdReportFormat1(t *testing.T) {

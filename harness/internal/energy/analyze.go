@@ -75,11 +75,6 @@ type GroupDetail struct {
 	PerRequestJ []float64
 	// RepJ and RepDynamicJ are joules per request of each repetition.
 	RepJ, RepDynamicJ []float64
-	// WindowJ and WindowDynamicJ are joules per request of each
-	// sub-window with a request in it. They describe spread only: the
-	// sub-windows of one phase are correlated, so they never feed an
-	// interval or a test (the repetitions do).
-	WindowJ, WindowDynamicJ []float64
 	// Rate and Power are the sub-windows' request rate (1/s) and mean
 	// power (W), this phase's and the target's idle ones.
 	Rate, Power []float64

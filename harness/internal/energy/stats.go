@@ -71,8 +71,8 @@ func cv(xs []float64) float64 {
 	return math.Sqrt(ss/float64(len(xs)-1)) / math.Abs(m)
 }
 
-// tInterval is mean ± t(n-1) · s/√n at the given confidence.
-func tInterval(xs []float64, conf float64) (mean, lo, hi float64) {
+// TInterval is mean ± t(n-1) · s/√n at the given confidence.
+func TInterval(xs []float64, conf float64) (mean, lo, hi float64) {
 	n := len(xs)
 	mean = stat.Mean(xs, nil)
 	if n < 2 {

@@ -74,7 +74,7 @@ func repInterval(vals []float64, minReps int, conf float64, lim limits) Interval
 		iv.Reason = fmt.Sprintf("fewer than %d repetitions: no interval (%d here)", minReps, len(vals))
 		return iv
 	}
-	_, lo, hi := tInterval(vals, conf)
+	_, lo, hi := TInterval(vals, conf)
 	w := lim.widen(m)
 	iv.Lo, iv.Hi = Float(lo-w), Float(hi+w)
 	iv.Method = fmt.Sprintf("t over %d repetitions", len(vals))
@@ -129,7 +129,7 @@ func diffInterval(a, b []float64, minReps int, conf float64, lim limits) Interva
 
 // UWh converts joules to microwatt-hours, the unit of the original study's
 // tables (1 uWh = 3.6 mJ).
-func UWh(j float64) float64 { return j / 3600 * 1e6 }
+func UWh(j float64) float64 { return j * 1e6 / 3600 }
 
 // uwhInterval is iv in microwatt-hours.
 func uwhInterval(iv Interval) Interval {

@@ -108,17 +108,14 @@ func (a *analysis) repWarnings(m *meterSeries, r RepEnergy) []string {
 	return warn
 }
 
-// subWindowValues are the values of a window's sub-windows: request rate
-// (1/s) and mean power (W) of each, and where a sub-window holds a
-// request, its joules per request, total and dynamic.
+// subWindowValues are the request rate (1/s) and mean power (W) of each
+// of a window's sub-windows: the points of the marginal regression.
 type subWindowValues struct {
 	rate, power []float64
-	j, dynJ     []float64
 }
 
-// subWindows cuts w into sub-windows about sub ns long; iw is the idle
-// power for the dynamic values.
-func subWindows(m *meterSeries, w window, sub int64, iw float64) subWindowValues {
+// subWindows cuts w into sub-windows about sub ns long.
+func subWindows(m *meterSeries, w window, sub int64) subWindowValues {
 	var v subWindowValues
 	for _, sw := range split(w.s, w.e, sub) {
 		e := m.energy(sw[0], sw[1])
@@ -126,10 +123,6 @@ func subWindows(m *meterSeries, w window, sub int64, iw float64) subWindowValues
 		dt := float64(sw[1]-sw[0]) / 1e9
 		v.rate = append(v.rate, n/dt)
 		v.power = append(v.power, e/dt)
-		if n > 0 {
-			v.j = append(v.j, e/n)
-			v.dynJ = append(v.dynJ, (e-iw*dt)/n)
-		}
 	}
 	return v
 }
@@ -187,11 +180,9 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 				g.RepDynamicJ = append(g.RepDynamicJ, float64(r.DynamicJPerRequest))
 			}
 		}
-		sv := subWindows(m, w, a.subWindow(m), iw)
+		sv := subWindows(m, w, a.subWindow(m))
 		g.Rate = append(g.Rate, sv.rate...)
 		g.Power = append(g.Power, sv.power...)
-		g.WindowJ = append(g.WindowJ, sv.j...)
-		g.WindowDynamicJ = append(g.WindowDynamicJ, sv.dynJ...)
 		if s, ok := repSlope(idle.byRep[w.rep], sv, a.opt.Confidence); ok {
 			slopes = append(slopes, s)
 		}

@@ -75,14 +75,14 @@ func TestRepEnergy(t *testing.T) {
 
 func TestSubWindows(t *testing.T) {
 	m := constantMeter(true, runstore.Precision{})
-	v := subWindows(m, testWindow(), int64(2*time.Second), 8)
+	v := subWindows(m, testWindow(), int64(2*time.Second))
 	// [2,4): one request, [4,6): one, [6,8): one; 10 W throughout.
-	if len(v.rate) != 3 || len(v.power) != 3 || len(v.j) != 3 {
+	if len(v.rate) != 3 || len(v.power) != 3 {
 		t.Fatalf("sub-windows %+v, want three", v)
 	}
 	for i := range 3 {
-		if !same(v.rate[i], 0.5) || !same(v.power[i], 10) || !same(v.j[i], 20) || !same(v.dynJ[i], 4) {
-			t.Errorf("sub-window %d: rate %v, power %v, J %v, dynamic J %v; want 0.5, 10, 20, 4", i, v.rate[i], v.power[i], v.j[i], v.dynJ[i])
+		if !same(v.rate[i], 0.5) || !same(v.power[i], 10) {
+			t.Errorf("sub-window %d: rate %v, power %v; want 0.5, 10", i, v.rate[i], v.power[i])
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/academemes/harness/harness/internal/energy/synth"
+	"github.com/academemes/harness/harness/internal/runstore"
 )
 
 // chromium finds a Chromium to drive, or skips the test (fails it in CI,
@@ -68,7 +69,21 @@ func TestBrowser(t *testing.T) {
 		}
 		runs = append(runs, a)
 	}
-	cmpPath, err := WriteComparison(reports, Compare("Comparison of coldstart", Pairs(runs), 1))
+	cmpPath, err := WriteComparison(reports, Compare("Comparison of coldstart", Pairs(runs), Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A run whose validity checks failed: its page must show the banner.
+	invalid := demoRun(t, dir, 3, func(c *synth.Config) { c.Start = c.Start.Add(2 * time.Hour) })
+	meta, err := runstore.Load(invalid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Meta.Validity = invalidProblems()
+	if err := runstore.WriteJSON(filepath.Join(invalid, runstore.RunFile), meta.Meta); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := Generate(invalid, reports)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +109,12 @@ func TestBrowser(t *testing.T) {
 	pages := []struct {
 		name, path string
 		minSVG     int
+		banner     bool
 	}{
-		{"report", res.HTMLPath, 8},
-		{"comparison", cmpPath, 0},
-		{"index", filepath.Join(reports, "index.html"), 0},
+		{"report", res.HTMLPath, 8, false},
+		{"invalid report", bad.HTMLPath, 8, true},
+		{"comparison", cmpPath, 0, false},
+		{"index", filepath.Join(reports, "index.html"), 0, false},
 	}
 	out := artefactDir(t)
 	for _, pg := range pages {
@@ -161,11 +178,46 @@ func TestBrowser(t *testing.T) {
 					t.Errorf("plot %s did not render: %+v", s.ID, s)
 				}
 			}
+			// The validity banner: there, visible in the first screen,
+			// red, and naming each problem; absent where there is none.
+			type bannerInfo struct {
+				Top, W, H float64
+				Visible   bool
+				BG, Text  string
+			}
+			bn, err := chromedp.Run(bctx, chromedp.Evaluate[*bannerInfo](`(() => {
+				const b = document.getElementById('validity-banner');
+				if (!b) return null;
+				const r = b.getBoundingClientRect(), st = getComputedStyle(b);
+				return {Top: r.top, W: r.width, H: r.height, BG: st.backgroundColor, Text: b.innerText,
+					Visible: st.visibility === 'visible' && st.display !== 'none' && +st.opacity > 0};
+			})()`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case !pg.banner && bn != nil:
+				t.Errorf("a banner on a page without problems: %+v", *bn)
+			case pg.banner && bn == nil:
+				t.Error("no validity banner")
+			case pg.banner:
+				if !bn.Visible || bn.Top < 0 || bn.Top+bn.H > 900 || bn.W < 600 || bn.H < 40 {
+					t.Errorf("banner not visible in the first screen: %+v", *bn)
+				}
+				if bn.BG != "rgb(253, 232, 232)" {
+					t.Errorf("banner background %s, want the red tint", bn.BG)
+				}
+				for _, p := range invalidProblems().Problems {
+					if !strings.Contains(bn.Text, p.Message) {
+						t.Errorf("banner does not name %q:\n%s", p.Message, bn.Text)
+					}
+				}
+			}
 			png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatal(err)
 			}
-			shot := filepath.Join(out, "browser-"+pg.name+".png")
+			shot := filepath.Join(out, "browser-"+slug(pg.name)+".png")
 			if err := os.WriteFile(shot, png, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +231,7 @@ func TestBrowser(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				os.WriteFile(filepath.Join(out, "browser-"+pg.name+"-"+sel+".png"), img, 0o644)
+				os.WriteFile(filepath.Join(out, "browser-"+slug(pg.name)+"-"+sel+".png"), img, 0o644)
 			}
 			// Let late messages arrive, then stop listening.
 			chromedp.Do(bctx, chromedp.Sleep(200*time.Millisecond))

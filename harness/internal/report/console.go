@@ -25,25 +25,22 @@ var funcs = template.FuncMap{
 	"slug":      slug,
 	"join":      strings.Join,
 	"pv":        fmtPv,
-	"side": func(s Side, u string) string {
-		v := fmtValue(s.Value, u)
-		if !math.IsNaN(s.Lo) && !math.IsNaN(s.Hi) {
-			v += " (" + fmtValue(s.Lo, u) + "–" + fmtValue(s.Hi, u) + ")"
-		}
-		return v
-	},
-	"secs":   func(s, e int64) float64 { return float64(e-s) / 1e9 },
-	"nsms":   func(ns float64) float64 { return ns / 1e6 },
-	"f":      func(v float64) energy.Float { return energy.Float(v) },
-	"swatch": swatch,
-	"ratio":  fmtRatioCI,
-	"minus":  func(a, b int) int { return a - b },
+	"sidetext":  sideText,
+	"ratiotext": ratioText,
+	"secs":      func(s, e int64) float64 { return float64(e-s) / 1e9 },
+	"nsms":      func(ns float64) float64 { return ns / 1e6 },
+	"f":         func(v float64) energy.Float { return energy.Float(v) },
+	"swatch":    swatch,
+	"ratio":     fmtRatioCI,
+	"minus":     func(a, b int) int { return a - b },
 	"iv": func(v, lo, hi energy.Float) energy.Interval {
 		return energy.Interval{Value: v, Lo: lo, Hi: hi}
 	},
-	"input": inputOf,
-	"fact":  fmtFact,
-	"neg":   func(f energy.Float) bool { return f.OK() && f < -zeroJ },
+	"input":    inputOf,
+	"uwh":      fmtUWh,
+	"describe": describe,
+	"fact":     fmtFact,
+	"neg":      func(f energy.Float) bool { return f.OK() && f < -zeroJ },
 }
 
 // swatch is a legend key drawn with CSS (not SVG, so that the page's only
@@ -134,6 +131,30 @@ func fmtJ(f energy.Float) string {
 	return sig(v*k) + " " + u
 }
 
+// fmtUWh is joules in microwatt-hours, the original study's unit, with a
+// prefix that makes them read 1-999: "5.61 µWh", "1.17 mWh".
+func fmtUWh(j energy.Float) string {
+	if !j.OK() {
+		return "–"
+	}
+	u := energy.UWh(float64(j))
+	switch a := math.Abs(u); {
+	case a < zeroJ/3.6e-3:
+		return "0 µWh"
+	case a >= 1e6:
+		return sig(u/1e6) + " Wh"
+	case a >= 1e3:
+		return sig(u/1e3) + " mWh"
+	case a < 1:
+		return sig(u*1e3) + " nWh"
+	}
+	return sig(u) + " µWh"
+}
+
+// belowResolution is what a value the meter cannot resolve reads as,
+// wherever it would be shown: never as a number.
+const belowResolution = "below resolution"
+
 // fmtInterval is "21.3 mJ [20.1, 22.6]"; see intervalParts.
 func fmtInterval(iv energy.Interval) string {
 	v, b := intervalParts(iv)
@@ -159,6 +180,9 @@ func fmtInterval2(iv energy.Interval) template.HTML {
 // zero is not shown with false digits. Brackets keep negative bounds
 // unambiguous.
 func intervalParts(iv energy.Interval) (value, bounds string) {
+	if iv.BelowResolution {
+		return belowResolution, ""
+	}
 	if !iv.Value.OK() {
 		return "–", ""
 	}
@@ -201,16 +225,23 @@ func fmtPct(f energy.Float) string {
 }
 
 // PrintSummary writes the console table the runner prints at the end: one
-// row per target, measured phase and meter. Estimates say so in the meter
-// column and in a note under the table.
+// row per target, measured phase and meter, dynamic energy first, with
+// failed requests and whether the validity checks passed for the phase.
+// Estimates say so in the meter column and in a note under the table;
+// an invalid run says so under it, naming each problem.
 func PrintSummary(w io.Writer, s *energy.Summary) {
+	v := validity{Valid: true}
+	if s.Validity != nil {
+		v = validity{Known: true, Valid: s.Validity.Valid, Problems: s.Validity.Problems}
+		v.Valid = v.Valid && len(v.Problems) == 0
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\tmode\tphase\tmeter\tJ/request (95% CI)\tdynamic J/request (95% CI)\tlatency p50\tp99\tthroughput\tcold starts")
+	fmt.Fprintln(tw, "target\tmode\tphase\tmeter\tdynamic J/request (95% CI)\ttotal J/request (95% CI)\tlatency p50\tp99\tthroughput\tfailed\tcold starts\tvalid")
 	estimate := false
 	var skipped []string
 	for _, t := range s.Targets {
 		if t.Skipped {
-			fmt.Fprintf(tw, "%s\t%s\t\t(skipped)\t\t\t\t\t\t\n", t.Name, t.Mode)
+			fmt.Fprintf(tw, "%s\t%s\t\t(skipped)\t\t\t\t\t\t\t\t\n", t.Name, t.Mode)
 			skipped = append(skipped, t.Name+": "+t.SkipReason)
 			continue
 		}
@@ -218,6 +249,20 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 			rows := p.Energy
 			if len(rows) == 0 {
 				rows = []energy.Energy{{Label: "(no meter)", JPerRequest: energy.Interval{Value: energy.Float(math.NaN())}, DynamicJPerRequest: energy.Interval{Value: energy.Float(math.NaN())}}}
+			}
+			valid := "-"
+			if v.Known {
+				valid = "yes"
+				switch {
+				case len(v.problemsOf(t.Name, p.Phase, 0)) > 0:
+					valid = "NO"
+				case v.hasRunProblem():
+					valid = "NO (run)"
+				}
+			}
+			failed := "0"
+			if f := p.Requests - p.Successes; f > 0 {
+				failed = fmt.Sprintf("%d (%.1f%%)", f, 100*float64(f)/float64(p.Requests))
 			}
 			for _, e := range rows {
 				label := e.Label
@@ -227,11 +272,11 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 						label += " (estimate)"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/s\t%d/%d\n",
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\t%d/%d\t%s\n",
 					t.Name, t.Mode, p.Phase, label,
-					fmtInterval(e.JPerRequest), fmtInterval(e.DynamicJPerRequest),
+					fmtInterval(e.DynamicJPerRequest), fmtInterval(e.JPerRequest),
 					fmtNum(p.LatencyMs.P50)+" ms", fmtNum(p.LatencyMs.P99)+" ms",
-					fmtNum(p.ThroughputRPS), p.ColdStarts, p.Requests)
+					fmtNum(p.ThroughputRPS), failed, p.ColdStarts, p.Requests, valid)
 			}
 		}
 	}
@@ -241,6 +286,20 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 	}
 	if estimate {
 		fmt.Fprintln(w, "Figures from a meter marked (estimate) come from a model of power, not from a measurement.")
+	}
+	for _, c := range s.ColdStarts {
+		fmt.Fprintf(w, "Cold start of %s (%s %s, %s): %s per request more than warm (%s), %s\n", c.Function, c.Cold, c.Phase, c.Meter, fmtInterval(c.DynamicJPerRequest), c.Warm, fmtUWh(c.DynamicJPerRequest.Value))
+	}
+	switch {
+	case !v.Known:
+		fmt.Fprintln(w, "Validity: not recorded for this run.")
+	case v.Valid:
+		fmt.Fprintln(w, "Validity: every check passed.")
+	default:
+		fmt.Fprintf(w, "INVALID RUN: %d problem(s); figures marked NO above cannot be trusted:\n", len(v.Problems))
+		for _, p := range v.Problems {
+			fmt.Fprintln(w, "  - "+describe(p))
+		}
 	}
 	n := len(s.Warnings)
 	for _, t := range s.Targets {
@@ -265,10 +324,21 @@ var CSVHeader = []string{
 	"dynamic_j_per_request", "dynamic_j_per_request_lo", "dynamic_j_per_request_hi", "interval_method",
 	"marginal_j_per_request", "marginal_lo", "marginal_hi",
 	"per_request_p50_j", "per_request_p90_j", "coverage",
+	"dynamic_uwh_per_request", "dynamic_uwh_per_request_lo", "dynamic_uwh_per_request_hi", "uwh_per_request",
+	"below_resolution", "resolution_j", "per_request_limited_by_meter",
+	"cold_start_dynamic_j_per_request", "cold_start_lo", "cold_start_hi", "cold_start_uwh_per_request",
+	"valid", "validity_problems",
 }
 
 // WriteCSV writes the summary as CSV for pandas and R: NaN for missing.
+// A figure below the meter's resolution is NaN with below_resolution
+// true, never a number; µWh columns give the original study's unit
+// beside joules; valid is empty where the run recorded no validity.
 func WriteCSV(w io.Writer, s *energy.Summary) error {
+	v := validity{}
+	if s.Validity != nil {
+		v = validity{Known: true, Valid: s.Validity.Valid && len(s.Validity.Problems) == 0, Problems: s.Validity.Problems}
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(CSVHeader); err != nil {
 		return err
@@ -299,14 +369,46 @@ func WriteCSV(w io.Writer, s *energy.Summary) error {
 					mj, mlo, mhi = e.Marginal.JPerRequest, e.Marginal.Lo, e.Marginal.Hi
 				}
 				rec := append(append(append([]string{}, base...), e.Meter, strconv.FormatBool(e.Estimate), e.Source), req...)
+				tot, dyn := resolved(e.JPerRequest), resolved(e.DynamicJPerRequest)
+				uwh := func(x energy.Float) string { return f(energy.Float(energy.UWh(float64(x)))) }
+				limited := false
+				if e.PerRequest != nil {
+					limited = e.PerRequest.LimitedByMeter
+				}
+				cs, clo, chi := nanF, nanF, nanF
+				for _, c := range s.ColdStarts {
+					if c.Cold == t.Name && c.Phase == p.Phase && c.Meter == e.Meter {
+						iv := resolved(c.DynamicJPerRequest)
+						cs, clo, chi = iv.Value, iv.Lo, iv.Hi
+					}
+				}
 				if e.Meter == "" {
-					rec = append(rec, "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN")
+					rec = append(rec, "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN", "", "NaN", "NaN", "NaN", "NaN", "NaN", "NaN",
+						"NaN", "NaN", "NaN", "NaN", "false", "NaN", "false", "NaN", "NaN", "NaN", "NaN")
 				} else {
 					rec = append(rec, f(e.WindowS), f(e.TotalJ), f(e.IdleW), f(e.DynamicJ),
-						f(e.JPerRequest.Value), f(e.JPerRequest.Lo), f(e.JPerRequest.Hi),
-						f(e.DynamicJPerRequest.Value), f(e.DynamicJPerRequest.Lo), f(e.DynamicJPerRequest.Hi), e.DynamicJPerRequest.Method,
-						f(mj), f(mlo), f(mhi), f(m50), f(m90), f(e.Coverage))
+						f(tot.Value), f(tot.Lo), f(tot.Hi),
+						f(dyn.Value), f(dyn.Lo), f(dyn.Hi), e.DynamicJPerRequest.Method,
+						f(mj), f(mlo), f(mhi), f(m50), f(m90), f(e.Coverage),
+						uwh(dyn.Value), uwh(dyn.Lo), uwh(dyn.Hi), uwh(tot.Value),
+						strconv.FormatBool(e.DynamicJPerRequest.BelowResolution), f(e.ResolutionJ), strconv.FormatBool(limited),
+						f(cs), f(clo), f(chi), uwh(cs))
 				}
+				valid := ""
+				var problems []string
+				if v.Known {
+					ps := v.problemsOf(t.Name, p.Phase, 0)
+					for _, pr := range v.Problems {
+						if pr.Phase == "" {
+							ps = append(ps, pr)
+						}
+					}
+					valid = strconv.FormatBool(len(ps) == 0)
+					for _, pr := range ps {
+						problems = append(problems, describe(pr))
+					}
+				}
+				rec = append(rec, valid, strings.Join(problems, " | "))
 				if err := cw.Write(rec); err != nil {
 					return err
 				}
@@ -315,6 +417,16 @@ func WriteCSV(w io.Writer, s *energy.Summary) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// resolved is iv, or NaN throughout when it is below the meter's
+// resolution: such a value is not a number to compute with.
+func resolved(iv energy.Interval) energy.Interval {
+	if iv.BelowResolution {
+		n := energy.Float(math.NaN())
+		iv.Value, iv.Lo, iv.Hi = n, n, n
+	}
+	return iv
 }
 
 // fmtFact shows one value of a target's report (run.json's

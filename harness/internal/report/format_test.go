@@ -2,7 +2,6 @@ package report
 
 import (
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -67,6 +66,8 @@ func TestTicks(t *testing.T) {
 		{"microjoules", -5e-6, 17e-6, false, 3, 11},
 		{"log within a decade", 3.5, 4.3, true, 3, 11},
 		{"log over decades", 0.01, 2000, true, 4, 11},
+		{"a range that once stepped by 2.5", 0, 12, false, 3, 11},
+		{"a small range that once stepped by 0.25", 0.1, 1.3, false, 3, 11},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var labels []string
@@ -82,6 +83,38 @@ func TestTicks(t *testing.T) {
 			if len(labels) < c.min || len(labels) > c.max {
 				t.Errorf("%d labels %q, want %d-%d", len(labels), labels, c.min, c.max)
 			}
+			if !c.log {
+				// No stray decimals: every label of a linear axis has as
+				// many decimals as the others ("5.0" beside "2.5" has one
+				// too many).
+				dec := func(l string) int {
+					if i := strings.IndexByte(l, '.'); i >= 0 {
+						return len(l) - i - 1
+					}
+					return 0
+				}
+				for _, l := range labels {
+					if dec(l) != dec(labels[0]) {
+						t.Errorf("labels %q carry different decimals", labels)
+					}
+				}
+				// Steps of 1, 2 or 5 times a power of ten: with 2.5 the
+				// labels read "0.0 2.5 5.0 7.5 10.0", decimals that the
+				// round ones do not need.
+				var vs []float64
+				for _, tk := range ts {
+					if tk.Label != "" {
+						vs = append(vs, tk.Value)
+					}
+				}
+				if len(vs) > 1 {
+					step := vs[1] - vs[0]
+					m := step / math.Pow(10, math.Floor(math.Log10(step)+1e-9))
+					if math.Abs(m-1) > 1e-6 && math.Abs(m-2) > 1e-6 && math.Abs(m-5) > 1e-6 {
+						t.Errorf("labels %q step by %g", labels, step)
+					}
+				}
+			}
 			seen := map[string]bool{}
 			for _, l := range labels {
 				if seen[l] {
@@ -90,6 +123,18 @@ func TestTicks(t *testing.T) {
 				seen[l] = true
 			}
 		})
+	}
+}
+
+// TestIntegerTicks: axes of counts (requests in a histogram bin,
+// requests per second) have no ticks between whole numbers.
+func TestIntegerTicks(t *testing.T) {
+	for _, hi := range []float64{1, 2, 3, 7, 40} {
+		for _, tk := range (linTicks{Integer: true}).Ticks(0, hi) {
+			if tk.Value != math.Trunc(tk.Value) || strings.Contains(tk.Label, ".") {
+				t.Errorf("0-%g: tick %+v", hi, tk)
+			}
+		}
 	}
 }
 
@@ -112,7 +157,7 @@ func TestFunctionTableAndPairs(t *testing.T) {
 			for i := range a.Run.Meta.Targets {
 				a.Run.Meta.Targets[i].Function = c.functions[i%len(c.functions)]
 			}
-			fts := functionTables(a.Run, a.Summary, a.Detail)
+			fts := functionTables(a.Run, a.Summary, validity{})
 			if got := len(fts); got != len(a.Summary.Meters)*c.tables {
 				t.Fatalf("%d function tables, want %d per meter", got, c.tables)
 			}
@@ -150,29 +195,49 @@ func TestGroupWarnings(t *testing.T) {
 	}
 }
 
-func TestFillRatioOnlyBetweenPositives(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+// TestRatioOnlyOverResolvedPositives: a ratio is made only between two
+// positive values that the meter resolves and that their repetitions
+// tell from zero; a dynamic energy of 2e-15 J once became a ratio of
+// 22,500,560,526,167.
+func TestRatioOnlyOverResolvedPositives(t *testing.T) {
+	side := func(below bool, vs ...float64) Side {
+		s := Side{Target: "x", Phase: "load", Values: vs, BelowResolution: below}
+		s.Value, s.Lo, s.Hi = energy.TInterval(vs, 0.95)
+		return s
+	}
+	good := side(false, 1.9, 2, 2.1)
 	for _, tc := range []struct {
-		name   string
-		a, b   float64
-		ratio  bool
-		as, bs []float64
+		name  string
+		a, b  Side
+		ratio bool
+		why   string
+		unit  string
 	}{
-		{"both positive", 2, 6, true, []float64{1.9, 2, 2.1}, []float64{5.9, 6, 6.1}},
-		{"a negative", -0.05, 0.5, false, []float64{-0.1, 0, -0.05}, []float64{0.4, 0.5, 0.6}},
-		{"b zero", 1, 0, false, []float64{1, 1, 1}, []float64{0, 0, 0}},
+		{"both positive", good, side(false, 5.9, 6, 6.1), true, "", ""},
+		{"a spread latency: positive whatever its interval", side(false, 1, 2, 25), good, true, "", "ms"},
+		{"a spread energy: not told from zero", side(false, 1, 2, 25), good, false, "cannot be told from zero", ""},
+		{"rounding residue", side(false, 2e-15, 2.1e-15, 1.9e-15), good, false, "indistinguishable from zero", ""},
+		{"interval reaches zero", side(false, 1e-3, -1e-3, 3e-3), good, false, "cannot be told from zero", ""},
+		{"negative", side(false, -0.1, -0.05, -0.02), good, false, "not positive", ""},
+		{"zero", side(false, 0, 0, 0), good, false, "indistinguishable from zero", ""},
+		{"below resolution", side(true, 1, 1.1, 0.9), good, false, "below the meter's resolution", ""},
+		{"one repetition", side(false, 2), good, false, "one repetition", ""},
+		{"numerator below resolution too", good, side(true, 1, 1.1, 0.9), false, "below the meter's resolution", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Row{A: Side{Value: tc.a}, B: Side{Value: tc.b}}
-			fill(&r, tc.as, tc.bs, "test", rng)
-			if got := !math.IsNaN(r.Ratio) && !math.IsNaN(r.RatioLo) && !math.IsNaN(r.RatioHi); got != tc.ratio {
-				t.Errorf("ratio %v [%v, %v]: present %v, want %v", r.Ratio, r.RatioLo, r.RatioHi, got, tc.ratio)
+			unit := tc.unit
+			if unit == "" {
+				unit = "J"
 			}
-			if tc.ratio && !(r.RatioLo <= r.Ratio && r.Ratio <= r.RatioHi) {
-				t.Errorf("ratio %v outside its interval [%v, %v]", r.Ratio, r.RatioLo, r.RatioHi)
+			r, lo, hi, why := ratioOf(tc.a, tc.b, unit)
+			if got := !math.IsNaN(r); got != tc.ratio {
+				t.Fatalf("ratio %v [%v, %v] (%q): present %v, want %v", r, lo, hi, why, got, tc.ratio)
 			}
-			if math.IsNaN(r.PMannWhitney) || math.IsNaN(r.PWelch) {
-				t.Errorf("the tests should run whatever the sign: %v %v", r.PMannWhitney, r.PWelch)
+			if tc.ratio && !(lo <= r && r <= hi && lo > 0) {
+				t.Errorf("ratio %v outside its interval [%v, %v]", r, lo, hi)
+			}
+			if !strings.Contains(why, tc.why) {
+				t.Errorf("why %q, want it to say %q", why, tc.why)
 			}
 		})
 	}

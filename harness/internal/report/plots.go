@@ -69,10 +69,12 @@ func css(c color.RGBA) string {
 	return fmt.Sprintf("rgba(%d,%d,%d,%.2f)", un(c.R), un(c.G), un(c.B), float64(c.A)/255)
 }
 
-// legended is a plot with its HTML legend.
+// legended is a plot with its HTML legend, and optionally a second plot
+// drawn below it on the same x axis with its own y axis.
 type legended struct {
 	*plot.Plot
 	legend []LegendItem
+	below  *plot.Plot
 }
 
 func (l *legended) add(label string, c color.RGBA, shape string) {
@@ -91,44 +93,65 @@ func newPlot(title, x, y string) *plot.Plot {
 	return p
 }
 
-// linTicks puts major ticks on a nice step (1, 2, 2.5 or 5 times a power
-// of ten, about five of them) with labels to that step's precision, so a
-// narrow range never reads "7 7 7", and a minor tick half-way.
-type linTicks struct{}
+// linTicks puts major ticks on a nice step (1, 2 or 5 times a power of
+// ten, about five of them) with labels to that step's precision, so a
+// narrow range never reads "7 7 7" and no label carries a decimal the
+// others lack ("2.5 5.0 7.5" would), and a minor tick half-way. Integer
+// is set for axes of counts, which have no ticks between whole numbers.
+type linTicks struct{ Integer bool }
 
 // Ticks implements plot.Ticker.
-func (linTicks) Ticks(lo, hi float64) []plot.Tick {
+func (lt linTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(hi > lo) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
 		return []plot.Tick{{Value: lo, Label: sig(lo)}}
 	}
 	step, dec := niceStep((hi - lo) / 5)
+	// 1-2-5 steps leave some ranges (0.1 to 1.3: 0.5, 1.0) only two
+	// labels: a step down gives them at least three.
+	if math.Floor(hi/step+1e-9)-math.Ceil(lo/step-1e-9) < 2 {
+		step, dec = niceStep(step / 2.6) // the next smaller of 1, 2, 5
+	}
+	if lt.Integer && step < 1 {
+		step, dec = 1, 0
+	}
+	minor := !lt.Integer || step >= 2
 	var ts []plot.Tick
 	for k := math.Ceil(lo / step * 2); k/2*step <= hi+step*1e-9; k++ {
 		v := k / 2 * step
 		if math.Mod(k, 2) == 0 {
 			ts = append(ts, plot.Tick{Value: v, Label: fixed(v, dec)})
-		} else {
+		} else if minor {
 			ts = append(ts, plot.Tick{Value: v})
 		}
 	}
 	return ts
 }
 
-// niceStep is the smallest of 1, 2, 2.5, 5 x 10^k at least raw, and the
+// unlabelled keeps a ticker's ticks and drops their labels, for an axis
+// that another panel labels.
+type unlabelled struct{ plot.Ticker }
+
+// Ticks implements plot.Ticker.
+func (u unlabelled) Ticks(lo, hi float64) []plot.Tick {
+	ts := u.Ticker.Ticks(lo, hi)
+	for i := range ts {
+		ts[i].Label = ""
+	}
+	return ts
+}
+
+// niceStep is the smallest of 1, 2, 5 x 10^k at least raw, and the
 // decimals its multiples need.
 func niceStep(raw float64) (step float64, decimals int) {
 	e := math.Floor(math.Log10(raw))
 	mag := math.Pow(10, e)
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 2, 5, 10} {
 		if m*mag >= raw*(1-1e-9) {
 			step = m * mag
 			break
 		}
 	}
 	decimals = max(0, -int(math.Floor(math.Log10(step)+1e-9)))
-	if m := step / math.Pow(10, math.Floor(math.Log10(step)+1e-9)); math.Abs(m-2.5) < 1e-9 {
-		decimals++
-	}
 	return step, decimals
 }
 
@@ -201,10 +224,44 @@ func svg(p *plot.Plot, w, h vg.Length) (template.HTML, error) {
 	return template.HTML(s), nil
 }
 
+// svgStack renders top over bottom as one inline SVG, top taking most of
+// the height, their data areas aligned so that one x reads the same on
+// both.
+func svgStack(top, bottom *plot.Plot, w, h vg.Length) (template.HTML, error) {
+	c := vgsvg.NewWith(vgsvg.UseWH(w, h))
+	dc := draw.New(c)
+	split := h * 0.34
+	cb := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: dc.Min, Max: vg.Point{X: dc.Max.X, Y: dc.Min.Y + split}}}
+	ct := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: dc.Min.X, Y: dc.Min.Y + split}, Max: dc.Max}}
+	// Align the data areas: each canvas is narrowed by what the other's
+	// axis labels take beyond its own.
+	dt, db := top.DataCanvas(ct), bottom.DataCanvas(cb)
+	left := max(dt.Min.X-ct.Min.X, db.Min.X-cb.Min.X)
+	right := max(ct.Max.X-dt.Max.X, cb.Max.X-db.Max.X)
+	ct.Min.X += left - (dt.Min.X - ct.Min.X)
+	cb.Min.X += left - (db.Min.X - cb.Min.X)
+	ct.Max.X -= right - (ct.Max.X - dt.Max.X)
+	cb.Max.X -= right - (cb.Max.X - db.Max.X)
+	top.Draw(ct)
+	bottom.Draw(cb)
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return "", fmt.Errorf("report: render plot %q: %w", top.Title.Text, err)
+	}
+	s := b.String()
+	if i := strings.Index(s, "<svg"); i >= 0 {
+		s = s[i:]
+	}
+	s = strings.Replace(s, "<svg ", fmt.Sprintf(`<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s" `, w.Points(), h.Points(), template.HTMLEscapeString(top.Title.Text)), 1)
+	return template.HTML(s), nil
+}
+
 // powerPlot is power over time per meter with the phases shaded and the
-// request rate overlaid on the power scale.
-func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*legended, error) {
-	p := &legended{Plot: newPlot("Power over time", "seconds since the first phase", "W")}
+// request rate below it on its own axis: scaled onto the watts it would
+// read as a power. Phases the validity checks found a problem in carry a
+// red bar along the top.
+func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail, v validity) (*legended, error) {
+	p := &legended{Plot: newPlot("Power over time", "", "W")}
 	t0 := run.Meta.Started.UnixNano()
 	if len(run.Meta.Phases) > 0 {
 		t0 = run.Meta.Phases[0].StartNs
@@ -238,7 +295,7 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 		switch {
 		case ph.Name == runstore.PhaseIdle:
 			c = idleGrey
-		case measured(ph.Name):
+		case energy.Measured(ph.Name):
 			c = fade(colour(tcol[ph.Target]), 50)
 		default:
 			c = fade(colour(tcol[ph.Target]), 18)
@@ -250,12 +307,31 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 		poly.Color = c
 		poly.LineStyle.Width = 0
 		p.Add(poly)
-		if key := "load " + ph.Target; measured(ph.Name) && !legend[key] {
+		if key := "load " + ph.Target; energy.Measured(ph.Name) && !legend[key] {
 			legend[key] = true
 			p.add(ph.Target+" load", fade(colour(tcol[ph.Target]), 90), "box")
 		}
 	}
 	p.add("idle", fade(color.RGBA{120, 120, 120, 255}, 70), "box")
+	red := color.RGBA{200, 30, 30, 255}
+	anyInvalid := false
+	for _, ph := range run.Meta.Phases {
+		if !v.phaseInvalid(ph) {
+			continue
+		}
+		anyInvalid = true
+		top := hi - (hi-lo)*0.04
+		bar, err := plotter.NewPolygon(plotter.XYs{{X: sec(ph.StartNs), Y: top}, {X: sec(ph.EndNs), Y: top}, {X: sec(ph.EndNs), Y: hi}, {X: sec(ph.StartNs), Y: hi}})
+		if err != nil {
+			return nil, err
+		}
+		bar.Color = red
+		bar.LineStyle.Width = 0
+		p.Add(bar)
+	}
+	if anyInvalid {
+		p.add("invalid phase (see the banner)", red, "box")
+	}
 	for i, ps := range det.Power {
 		if len(ps.T) == 0 {
 			continue
@@ -279,7 +355,8 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 		p.Add(l)
 		p.add(ps.Label, c, shape)
 	}
-	// Request rate in 1-s bins, scaled onto the power axis.
+	p.Y.Min, p.Y.Max = lo, hi
+	// Request rate in 1-s bins, below on its own axis.
 	if len(run.Requests) > 0 && len(run.Meta.Phases) > 0 {
 		end := run.Meta.Phases[len(run.Meta.Phases)-1].EndNs
 		n := int(sec(end)) + 1
@@ -289,11 +366,10 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 				bins[k]++
 			}
 		}
-		peak := slices.Max(bins)
-		if peak > 0 {
+		if peak := slices.Max(bins); peak > 0 {
 			xy := make(plotter.XYs, len(bins))
 			for k, v := range bins {
-				xy[k] = plotter.XY{X: float64(k) + 0.5, Y: lo + (hi-lo)*0.9*v/peak}
+				xy[k] = plotter.XY{X: float64(k) + 0.5, Y: v}
 			}
 			l, err := plotter.NewLine(xy)
 			if err != nil {
@@ -302,11 +378,22 @@ func powerPlot(run *runstore.Run, sum *energy.Summary, det *energy.Detail) (*leg
 			green := color.RGBA{0, 158, 115, 255}
 			l.Color = green
 			l.Width = vg.Points(0.8)
-			p.Add(l)
-			p.add(fmt.Sprintf("requests/s (scaled: top of the axis = %s/s)", sig(peak/0.9)), green, "line")
+			rp := newPlot("", "seconds since the first phase", "requests/s")
+			rp.Y.Tick.Marker = linTicks{Integer: true}
+			rp.Add(l)
+			rp.Y.Min, rp.Y.Max = 0, peak*1.1
+			// One x range for both panels.
+			p.X.Min, p.X.Max = math.Min(p.X.Min, rp.X.Min), math.Max(p.X.Max, rp.X.Max)
+			rp.X.Min, rp.X.Max = p.X.Min, p.X.Max
+			p.below = rp
+			// The lower panel labels the shared time axis.
+			p.X.Tick.Marker = unlabelled{linTicks{}}
+			p.add("requests sent per second (lower panel)", green, "line")
 		}
 	}
-	p.Y.Min, p.Y.Max = lo, hi
+	if p.below == nil {
+		p.X.Label.Text = "seconds since the first phase"
+	}
 	return p, nil
 }
 
@@ -333,7 +420,7 @@ func dotHeight(n int) vg.Length { return max(2.2*vg.Inch, 1.1*vg.Inch+vg.Length(
 // and they span more than a factor of 30 (platforms differ by orders of
 // magnitude), linear otherwise, with zero marked, so a negative dynamic
 // energy is shown as what it is.
-func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*legended, int, error) {
+func jprPlot(sum *energy.Summary, meter string, dynamic bool, v validity) (*legended, int, error) {
 	title := "Energy per request"
 	if dynamic {
 		title = "Dynamic energy per request (above idle)"
@@ -355,18 +442,37 @@ func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*legended, int, e
 			if dynamic {
 				iv = e.DynamicJPerRequest
 			}
+			name := t.Name + " " + ph.Phase
+			if v.Mark(t.Name, ph.Phase, 0).Invalid {
+				name += invalidSuffix
+			}
+			if iv.BelowResolution {
+				// A row without a dot: there is no number to draw.
+				rows = append(rows, row{name: name + " (below resolution)", v: math.NaN(), lo: math.NaN(), hi: math.NaN(), c: i})
+				continue
+			}
 			if !iv.Value.OK() {
 				continue
 			}
-			r := row{name: t.Name + " " + ph.Phase, v: snapZero(float64(iv.Value)), lo: math.NaN(), hi: math.NaN(), c: i}
+			r := row{name: name, v: snapZero(float64(iv.Value)), lo: math.NaN(), hi: math.NaN(), c: i}
 			if iv.Lo.OK() && iv.Hi.OK() {
 				r.lo, r.hi = snapZero(float64(iv.Lo)), snapZero(float64(iv.Hi))
 			}
-			big = math.Max(big, math.Max(math.Abs(r.v), math.Max(math.Abs(r.lo), math.Abs(r.hi))))
+			for _, x := range []float64{r.v, r.lo, r.hi} {
+				if !math.IsNaN(x) {
+					big = math.Max(big, math.Abs(x))
+				}
+			}
 			rows = append(rows, r)
 		}
 	}
-	if len(rows) == 0 {
+	drawn := 0
+	for _, r := range rows {
+		if !math.IsNaN(r.v) {
+			drawn++
+		}
+	}
+	if drawn == 0 {
 		return nil, 0, nil
 	}
 	k, u := jUnit(big)
@@ -388,6 +494,9 @@ func jprPlot(sum *energy.Summary, meter string, dynamic bool) (*legended, int, e
 		y := float64(len(rows) - 1 - i) // first row on top
 		names[len(rows)-1-i] = r.name
 		c := colour(r.c)
+		if math.IsNaN(r.v) {
+			continue
+		}
 		if !math.IsNaN(r.lo) {
 			l, err := plotter.NewLine(plotter.XYs{{X: r.lo * k, Y: y}, {X: r.hi * k, Y: y}})
 			if err != nil {
@@ -446,6 +555,7 @@ func histPlot(title, x string, values []float64, c color.RGBA) (*plot.Plot, erro
 		return nil, nil
 	}
 	p := newPlot(title, x, "requests")
+	p.Y.Tick.Marker = linTicks{Integer: true}
 	bins := min(40, max(5, len(values)/10))
 	h, err := plotter.NewHist(plotter.Values(values), bins)
 	if err != nil {
@@ -459,7 +569,7 @@ func histPlot(title, x string, values []float64, c color.RGBA) (*plot.Plot, erro
 
 // latencyPlot is latency percentiles per target and phase, a horizontal
 // dot plot on a log axis.
-func latencyPlot(sum *energy.Summary) (*legended, int, error) {
+func latencyPlot(sum *energy.Summary, v validity) (*legended, int, error) {
 	p := &legended{Plot: newPlot("Latency percentiles", "ms (log scale)", "")}
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = logTicks{}
@@ -473,7 +583,11 @@ func latencyPlot(sum *energy.Summary) (*legended, int, error) {
 	for _, t := range sum.Targets {
 		for _, ph := range t.Phases {
 			if ph.LatencyMs.P50.OK() && ph.LatencyMs.P50 > 0 {
-				names = append(names, t.Name+" "+ph.Phase)
+				name := t.Name + " " + ph.Phase
+				if v.Mark(t.Name, ph.Phase, 0).Invalid {
+					name += invalidSuffix
+				}
+				names = append(names, name)
 				lats = append(lats, ph.LatencyMs)
 			}
 		}
@@ -513,7 +627,7 @@ func latencyPlot(sum *energy.Summary) (*legended, int, error) {
 
 // throughputPlot is power against request rate over sub-windows, one
 // colour per target, with the marginal fit.
-func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*legended, error) {
+func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string, v validity) (*legended, error) {
 	p := &legended{Plot: newPlot("Power against request rate, "+meterLabel(sum, meter), "requests/s in 1-s windows", "mean power, W")}
 	any := false
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -537,7 +651,14 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*leg
 			sc.GlyphStyle.Radius = vg.Points(2)
 			p.Add(sc)
 			if !shown {
-				p.add(t.Name, colour(i), "dot")
+				name := t.Name
+				for _, ph := range t.Phases {
+					if v.Mark(t.Name, ph.Phase, 0).Invalid {
+						name += invalidSuffix
+						break
+					}
+				}
+				p.add(name, colour(i), "dot")
 				shown = true
 			}
 			if e := ph.Meter(meter); e != nil && e.Marginal != nil {
@@ -562,8 +683,4 @@ func throughputPlot(sum *energy.Summary, det *energy.Detail, meter string) (*leg
 	}
 	p.X.Min = 0
 	return p, nil
-}
-
-func measured(phase string) bool {
-	return phase == runstore.PhaseLoad || strings.HasPrefix(phase, runstore.PhaseLoad+"/")
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +49,10 @@ func Generate(runDir, reportsDir string) (*Result, error) {
 	sum, det, err := energy.AnalyzeDetail(run, energy.DefaultOptions())
 	if err != nil {
 		return nil, fmt.Errorf("report: analyse %s: %w", runDir, err)
+	}
+	if sum.Validity == nil {
+		// summary.json carries run.json's validity for its readers.
+		sum.Validity = run.Meta.Validity
 	}
 	if err := runstore.WriteJSON(filepath.Join(runDir, runstore.SummaryFile), sum); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
@@ -90,6 +93,16 @@ type runPage struct {
 	// Negative is set when some dynamic energy is below zero, so that the
 	// page explains its ⚠ mark only where one is shown.
 	Negative bool
+	// Validity is run.json's record; Invalid the problems the red banner
+	// names.
+	Validity validity
+	// ColdStarts is the cold-start energy table.
+	ColdStarts []coldStartRow
+	// NotDrawn explains per-request distributions left out because the
+	// meter samples too slowly to attribute energy to single requests.
+	NotDrawn []string
+	// Index is the JSON that index.html reads back from the page.
+	Index string
 }
 
 type fileLink struct{ Name, Href string }
@@ -97,20 +110,29 @@ type fileLink struct{ Name, Href string }
 // RenderRun renders the report page of one run. Links to the raw files
 // are relative to reportsDir, where the page is written.
 func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, reportsDir string) ([]byte, error) {
-	figs, err := runFigures(run, sum, det)
+	v := readValidity(&run.Meta)
+	figs, err := runFigures(run, sum, det, v)
 	if err != nil {
 		return nil, err
 	}
 	pg := runPage{
-		Title:     "Run " + sum.RunID,
-		Generated: time.Now().UTC().Format(time.RFC3339),
-		Font:      fontCSS(),
-		Run:       run,
-		Summary:   sum,
-		Figures:   figs,
-		Energy:    energyTables(sum),
-		Functions: functionTables(run, sum, det),
+		Title:      "Run " + sum.RunID,
+		Generated:  time.Now().UTC().Format(time.RFC3339),
+		Font:       fontCSS(),
+		Run:        run,
+		Summary:    sum,
+		Figures:    figs,
+		Energy:     energyTables(sum, v),
+		Functions:  functionTables(run, sum, v),
+		Validity:   v,
+		ColdStarts: coldStartRows(sum),
+		NotDrawn:   notDrawn(sum),
 	}
+	idx, err := indexMeta(runEntry(run, sum, v))
+	if err != nil {
+		return nil, err
+	}
+	pg.Index = idx
 	rel, err := filepath.Rel(mustAbs(reportsDir), mustAbs(run.Dir))
 	if err != nil {
 		rel = run.Dir
@@ -156,7 +178,7 @@ func primaryMeter(sum *energy.Summary) string {
 	return ""
 }
 
-func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]Figure, error) {
+func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail, v validity) ([]Figure, error) {
 	var figs []Figure
 	const w, h = 7.5 * vg.Inch, 3.2 * vg.Inch
 	put := func(id, caption string, p *legended, err error, ww, hh vg.Length) error {
@@ -166,9 +188,15 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 		if p == nil || p.Plot == nil {
 			return nil
 		}
-		s, err := svg(p.Plot, ww, hh)
-		if err != nil {
-			return err
+		var s template.HTML
+		var err2 error
+		if p.below != nil {
+			s, err2 = svgStack(p.Plot, p.below, ww, hh)
+		} else {
+			s, err2 = svg(p.Plot, ww, hh)
+		}
+		if err2 != nil {
+			return err2
 		}
 		figs = append(figs, Figure{ID: id, Title: p.Title.Text, Caption: caption, SVG: s, Legend: p.legend})
 		return nil
@@ -180,16 +208,20 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 		return &legended{Plot: p}
 	}
 	meter := primaryMeter(sum)
-	pp, err := powerPlot(run, sum, det)
-	if err := put("power", "Total power of each meter (dashed: an estimate from a model), with each target's phases shaded: grey idle, strong colour measured load, pale warm-up and cool-down. The green line is the request rate, scaled to the power axis.", pp, err, w, h); err != nil {
+	pp, err := powerPlot(run, sum, det, v)
+	caption := "Total power of each meter (dashed: an estimate from a model), with each target's phases shaded: grey idle, strong colour measured load, pale warm-up and cool-down. Below, on its own axis, the requests sent per second."
+	if !v.Valid && len(v.Problems) > 0 {
+		caption += " A red bar over a phase marks it invalid (see the banner at the top)."
+	}
+	if err := put("power", caption, pp, err, w, h*1.45); err != nil {
 		return nil, err
 	}
 	if meter != "" {
-		jp, n, err := jprPlot(sum, meter, false)
+		jp, n, err := jprPlot(sum, meter, false, v)
 		if err := put("jpr", "Joules per request over each phase's steady window, with its 95% interval (method in the summary table).", jp, err, w, dotHeight(n)); err != nil {
 			return nil, err
 		}
-		dp, n, err := jprPlot(sum, meter, true)
+		dp, n, err := jprPlot(sum, meter, true, v)
 		if err := put("dynamic-jpr", "Energy per request above the idle baseline, with its 95% interval. A value left of zero means the load phase drew less power than idle: the baseline was noisy or drifted (see the warnings).", dp, err, w, dotHeight(n)); err != nil {
 			return nil, err
 		}
@@ -198,6 +230,9 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 				g := det.Groups[energy.GroupKey{Target: t.Name, Phase: ph.Phase, Meter: meter}]
 				if g == nil {
 					continue
+				}
+				if e := ph.Meter(meter); e != nil && e.PerRequest != nil && e.PerRequest.LimitedByMeter {
+					continue // not drawn: notDrawn says why, under the plots
 				}
 				big := 0.0
 				for _, v := range g.PerRequestJ {
@@ -211,36 +246,61 @@ func runFigures(run *runstore.Run, sum *energy.Summary, det *energy.Detail) ([]F
 				for j, v := range g.PerRequestJ {
 					vals[j] = v * k
 				}
-				hp, err := histPlot("Per-request dynamic energy: "+t.Name+" "+ph.Phase, u+" per request (attributed by overlap)", vals, colour(i))
-				if err := put("dist-"+slug(t.Name+"-"+ph.Phase), "Each sampling interval's dynamic energy shared among the requests in flight by their overlap; one count per request wholly inside a steady window.", plain(hp), err, w/2, h*0.9); err != nil {
+				title := "Per request: " + t.Name + " " + ph.Phase
+				if v.Mark(t.Name, ph.Phase, 0).Invalid {
+					title += invalidSuffix
+				}
+				hp, err := histPlot(title, u+" dynamic energy per request (attributed by overlap)", vals, colour(i))
+				caption := "Each sampling interval's dynamic energy shared among the requests in flight by their overlap; one count per request wholly inside a steady window."
+				if neg := countNegative(g.PerRequestJ); neg > 0 {
+					caption += fmt.Sprintf(" %d of %d requests got negative energy: in their intervals the power dipped below the idle baseline (the meter's or the baseline's noise); they are shown as measured, not cut off.", neg, len(g.PerRequestJ))
+				}
+				if err := put("dist-"+slug(t.Name+"-"+ph.Phase), caption, plain(hp), err, w/2, h*0.9); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	lp, n, err := latencyPlot(sum)
+	lp, n, err := latencyPlot(sum, v)
 	if err := put("latency", "Latency percentiles of successful requests, client side.", lp, err, w, dotHeight(n)); err != nil {
 		return nil, err
 	}
 	for i, t := range sum.Targets {
 		var su []float64
 		for _, r := range run.Requests {
-			if r.Target == t.Name && r.Cold && r.StartUpNs > 0 && measured(r.Phase) {
+			if r.Target == t.Name && r.Cold && r.StartUpNs > 0 && energy.Measured(r.Phase) {
 				su = append(su, float64(r.StartUpNs)/1e6)
 			}
 		}
-		hp, err := histPlot("Cold-start start-up time: "+t.Name, "ms (as the target reported it)", su, colour(i))
-		if err := put("coldstart-"+slug(t.Name), "The start-up part of each cold request's latency, from the target's X-Start-Ns header.", plain(hp), err, w/2, h*0.9); err != nil {
+		title := "Start-up time: " + t.Name
+		for _, ph := range t.Phases {
+			if v.Mark(t.Name, ph.Phase, 0).Invalid {
+				title += invalidSuffix
+				break
+			}
+		}
+		hp, err := histPlot(title, "ms (as the target reported it)", su, colour(i))
+		if err := put("coldstart-"+slug(t.Name), "Cold starts: the start-up part of each cold request's latency, from the target's X-Start-Ns header.", plain(hp), err, w/2, h*0.9); err != nil {
 			return nil, err
 		}
 	}
 	if meter != "" {
-		tp, err := throughputPlot(sum, det, meter)
+		tp, err := throughputPlot(sum, det, meter, v)
 		if err := put("throughput", "Mean power against request rate in 1-s windows (idle windows at zero); dashed: the least-squares line whose slope is the marginal joules per request.", tp, err, w, h); err != nil {
 			return nil, err
 		}
 	}
 	return figs, nil
+}
+
+func countNegative(xs []float64) int {
+	n := 0
+	for _, x := range xs {
+		if x < -zeroJ {
+			n++
+		}
+	}
+	return n
 }
 
 func slug(s string) string {
@@ -261,51 +321,6 @@ func fontCSS() template.CSS {
 		return fmt.Sprintf("@font-face{font-family:'Liberation Sans';font-style:normal;font-weight:%s;src:url(data:font/ttf;base64,%s) format('truetype');}\n", weight, base64.StdEncoding.EncodeToString(ttf))
 	}
 	return template.CSS(face(liberationsansregular.TTF, "normal") + face(liberationsansbold.TTF, "bold"))
-}
-
-// indexEntry is one page listed in index.html.
-type indexEntry struct {
-	Name, Href, Kind string
-	Modified         string
-}
-
-// WriteIndex rewrites reportsDir/index.html to link every run report and
-// comparison there, newest first.
-func WriteIndex(reportsDir string) error {
-	ents, err := os.ReadDir(reportsDir)
-	if err != nil {
-		return fmt.Errorf("report: index: %w", err)
-	}
-	var runs, cmps []indexEntry
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || !strings.HasSuffix(n, ".html") || n == "index.html" {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		ie := indexEntry{Name: strings.TrimSuffix(n, ".html"), Href: n, Modified: info.ModTime().UTC().Format("2006-01-02 15:04")}
-		if strings.HasPrefix(n, "compare-") {
-			ie.Kind = "comparison"
-			cmps = append(cmps, ie)
-		} else {
-			ie.Kind = "run"
-			runs = append(runs, ie)
-		}
-	}
-	desc := func(a, b indexEntry) int { return strings.Compare(b.Name, a.Name) }
-	slices.SortFunc(runs, desc)
-	slices.SortFunc(cmps, desc)
-	var b bytes.Buffer
-	err = templates.ExecuteTemplate(&b, "index.html", map[string]any{
-		"Title": "Reports", "Font": fontCSS(), "Runs": runs, "Comparisons": cmps,
-	})
-	if err != nil {
-		return fmt.Errorf("report: index: %w", err)
-	}
-	return runstore.WriteFileAtomic(filepath.Join(reportsDir, "index.html"), b.Bytes())
 }
 
 // digits matches the numbers in a warning, so that warnings differing only

@@ -1,8 +1,8 @@
 package report
 
 import (
+	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -21,9 +21,10 @@ type energyTable struct {
 type energyRow struct {
 	Target, Mode, Phase string
 	E                   *energy.Energy
+	Mark                mark
 }
 
-func energyTables(sum *energy.Summary) []energyTable {
+func energyTables(sum *energy.Summary, v validity) []energyTable {
 	var out []energyTable
 	for i, m := range sum.Meters {
 		et := energyTable{ID: "summary-table", Meter: m}
@@ -33,12 +34,49 @@ func energyTables(sum *energy.Summary) []energyTable {
 		for _, t := range sum.Targets {
 			for j := range t.Phases {
 				if e := t.Phases[j].Meter(m.Name); e != nil {
-					et.Rows = append(et.Rows, energyRow{t.Name, t.Mode, t.Phases[j].Phase, e})
+					et.Rows = append(et.Rows, energyRow{t.Name, t.Mode, t.Phases[j].Phase, e, v.Mark(t.Name, t.Phases[j].Phase, 0)})
 				}
 			}
 		}
 		if len(et.Rows) > 0 {
 			out = append(out, et)
+		}
+	}
+	return out
+}
+
+// coldStartRow is one line of the cold-start energy table.
+type coldStartRow struct {
+	energy.ColdStartEnergy
+	Label string // the meter's
+}
+
+func coldStartRows(sum *energy.Summary) []coldStartRow {
+	var out []coldStartRow
+	for _, c := range sum.ColdStarts {
+		out = append(out, coldStartRow{c, meterLabel(sum, c.Meter)})
+	}
+	return out
+}
+
+// notDrawn says, per phase, why its per-request distribution is not
+// drawn: the meter samples less often than a request lasts, so the
+// energy of one request cannot be told from its neighbours'.
+func notDrawn(sum *energy.Summary) []string {
+	var out []string
+	for _, t := range sum.Targets {
+		for _, ph := range t.Phases {
+			for _, e := range ph.Energy {
+				d := e.PerRequest
+				if d == nil || !d.LimitedByMeter {
+					continue
+				}
+				s := fmt.Sprintf("%s %s on %s: the meter samples every %s, longer than a typical request (%s)", t.Name, ph.Phase, e.Label, fmtNum(d.SampleIntervalMs)+" ms", fmtNum(d.TypicalLatencyMs)+" ms")
+				if d.Note != "" {
+					s += ": " + d.Note
+				}
+				out = append(out, s)
+			}
 		}
 	}
 	return out
@@ -68,14 +106,17 @@ type functionCell struct {
 	StartUpMs        energy.Float
 	Total, Dynamic   energy.Interval
 	Requests, Failed int
+	E                *energy.Energy
+	Mark             mark
 }
 
-// ratioCell is B/A of dynamic and total joules per request with a
-// bootstrap interval (as compare computes it); NaN where a side is not
-// positive.
+// ratioCell is B/A of dynamic and total joules per request with an
+// interval, as compare computes them from the repetitions; NaN where
+// there is none, and Why... then says why.
 type ratioCell struct {
 	Dynamic, DynamicLo, DynamicHi float64
 	Total, TotalLo, TotalHi       float64
+	WhyDynamic, WhyTotal          string
 }
 
 // platformOf names a target's platform: its kind, and its mode where the
@@ -95,7 +136,7 @@ func inputOf(phase string) string {
 	return "–"
 }
 
-func functionTables(run *runstore.Run, sum *energy.Summary, det *energy.Detail) []functionTable {
+func functionTables(run *runstore.Run, sum *energy.Summary, v validity) []functionTable {
 	modes := map[string]map[string]bool{}
 	for _, t := range run.Meta.Targets {
 		if t.Skipped {
@@ -133,7 +174,6 @@ func functionTables(run *runstore.Run, sum *energy.Summary, det *energy.Detail) 
 	if !shared || len(platforms) < 2 {
 		return nil
 	}
-	rng := rand.New(rand.NewPCG(1, 0xf7))
 	var out []functionTable
 	for i, m := range sum.Meters {
 		ft := functionTable{ID: "function-table", Meter: m, Platforms: platforms}
@@ -169,14 +209,15 @@ func functionTables(run *runstore.Run, sum *energy.Summary, det *energy.Detail) 
 								c.StartUpMs = ps.StartUpMs.P50
 							}
 							if e := ps.Meter(m.Name); e != nil {
-								c.Total, c.Dynamic = e.JPerRequest, e.DynamicJPerRequest
+								c.Total, c.Dynamic, c.E = e.JPerRequest, e.DynamicJPerRequest, e
 							}
+							c.Mark = v.Mark(tn, phase, 0)
 						}
 					}
 					row.Cells = append(row.Cells, c)
 				}
 				for k := 1; k < len(platforms); k++ {
-					row.Ratios = append(row.Ratios, ratio(det, m.Name, phase, row.Cells[0], row.Cells[k], rng))
+					row.Ratios = append(row.Ratios, ratio(phase, row.Cells[0], row.Cells[k]))
 				}
 				ft.Rows = append(ft.Rows, row)
 			}
@@ -191,34 +232,21 @@ func noInterval() energy.Interval {
 	return energy.Interval{Value: n, Lo: n, Hi: n}
 }
 
-// ratio is b over a for dynamic and total joules per request, with the
-// interval compare gives (bootstrap over repetitions, or over 1-s windows
-// when there are fewer than five).
-func ratio(det *energy.Detail, meter, phase string, a, b functionCell, rng *rand.Rand) ratioCell {
+// ratio is b over a for dynamic and total joules per request, from the
+// repetitions as compare computes it: none where a side cannot be a
+// denominator (below resolution, not positive, not told from zero).
+func ratio(phase string, a, b functionCell) ratioCell {
 	n := math.NaN()
-	rc := ratioCell{n, n, n, n, n, n}
-	if a.Target == "" || b.Target == "" {
+	rc := ratioCell{n, n, n, n, n, n, "", ""}
+	if a.E == nil || b.E == nil {
+		rc.WhyDynamic, rc.WhyTotal = "a platform has no figure", "a platform has no figure"
 		return rc
 	}
-	ga := det.Groups[energy.GroupKey{Target: a.Target, Phase: phase, Meter: meter}]
-	gb := det.Groups[energy.GroupKey{Target: b.Target, Phase: phase, Meter: meter}]
-	if ga == nil || gb == nil {
-		return rc
+	side := func(c functionCell, dyn bool) Side {
+		return withReps(Side{Run: "-", Target: c.Target, Phase: phase}, c.E, dyn)
 	}
-	one := func(ia, ib energy.Interval, ra, rb, wa, wb []float64) (float64, float64, float64) {
-		if !(ia.Value > 0) || !(ib.Value > 0) {
-			return n, n, n
-		}
-		sa, sb := ra, rb
-		if min(len(sa), len(sb)) < energy.DefaultOptions().MinReps {
-			sa, sb = wa, wb
-		}
-		r := Row{A: Side{Value: float64(ia.Value)}, B: Side{Value: float64(ib.Value)}}
-		fill(&r, sa, sb, "", rng)
-		return r.Ratio, r.RatioLo, r.RatioHi
-	}
-	rc.Dynamic, rc.DynamicLo, rc.DynamicHi = one(a.Dynamic, b.Dynamic, ga.RepDynamicJ, gb.RepDynamicJ, ga.WindowDynamicJ, gb.WindowDynamicJ)
-	rc.Total, rc.TotalLo, rc.TotalHi = one(a.Total, b.Total, ga.RepJ, gb.RepJ, ga.WindowJ, gb.WindowJ)
+	rc.Dynamic, rc.DynamicLo, rc.DynamicHi, rc.WhyDynamic = ratioOf(side(a, true), side(b, true), "J")
+	rc.Total, rc.TotalLo, rc.TotalHi, rc.WhyTotal = ratioOf(side(a, false), side(b, false), "J")
 	return rc
 }
 
