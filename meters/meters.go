@@ -38,6 +38,10 @@ type Channel struct {
 	// Nested domains (a RAPL core zone inside its package) are not, so that
 	// nothing is added twice.
 	InTotal bool `json:"in_total"`
+	// FullScaleW is the most the channel can read, in watts: a model's
+	// ceiling (the estimate at full load), a sensor's full scale. Readings
+	// at it are clipped. 0 means unknown.
+	FullScaleW float64 `json:"full_scale_w,omitempty"`
 }
 
 // Info describes a meter.
