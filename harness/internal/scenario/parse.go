@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/academemes/harness/harness/internal/validity"
 )
 
 // parser walks the YAML tree by hand so that every field error carries the
@@ -214,7 +216,7 @@ func (p *parser) stringMap(n *yaml.Node, path string) map[string]string {
 
 // scenario decodes the root mapping; defaults fill what is absent.
 func (p *parser) scenario(root *yaml.Node) *Scenario {
-	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load")
+	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "checks")
 	sc := &Scenario{
 		Name:        p.str(f["name"], "name"),
 		Description: p.str(f["description"], "description"),
@@ -223,6 +225,10 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 		Warmup:      DefaultWarmup,
 		Cooldown:    DefaultCooldown,
 		Meters:      []string{"auto"},
+		Checks:      validity.Warn,
+	}
+	if f["checks"] != nil {
+		sc.Checks = p.str(f["checks"], "checks")
 	}
 	if v, ok := p.integer(f["repeat"], "repeat"); ok {
 		sc.Repeat = v

@@ -38,6 +38,9 @@ type Scenario struct {
 	Meters      []string      // meter spec strings
 	Targets     []Target
 	Load        Load
+	// Checks is the validity policy: validity.Strict, Warn (the
+	// default) or Off. `harness run --checks` overrides it.
+	Checks string
 
 	// File is the path the scenario was read from; Dir is its directory,
 	// against which body_file and functions paths resolve.
