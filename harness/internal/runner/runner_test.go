@@ -46,6 +46,9 @@ func (f *fakeTarget) Start(context.Context) error {
 			(*h)()
 		}
 		w.Header().Set(targets.HeaderColdStart, "1")
+		if st, ok := f.spec.Options["status"].(int); ok {
+			w.WriteHeader(st)
+		}
 		fmt.Fprintf(w, "%s %s", r.URL.Path, r.URL.RawQuery)
 	}))
 	return nil
@@ -86,7 +89,7 @@ func init() {
 	targets.Register(targets.Kind{
 		Name:    "fake",
 		Modes:   []targets.Mode{targets.Cold},
-		Options: map[string]string{"unavailable": "pretend the platform is missing"},
+		Options: map[string]string{"unavailable": "pretend the platform is missing", "status": "answer with this HTTP status"},
 		New: func(s targets.Spec) (targets.Target, error) {
 			f := &fakeTarget{spec: s}
 			fakesMu.Lock()

@@ -50,3 +50,18 @@ func (t *Tracker) Run(meta *runstore.Meta, th Thresholds) (runWide *runstore.Val
 	}
 	return Combine(meta.Validity, meta.Phases, perPhase), perPhase
 }
+
+// Samples returns copies of a meter's samples, every channel, in [a, b).
+func (t *Tracker) Samples(meter string, a, b int64) []runstore.Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []runstore.Sample
+	for k, ss := range t.idx.chans {
+		if k.meter != meter {
+			continue
+		}
+		lo, hi := window(ss, a, b)
+		out = append(out, ss[lo:hi]...)
+	}
+	return out
+}

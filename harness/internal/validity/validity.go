@@ -148,7 +148,7 @@ func Unjudged(run *runstore.Run) []string {
 		out = append(out, fmt.Sprintf("%s: not judged for %d of %d phases: not recorded", CheckForeignCPU, len(run.Meta.Phases)-watched, len(run.Meta.Phases)))
 	}
 	for _, m := range run.Meta.Meters {
-		if ceiling(m, 0) == 0 {
+		if Ceiling(m, 0) == 0 {
 			out = append(out, fmt.Sprintf("%s: not judged for meter %s: its ceiling (full scale) is not known", CheckSaturation, m.Name))
 		}
 	}
@@ -282,7 +282,7 @@ func (x *index) judgeMeter(m runstore.MeterMeta, p runstore.Phase, t Thresholds,
 	for ch := range nch {
 		ss := x.chans[chanKey{m.Name, ch}]
 		lo, hi := window(ss, p.StartNs, p.EndNs)
-		if c := ceiling(m, ch); c > 0 {
+		if c := Ceiling(m, ch); c > 0 {
 			at, n := 0, 0
 			for _, s := range ss[lo:hi] {
 				if math.IsNaN(s.Watts) {
@@ -401,10 +401,10 @@ func covered(spans [][2]int64, a, b int64) int64 {
 	return total
 }
 
-// ceiling is the most a meter's channel can read, in watts; 0 when not
+// Ceiling is the most a meter's channel can read, in watts; 0 when not
 // known. Runs written before meters declared it (FullScaleW) still have
 // the estimate model's parameters in its report.
-func ceiling(m runstore.MeterMeta, ch int) float64 {
+func Ceiling(m runstore.MeterMeta, ch int) float64 {
 	if ch < len(m.Channels) && m.Channels[ch].FullScaleW > 0 {
 		return m.Channels[ch].FullScaleW
 	}
