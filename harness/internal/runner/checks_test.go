@@ -3,12 +3,15 @@ package runner
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/validity"
+	"github.com/academemes/harness/meters"
 )
 
 // TestChecksPolicy runs a target that fails every request under each
@@ -90,5 +93,56 @@ func TestChecksPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// quietProcfs is a /proc where nothing moves: one idle process and a
+// machine that does no work, as a perfectly quiet machine would look.
+func quietProcfs(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "proc")
+	files := map[string]string{
+		"stat":     "cpu  100 0 100 10000 0 0 0 0 0 0\ncpu0 50 0 50 5000 0 0 0 0 0 0\ncpu1 50 0 50 5000 0 0 0 0 0 0\nbtime 1700000000\n",
+		"1/stat":   "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 50 50 0 0 20 0 1 0 100 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+		"1/cgroup": "0::/\n",
+		"loadavg":  "0.01 0.01 0.00 1/50 1\n",
+		"meminfo":  "MemTotal: 1000000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+		"vmstat":   "pswpin 0\npswpout 0\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// On a quiet machine (a /proc where no other process runs) a healthy run
+// is valid under the default thresholds, strict included, and records
+// that no other process used CPU. Gaps are left out: the fake meter's
+// 10 ms ticks run late on a loaded test machine, and gaps have their own
+// tests in package validity.
+func TestChecksQuietMachineValid(t *testing.T) {
+	th := validity.Default()
+	th.GapShare = 1
+	sc := parse(t, scenarioYAML, "checks=strict", "targets=[{name: a, kind: fake, function: memes}]")
+	var log strings.Builder
+	res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir(), Log: &log, Thresholds: &th, Env: meters.Env{ProcfsRoot: quietProcfs(t)}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	run, err := runstore.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != runstore.StatusComplete || run.Meta.Validity == nil || !run.Meta.Validity.Valid {
+		t.Fatalf("status %s, validity %+v, want a complete valid run\n%s", res.Status, run.Meta.Validity, log.String())
+	}
+	for _, p := range run.Meta.Phases {
+		if p.Foreign == nil || p.Foreign.CPUSeconds != 0 || p.Validity == nil || !p.Validity.Valid {
+			t.Errorf("phase %s: foreign %+v validity %+v, want none and valid", validity.PhaseKey(p), p.Foreign, p.Validity)
+		}
 	}
 }

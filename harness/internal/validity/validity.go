@@ -429,14 +429,15 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// topList names the busiest foreign processes: ": sh (pid 12) 24 %, ...".
+// topList names the busiest foreign processes, those above half a percent
+// (at most eight): ": sh (pid 12) 24 %, ...".
 func topList(top []runstore.Process) string {
 	if len(top) == 0 {
 		return ""
 	}
 	var parts []string
 	for i, p := range top {
-		if i == 5 {
+		if i == 8 || p.Share < 0.005 {
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))

@@ -191,7 +191,7 @@ func Check(ctx context.Context, cfg Config) (Report, error) {
 	add := func(it Item) { rep.Items = append(rep.Items, it) }
 
 	// Other processes' CPU.
-	rep.Foreign = sampler.Foreign(from, to, window.Seconds(), 5)
+	rep.Foreign = sampler.Foreign(from, to, window.Seconds(), TopProcesses)
 	add(foreignItem(rep.Foreign, cpus, th))
 
 	// Load average.
@@ -258,8 +258,8 @@ func foreignItem(f *runstore.ForeignCPU, cpus int, th validity.Thresholds) Item 
 	it := Item{Name: "other processes' CPU", Status: OK, Check: validity.CheckForeignCPU, Observed: f.Share, Limit: th.ForeignCPUShare, Unit: validity.UnitShare}
 	it.Found = fmt.Sprintf("%s of %d CPUs", pct(f.Share), cpus)
 	var names []string
-	for _, p := range f.Top {
-		if p.Share < 0.005 {
+	for i, p := range f.Top {
+		if p.Share < 0.005 || i == 8 {
 			break
 		}
 		names = append(names, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))

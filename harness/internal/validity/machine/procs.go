@@ -334,6 +334,10 @@ func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.Fore
 	return f
 }
 
+// TopProcesses is how many of the busiest foreign processes are recorded:
+// enough that a busy one is named even when many share the machine.
+const TopProcesses = 10
+
 // Monitor samples processes in the background through a run and at every
 // phase boundary. Safe for concurrent use.
 type Monitor struct {
@@ -356,5 +360,5 @@ func (m *Monitor) Sample() (Totals, error) {
 func (m *Monitor) Foreign(from, to Totals, secs float64) *runstore.ForeignCPU {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.s.Foreign(from, to, secs, 5)
+	return m.s.Foreign(from, to, secs, TopProcesses)
 }
