@@ -48,7 +48,13 @@ Flags:`)
 		cfg.Engine = eng
 	}
 	if *meter != "" {
-		if _, err := meters.ParseSpec(*meter); err != nil {
+		sp, err := meters.ParseSpec(*meter)
+		if err == nil && sp.Driver != "auto" {
+			if _, ok := meters.Lookup(sp.Driver); !ok {
+				err = fmt.Errorf("%w: unknown driver %q (harness meters --help lists them)", meters.ErrSpec, sp.Driver)
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "harness doctor: --meter: %v\n", err)
 			return exitUsage
 		}

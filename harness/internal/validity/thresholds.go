@@ -101,8 +101,9 @@ type Row struct {
 func (t Thresholds) Table() []Row {
 	pct := func(f float64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", f*100), ".0") + " %" }
 	return []Row{
-		{CheckForeignCPU, "> " + pct(t.ForeignCPUShare) + " of all CPUs", "other processes' work lands in the meter's figures; idle daemons use well under 2 %", "invalid (strict: refuses to start)"},
+		{CheckForeignCPU, "> " + pct(t.ForeignCPUShare) + " of all CPUs", "other processes' work lands in the meter's figures; idle daemons use well under 2 %", "invalid (strict: refuses to start, or stops at the phase)"},
 		{CheckFailures, "> " + pct(t.FailedShare) + " of a load phase's requests", "energy shared among fewer requests than were offered", "invalid"},
+		{CheckNoRequests, "a load phase with no request", "nothing to share the energy among", "invalid"},
 		{CheckRate, "> " + pct(t.RateShortfall) + " below the offered rate (1 request slack per stage)", "idle power is divided by the rate, so a short rate moves J/request as much", "invalid"},
 		{CheckSaturation, "> " + pct(t.SaturatedShare) + " of samples within " + pct(t.SaturationMargin) + " of the ceiling", "a clipped reading misses the power above it; a model at its maximum means a fully busy machine", "invalid"},
 		{CheckGaps, "> " + pct(t.GapShare) + " of a phase without samples (a gap: > " + fmt.Sprint(t.GapFactor) + "x the median interval)", "energy in a gap is interpolated, not measured", "invalid"},

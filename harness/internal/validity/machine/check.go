@@ -289,6 +289,8 @@ func containersItem(ctx context.Context, eng Engine, runID string) Item {
 		return it
 	}
 	switch {
+	case len(foreign) == 0 && len(leftovers) == 0 && runID == "":
+		it.Found = "none running"
 	case len(foreign) == 0 && len(leftovers) == 0:
 		it.Found = "none running besides the run's own"
 	default:
