@@ -13,12 +13,12 @@ func staticMachine(t *testing.T) (procfs, sysfs string) {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"proc/stat":     "cpu  100 0 100 10000 0 0 0 0 0 0\ncpu0 50 0 50 5000 0 0 0 0 0 0\ncpu1 50 0 50 5000 0 0 0 0 0 0\nbtime 1700000000\n",
-		"proc/1/stat":   "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 50 50 0 0 20 0 1 0 100 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-		"proc/1/cgroup": "0::/\n",
-		"proc/loadavg":  "0.01 0.01 0.00 1/50 1\n",
-		"proc/meminfo":  "MemTotal: 1000000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
-		"proc/vmstat":   "pswpin 0\npswpout 0\n",
+		"proc/stat":                     "cpu  100 0 100 10000 0 0 0 0 0 0\ncpu0 50 0 50 5000 0 0 0 0 0 0\ncpu1 50 0 50 5000 0 0 0 0 0 0\nbtime 1700000000\n",
+		"proc/1/stat":                   "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 50 50 0 0 20 0 1 0 100 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+		"proc/1/cgroup":                 "0::/\n",
+		"proc/loadavg":                  "0.01 0.01 0.00 1/50 1\n",
+		"proc/meminfo":                  "MemTotal: 1000000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+		"proc/vmstat":                   "pswpin 0\npswpout 0\n",
 		"sys/devices/system/cpu/online": "0-1\n",
 	}
 	for name, data := range files {
