@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/procfs"
@@ -51,9 +52,21 @@ type Classifier struct {
 	Engine bool
 }
 
-// engineDaemons are the command names of the container engine's
-// processes (comm, at most 15 characters).
-var engineDaemons = []string{"dockerd", "containerd", "containerd-shim", "containerd-shi", "runc", "docker-proxy", "docker-init"}
+// engineDaemons are the command names (comm, at most 15 characters) of the
+// container engine's processes, matched as prefixes: "containerd" covers
+// its shims, "runc" the "runc:[2:INIT]" a container start shows, and
+// fuse-overlayfs is the storage driver of a rootless or FUSE-backed engine,
+// one process per container.
+var engineDaemons = []string{"dockerd", "containerd", "runc", "docker-proxy", "docker-init", "fuse-overlayfs"}
+
+func isEngine(comm string) bool {
+	for _, d := range engineDaemons {
+		if strings.HasPrefix(comm, d) {
+			return true
+		}
+	}
+	return false
+}
 
 // containerID finds a container's 64-hex-digit ID in a cgroup path, as
 // Docker names its cgroups under either driver: /docker/<id> (cgroupfs)
@@ -192,7 +205,6 @@ func (s *Sampler) classifyUncached(snap *snapshot, pid int) (owner string, sure 
 		}
 		p = next.ppid
 	}
-	sure = true
 	if s.class.Container != nil {
 		if proc, err := s.fs.Proc(pid); err == nil {
 			if groups, err := proc.Cgroups(); err == nil {
@@ -201,19 +213,29 @@ func (s *Sampler) classifyUncached(snap *snapshot, pid int) (owner string, sure 
 					if id == "" {
 						continue
 					}
+					// In a container: the run's, or someone else's,
+					// whoever started it.
 					own, err := s.class.Container(id)
 					if own {
 						return ownTarget, true
 					}
-					sure = sure && err == nil
+					return foreign, err == nil
 				}
 			}
 		}
 	}
-	if s.class.Engine && slices.Contains(engineDaemons, st.comm) {
-		return ownEngine, true
+	if s.class.Engine {
+		// The engine's daemons, and what they start outside any
+		// container (dockerd re-executes itself as "exe" to set up
+		// networks).
+		if isEngine(st.comm) {
+			return ownEngine, true
+		}
+		if parent, ok := snap.procs[st.ppid]; ok && isEngine(parent.comm) {
+			return ownEngine, true
+		}
 	}
-	return foreign, sure
+	return foreign, true
 }
 
 // Sample takes a snapshot and adds the CPU time since the previous one to
