@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -147,7 +148,7 @@ func (r *run) meterProbe(ctx context.Context, window time.Duration) []machine.Me
 	}
 	a, b := t0.UnixNano(), time.Now().UnixNano()
 	var out []machine.MeterFinding
-	for _, m := range r.w.Meta().Meters {
+	for _, m := range r.snapshot().Meters {
 		f := machine.MeterFinding{Label: m.Label, MinW: math.NaN(), MaxW: math.NaN(), Model: m.Kind == meters.Model, CeilingW: validity.Ceiling(m, 0)}
 		if f.CeilingW > 0 {
 			f.CeilingWhy = "the meter's declared full scale"
@@ -208,7 +209,7 @@ func (r *run) phaseEnded(idx int, ph *runstore.Phase) error {
 		ph.Foreign = wt.mon.Foreign(wt.phaseFrom, to, time.Since(wt.phaseT0).Seconds())
 		wt.mu.Unlock()
 	}
-	meta := r.w.Meta()
+	meta := r.snapshot()
 	meta.Phases[idx] = *ph
 	ph.Validity = wt.track.Phase(&meta, idx, wt.th)
 	meta.Phases[idx] = *ph
@@ -229,7 +230,7 @@ func (r *run) finishChecks() (*runstore.Validity, error) {
 		return nil, nil
 	}
 	wt.close()
-	meta := r.w.Meta()
+	meta := r.snapshot()
 	if len(meta.Phases) == 0 && meta.Validity == nil {
 		return nil, nil // nothing ran and nothing was found: nothing to judge
 	}
@@ -246,6 +247,18 @@ func (r *run) finishChecks() (*runstore.Validity, error) {
 		return runWide, fmt.Errorf("%w: %s", ErrInvalid, problemList(runWide.Problems))
 	}
 	return runWide, nil
+}
+
+// snapshot copies run.json as it stands, with its own phases and meters,
+// so that the checks read them while targets and meters update the run.
+func (r *run) snapshot() runstore.Meta {
+	var out runstore.Meta
+	r.w.Update(func(m *runstore.Meta) {
+		out = *m
+		out.Phases = slices.Clone(m.Phases)
+		out.Meters = slices.Clone(m.Meters)
+	})
+	return out
 }
 
 func storedValidity(phases []runstore.Phase) map[int]*runstore.Validity {
