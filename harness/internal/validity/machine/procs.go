@@ -91,8 +91,9 @@ type procState struct {
 type snapshot struct {
 	procs map[int]procState
 	keys  map[int]procKey
-	busyS float64 // all CPUs' busy time since boot, seconds; NaN when unreadable
-	cpus  int
+	busyS  float64 // all CPUs' busy time since boot, seconds; -1 when unreadable
+	totalS float64 // all CPUs' time since boot, busy or not, seconds
+	cpus   int
 }
 
 // Sampler turns successive snapshots of /proc into CPU time per process
@@ -108,6 +109,7 @@ type Sampler struct {
 
 	// Cumulative since the first snapshot.
 	foreignS float64
+	totalS   float64 // the CPUs' time, busy or idle: the machine's capacity
 	perProc  map[procKey]*procTotal
 	cpus     int
 }
@@ -166,6 +168,7 @@ func (s *Sampler) take() (*snapshot, error) {
 		// Steal is time the hypervisor gave to others: not this
 		// machine's work. Guest time is already inside user.
 		snap.busyS = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ
+		snap.totalS = snap.busyS + c.Idle + c.Iowait + c.Steal
 		snap.cpus = len(ps.CPU)
 	}
 	return snap, nil
@@ -296,6 +299,9 @@ func (s *Sampler) Sample() error {
 		}
 	}
 	s.foreignS += secs * scale
+	if prev.busyS >= 0 && cur.busyS >= 0 {
+		s.totalS += max(cur.totalS-prev.totalS, 0)
+	}
 	for key, d := range grown {
 		t := s.perProc[key]
 		if t == nil {
@@ -311,24 +317,32 @@ func (s *Sampler) Sample() error {
 // end.
 type Totals struct {
 	ForeignS float64
-	Procs    map[procKey]float64
-	CPUs     int
+	// CapacityS is the CPUs' time, busy or idle, as /proc/stat counts
+	// it: the share's denominator, in the same ticks as the processes'
+	// times, so that a share never exceeds 1 however short the span.
+	CapacityS float64
+	Procs     map[procKey]float64
+	CPUs      int
 }
 
 // Totals returns a copy of the totals so far.
 func (s *Sampler) Totals() Totals {
-	t := Totals{ForeignS: s.foreignS, Procs: make(map[procKey]float64, len(s.perProc)), CPUs: s.cpus}
+	t := Totals{ForeignS: s.foreignS, CapacityS: s.totalS, Procs: make(map[procKey]float64, len(s.perProc)), CPUs: s.cpus}
 	for k, p := range s.perProc {
 		t.Procs[k] = p.cpuS
 	}
 	return t
 }
 
-// Foreign is the foreign CPU time between two totals over a span of secs
-// seconds, with the top processes named, as run.json records it.
+// Foreign is the foreign CPU time between two totals, with the top
+// processes named, as run.json records it. Shares are of the machine's
+// CPU time between them; secs, the span's length, stands in when
+// /proc/stat could not be read.
 func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.ForeignCPU {
-	cpus := max(to.CPUs, 1)
-	capacity := float64(cpus) * secs
+	capacity := to.CapacityS - from.CapacityS
+	if capacity <= 0 {
+		capacity = float64(max(to.CPUs, 1)) * secs
+	}
 	f := &runstore.ForeignCPU{CPUSeconds: max(to.ForeignS-from.ForeignS, 0)}
 	if capacity > 0 {
 		f.Share = f.CPUSeconds / capacity
