@@ -89,8 +89,8 @@ type procState struct {
 
 // snapshot is every process at one moment, and the machine's CPU time.
 type snapshot struct {
-	procs map[int]procState
-	keys  map[int]procKey
+	procs  map[int]procState
+	keys   map[int]procKey
 	busyS  float64 // all CPUs' busy time since boot, seconds; -1 when unreadable
 	totalS float64 // all CPUs' time since boot, busy or not, seconds
 	cpus   int
