@@ -14,7 +14,6 @@ import (
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/harness/internal/validity/machine"
-	"github.com/academemes/harness/meters"
 )
 
 // ErrInvalid means a strict run stopped because the machine was busy or a
@@ -149,7 +148,7 @@ func (r *run) meterProbe(ctx context.Context, window time.Duration) []machine.Me
 	a, b := t0.UnixNano(), time.Now().UnixNano()
 	var out []machine.MeterFinding
 	for _, m := range r.snapshot().Meters {
-		f := machine.MeterFinding{Label: m.Label, MinW: math.NaN(), MaxW: math.NaN(), Model: m.Kind == meters.Model, CeilingW: validity.Ceiling(m, 0)}
+		f := machine.MeterFinding{Label: m.Label, MinW: math.NaN(), MaxW: math.NaN(), Model: validity.IsModel(m), CeilingW: validity.Ceiling(m, 0)}
 		if f.CeilingW > 0 {
 			f.CeilingWhy = "the meter's declared full scale"
 		}

@@ -20,7 +20,6 @@ import (
 	"strings"
 
 	"github.com/academemes/harness/harness/internal/runstore"
-	"github.com/academemes/harness/meters"
 )
 
 // Check names, as written in run.json's problems.
@@ -297,7 +296,7 @@ func (x *index) judgeMeter(m runstore.MeterMeta, p runstore.Phase, t Thresholds,
 				worstSat, satAt, satN, satCeil = float64(at)/float64(n), at, n, c
 			}
 		}
-		worstGap = max(worstGap, gapShare(ss, lo, hi, p.StartNs, p.EndNs, m.Report, t.GapFactor))
+		worstGap = max(worstGap, gapShare(ss, lo, hi, p.StartNs, p.EndNs, reportedGaps(m), t.GapFactor))
 	}
 	label := m.Label
 	if label == "" {
@@ -305,7 +304,7 @@ func (x *index) judgeMeter(m runstore.MeterMeta, p runstore.Phase, t Thresholds,
 	}
 	if worstSat > t.SaturatedShare {
 		what := "full scale"
-		if m.Kind == meters.Model {
+		if IsModel(m) {
 			what = "the model's maximum"
 		}
 		add(CheckSaturation, worstSat, t.SaturatedShare, UnitShare, "meter %s: %d of %d samples at its ceiling of %.4g W (%s; limit %s): readings clipped at %s, so the power above it is missing",
@@ -328,7 +327,7 @@ func window(ss []runstore.Sample, a, b int64) (lo, hi int) {
 // two samples further apart than factor times the channel's median interval
 // (the time beyond one interval counts), before its first and after its
 // last sample, and in the gaps the meter itself reported.
-func gapShare(ss []runstore.Sample, lo, hi int, a, b int64, rep *meters.Report, factor float64) float64 {
+func gapShare(ss []runstore.Sample, lo, hi int, a, b int64, reported [][2]int64, factor float64) float64 {
 	if b <= a {
 		return 0
 	}
@@ -360,11 +359,7 @@ func gapShare(ss []runstore.Sample, lo, hi int, a, b int64, rep *meters.Report, 
 			return 1
 		}
 	}
-	if rep != nil {
-		for _, g := range rep.Gaps {
-			spans = append(spans, [2]int64{g.Start.UnixNano(), g.End.UnixNano()})
-		}
-	}
+	spans = append(spans, reported...)
 	return float64(covered(spans, a, b)) / float64(b-a)
 }
 
@@ -400,6 +395,22 @@ func covered(spans [][2]int64, a, b int64) int64 {
 	}
 	return total
 }
+
+// reportedGaps are the spans the meter itself reported silent, in Unix ns.
+func reportedGaps(m runstore.MeterMeta) [][2]int64 {
+	if m.Report == nil {
+		return nil
+	}
+	var out [][2]int64
+	for _, g := range m.Report.Gaps {
+		out = append(out, [2]int64{g.Start.UnixNano(), g.End.UnixNano()})
+	}
+	return out
+}
+
+// IsModel reports whether a meter is a model (the estimate), whose
+// figures are estimates rather than measurements.
+func IsModel(m runstore.MeterMeta) bool { return string(m.Kind) == "model" }
 
 // Ceiling is the most a meter's channel can read, in watts; 0 when not
 // known. Runs written before meters declared it (FullScaleW) still have

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/academemes/harness/harness/internal/runstore"
-	"github.com/academemes/harness/meters"
 )
 
 const sec = int64(time.Second)
@@ -20,10 +19,8 @@ const sec = int64(time.Second)
 func synthRun() *runstore.Run {
 	run := &runstore.Run{Meta: runstore.Meta{
 		Load: runstore.LoadMeta{Model: "open"},
-		Meters: []runstore.MeterMeta{{
-			Info:  meters.Info{Name: "estimate", Driver: "estimate", Kind: meters.Model, Channels: []meters.Channel{{Name: "machine (model)", InTotal: true, FullScaleW: 7}}},
-			Label: "estimate (model)",
-		}},
+		Meters: []runstore.MeterMeta{meterMeta(`{"name": "estimate", "driver": "estimate", "kind": "model", "label": "estimate (model)",
+			"channels": [{"name": "machine (model)", "in_total": true, "full_scale_w": 7}]}`)},
 		Phases: []runstore.Phase{
 			{Target: "wasm", Name: runstore.PhaseIdle, Rep: 0, StartNs: 0, EndNs: 4 * sec},
 			{Target: "wasm", Name: runstore.PhaseLoad, Rep: 0, StartNs: 4 * sec, EndNs: 8 * sec,
@@ -120,10 +117,8 @@ func TestEvaluate(t *testing.T) {
 			bend: func(r *runstore.Run) {
 				m := &r.Meta.Meters[0]
 				m.Channels[0].FullScaleW = 0
-				var rep meters.Report
 				// As run.json holds it: numbers decoded as float64.
-				json.Unmarshal([]byte(`{"details":{"idle_w":1.48,"max_per_core_w":2.76,"cpus":2}}`), &rep)
-				m.Report = &rep
+				m.Report = meterMeta(`{"report": {"details": {"idle_w": 1.48, "max_per_core_w": 2.76, "cpus": 2}}}`).Report
 				for i := range r.Samples {
 					r.Samples[i].Watts = 7.0
 				}
@@ -165,7 +160,8 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "a gap the meter reported",
 			bend: func(r *runstore.Run) {
-				r.Meta.Meters[0].Report = &meters.Report{Gaps: []meters.Gap{{Start: time.Unix(0, 1*sec), End: time.Unix(0, 2*sec), Reason: "unplugged"}}}
+				r.Meta.Meters[0].Report = meterMeta(`{"report": {"gaps": [{"start": "` + time.Unix(1, 0).UTC().Format(time.RFC3339Nano) + `", "end": "` +
+					time.Unix(2, 0).UTC().Format(time.RFC3339Nano) + `", "reason": "unplugged"}]}}`).Report
 			},
 			want: []want{{"wasm/idle/0", CheckGaps, 0.25, ""}},
 		},
@@ -288,6 +284,15 @@ func TestUnjudged(t *testing.T) {
 	if got := Unjudged(run); len(got) != 0 {
 		t.Errorf("Unjudged = %q, want nothing on a fully recorded run", got)
 	}
+}
+
+// meterMeta reads a meter's record as run.json holds it.
+func meterMeta(js string) runstore.MeterMeta {
+	var m runstore.MeterMeta
+	if err := json.Unmarshal([]byte(js), &m); err != nil {
+		panic(err)
+	}
+	return m
 }
 
 func dump(ps []runstore.Problem) string {
