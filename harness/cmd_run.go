@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/academemes/harness/harness/internal/runner"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/scenario"
+	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/meters"
 )
 
@@ -38,6 +40,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	sysfs := fs.String("path.sysfs", "/sys", "sysfs root, for meters and host facts (fixtures in tests)")
 	procfs := fs.String("path.procfs", "/proc", "procfs root, for meters and host facts")
 	check := fs.Bool("check", false, "only read and validate the scenario, then exit")
+	checks := fs.String("checks", "", "validity policy, overriding the scenario's checks: strict (refuse a busy machine, fail an invalid run), warn (mark it), off")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: harness run SCENARIO [flags]\n\nRuns a scenario and writes runs/<id>/ and reports/<id>.html.\n\nFlags:")
 		fs.PrintDefaults()
@@ -53,6 +56,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "harness run: give exactly one scenario file")
 		fs.Usage()
 		return exitUsage
+	}
+	if *checks != "" {
+		if !slices.Contains(validity.Policies, *checks) {
+			fmt.Fprintf(stderr, "harness run: --checks %q: allowed: strict, warn, off\n", *checks)
+			return exitUsage
+		}
+		sets = append(sets, "checks="+*checks)
 	}
 	sc, err := scenario.ReadFile(pos[0], sets)
 	if err != nil {
@@ -113,6 +123,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if res.Status == runstore.StatusInterrupted {
 		code = exitFail
 	}
+	if res.Refused {
+		fmt.Fprintf(stdout, "run:    %s (%s: refused to start on a busy machine; no report)\n", res.Dir, res.Status)
+		printValidity(stdout, res.Validity)
+		return code
+	}
 	rep, rerr := report.Generate(res.Dir, *reportsDir)
 	switch {
 	case errors.Is(rerr, energy.ErrNoData):
@@ -129,7 +144,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "skipped %s\n", s)
 	}
 	fmt.Fprintf(stdout, "run:    %s (%s)\nreport: %s\n", res.Dir, res.Status, rep.HTMLPath)
+	printValidity(stdout, res.Validity)
 	return code
+}
+
+// printValidity ends the console output with the run's validity problems,
+// so that an invalid run cannot be read as a valid one.
+func printValidity(w io.Writer, v *runstore.Validity) {
+	if v == nil || v.Valid {
+		return
+	}
+	fmt.Fprintf(w, "\nINVALID: %d validity problem(s); the figures above cannot be trusted as they are:\n", len(v.Problems))
+	for _, p := range v.Problems {
+		where := p.Phase
+		if where == "" {
+			where = "run"
+		}
+		fmt.Fprintf(w, "  %s: %s: %s\n", where, p.Check, p.Message)
+	}
 }
 
 func isTerminal(w io.Writer) bool {

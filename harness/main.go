@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"meters":  {"list, record from and emulate meters: harness meters list|record|emulate", cmdMeters},
 		"serve":   {"run the Purify Wasm function platform on its own: harness serve --listen ADDR --functions DIR", cmdServe},
 		"clean":   {"remove containers and images left by earlier runs: harness clean", cmdClean},
+		"doctor":  {"check whether this machine is fit to measure now: harness doctor [--meter SPEC]", cmdDoctor},
 		"version": {"print the harness version", cmdVersion},
 	}
 }

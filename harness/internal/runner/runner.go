@@ -23,6 +23,7 @@ import (
 	"github.com/academemes/harness/harness/internal/load"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/scenario"
+	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 )
@@ -39,6 +40,8 @@ type Options struct {
 	Terminal bool
 	// Now stamps the run id; tests inject it.
 	Now func() time.Time
+	// Thresholds of the validity checks; nil for validity.Default().
+	Thresholds *validity.Thresholds
 }
 
 // Result is what a run produced.
@@ -48,6 +51,10 @@ type Result struct {
 	Status string // runstore.Status*
 	// Skipped lists targets that did not run, with the reason.
 	Skipped []string
+	// Validity is the run's, as run.json records it; nil with checks: off.
+	Validity *runstore.Validity
+	// Refused: a strict run found the machine busy and ran no phase.
+	Refused bool
 }
 
 // ErrNoTargets means every target was skipped.
@@ -115,8 +122,13 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	res := &Result{ID: id, Dir: dir}
 	logf("run %s -> %s", id, dir)
 
-	r := &run{sc: sc, opt: opt, env: env, w: w, logf: logf}
+	r := &run{sc: sc, opt: opt, env: env, w: w, logf: logf, watch: newWatch(sc.Checks, opt.Thresholds)}
 	runErr := r.execute(ctx)
+	res.Validity, err = r.finishChecks()
+	if runErr == nil {
+		runErr = err
+	}
+	res.Refused = errors.Is(runErr, ErrInvalid) && len(w.Meta().Phases) == 0
 	status := runstore.StatusComplete
 	switch {
 	case ctx.Err() != nil:
@@ -157,6 +169,8 @@ type run struct {
 
 	requests atomic.Int64
 	errors   atomic.Int64
+
+	watch *watch // the validity checks; nil with checks: off
 }
 
 func (r *run) execute(ctx context.Context) (err error) {
@@ -172,6 +186,9 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 	defer r.stopTargets()
 	if err := r.startTargets(ctx); err != nil {
+		return err
+	}
+	if err := r.systemCheck(ctx); err != nil {
 		return err
 	}
 	slots, err := r.plan()
@@ -218,7 +235,7 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			defer wg.Done()
 			name := info.Name
 			err := m.Run(ctx, func(s meters.Sample) {
-				r.w.AddSample(runstore.SampleFrom(name, s))
+				r.addSample(runstore.SampleFrom(name, s))
 			})
 			var rep *runstore.MeterReport
 			if rp, ok := m.(meters.Reporter); ok {
@@ -473,16 +490,21 @@ func (r *run) runSlot(ctx context.Context, s slot, prog *progress) error {
 		if uerr := r.w.Update(func(m *runstore.Meta) { idx = len(m.Phases); m.Phases = append(m.Phases, ph) }); uerr != nil {
 			return uerr
 		}
+		r.phaseStarted()
 		stages, err := st.run(ctx)
 		ph.EndNs = clock.Now().UnixNano()
 		ph.Stages = stages
 		ph.Interrupted = ctx.Err() != nil
 		r.mark(fmt.Sprintf("%s/%s/%d end", lt.spec.Name, st.name, s.rep))
+		verr := r.phaseEnded(idx, &ph)
 		if uerr := r.w.Update(func(m *runstore.Meta) { m.Phases[idx] = ph }); uerr != nil {
 			return uerr
 		}
 		if err != nil {
 			return err
+		}
+		if verr != nil {
+			return verr
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -530,7 +552,7 @@ func (r *run) drive(lt *liveTarget, rep int, phase string, req load.Request, war
 				if h.Err != "" {
 					r.errors.Add(1)
 				}
-				r.w.AddRequest(runstore.Request{
+				r.addRequest(runstore.Request{
 					Target: lt.spec.Name, Phase: phase, Rep: rep, Seq: h.Seq,
 					StartNs: h.Start.UnixNano(), LatencyNs: int64(h.Latency), Status: h.Status,
 					BytesIn: h.BytesIn, BytesOut: h.BytesOut, Cold: h.Cold, StartUpNs: int64(h.StartUp), Error: h.Err,

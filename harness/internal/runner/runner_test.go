@@ -52,6 +52,9 @@ func (f *fakeTarget) Start(context.Context) error {
 			(*h)()
 		}
 		w.Header().Set(targets.HeaderColdStart, "1")
+		if st, ok := f.spec.Options["status"].(int); ok {
+			w.WriteHeader(st)
+		}
 		fmt.Fprintf(w, "%s %s", r.URL.Path, r.URL.RawQuery)
 	}))
 	return nil
@@ -96,6 +99,7 @@ func init() {
 			"unavailable": "pretend the platform is missing",
 			"broken":      "Start fails for another reason than a missing platform",
 			"bad":         "New refuses the options",
+			"status":      "answer with this HTTP status",
 		},
 		New: func(s targets.Spec) (targets.Target, error) {
 			if s.Options["bad"] == true {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/academemes/harness/harness/internal/validity"
 )
 
 // parser walks the YAML tree by hand so that every field error carries the
@@ -227,7 +229,7 @@ func (p *parser) stringMap(n *yaml.Node, path string) map[string]string {
 
 // scenario decodes the root mapping; defaults fill what is absent.
 func (p *parser) scenario(root *yaml.Node) *Scenario {
-	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "order", "seed")
+	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "order", "seed", "checks")
 	sc := &Scenario{
 		Name:        p.str(f["name"], "name"),
 		Description: p.str(f["description"], "description"),
@@ -237,6 +239,10 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 		Cooldown:    DefaultCooldown,
 		Meters:      []string{"auto"},
 		Order:       DefaultOrder,
+		Checks:      validity.Warn,
+	}
+	if f["checks"] != nil {
+		sc.Checks = p.str(f["checks"], "checks")
 	}
 	if f["order"] != nil {
 		sc.Order = p.str(f["order"], "order")

@@ -50,6 +50,9 @@ type Scenario struct {
 	Meters      []string      // meter spec strings
 	Targets     []Target
 	Load        Load
+	// Checks is the validity policy: validity.Strict, Warn (the
+	// default) or Off. `harness run --checks` overrides it.
+	Checks string
 
 	// Order is OrderRandom or OrderFixed. Seed makes a random order
 	// repeatable; 0 (or absent) draws one at run time, which run.json

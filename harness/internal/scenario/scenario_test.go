@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/option"
@@ -76,6 +77,9 @@ func TestParseGood(t *testing.T) {
 	}
 	if sc.Targets[0].Options["cpus"] != 1 {
 		t.Errorf("options = %v", sc.Targets[0].Options)
+	}
+	if sc.Checks != validity.Warn {
+		t.Errorf("checks = %q, want the default %q", sc.Checks, validity.Warn)
 	}
 	if sc.Load.TotalLoadDuration() != 15*time.Second {
 		t.Errorf("total = %v", sc.Load.TotalLoadDuration())
@@ -146,6 +150,12 @@ func TestSet(t *testing.T) {
 			}
 			return nil
 		}},
+		{"checks policy", []string{"checks=strict"}, func(s *Scenario) error {
+			if s.Checks != validity.Strict {
+				return fmt.Errorf("checks %q", s.Checks)
+			}
+			return nil
+		}},
 		{"replace by sequential", []string{"load.stages=[]", "load.sequential={requests: 10, pause: 10ms}"}, func(s *Scenario) error {
 			if s.Load.Sequential == nil || s.Load.Sequential.Requests != 10 || len(s.Load.Stages) != 0 {
 				return fmt.Errorf("load %+v", s.Load)
@@ -196,6 +206,8 @@ func TestErrors(t *testing.T) {
 		{"a target field under options", good, []string{"targets[0].options={required: true}"},
 			[]string{"targets[0].options.required: unknown option for kind fake; allowed: cpus, ready_timeout; required is a field of the target, not an option: write it beside kind:"}},
 		{"unknown meter", strings.Replace(good, "testmeter]", "wattmeter]", 1), nil, []string{"s.yaml:5:16: meters[1]: unknown meter driver \"wattmeter\""}},
+		{"unknown checks policy", strings.Replace(good, "repeat: 2", "repeat: 2\nchecks: sometimes", 1), nil, []string{`s.yaml:4:9: checks: "sometimes" is not a policy; allowed: strict`}},
+		{"unknown checks policy by --set", good, []string{"checks=lenient"}, []string{`--set checks=lenient: checks: "lenient" is not a policy`}},
 		{"bad set path", good, []string{"load.stages[9].rate=1"}, []string{"--set load.stages[9].rate=1: load.stages[9]: index 9 out of range"}},
 		{"bad set value", good, []string{"load.stages[0].rate=-1"}, []string{"--set load.stages[0].rate=-1: load.stages[0].rate: must be a positive number"}},
 		{"duplicate input", good, []string{"targets[0].inputs=[{name: a}, {name: a}]"}, []string{`targets[0].inputs[1].name: "a" names two inputs`}},

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/academemes/harness/functions"
+	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/option"
@@ -44,6 +46,9 @@ func (p *parser) validate(sc *Scenario, root *yaml.Node) {
 		if d < 0 {
 			p.add(at(key), key, "must not be negative")
 		}
+	}
+	if !slices.Contains(validity.Policies, sc.Checks) {
+		p.add(at("checks"), "checks", "%q is not a policy; allowed: strict (refuse a busy machine, fail an invalid run), warn (mark it), off", sc.Checks)
 	}
 	if len(sc.Meters) == 0 {
 		p.add(at("meters"), "meters", "needs at least one meter spec, such as auto")
