@@ -143,8 +143,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	for _, s := range res.Skipped {
 		fmt.Fprintf(stdout, "skipped %s\n", s)
 	}
+	// The summary above already ends with the validity problems.
 	fmt.Fprintf(stdout, "run:    %s (%s)\nreport: %s\n", res.Dir, res.Status, rep.HTMLPath)
-	printValidity(stdout, res.Validity)
 	return code
 }
 

@@ -297,8 +297,8 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 		fmt.Fprintln(w, "Validity: every check passed.")
 	default:
 		fmt.Fprintf(w, "INVALID RUN: %d problem(s); figures marked NO above cannot be trusted:\n", len(v.Problems))
-		for _, p := range v.Problems {
-			fmt.Fprintln(w, "  - "+describe(p))
+		for _, line := range condense(v.Problems) {
+			fmt.Fprintln(w, "  - "+line)
 		}
 	}
 	n := len(s.Warnings)

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -75,6 +76,45 @@ func parseWhere(s string) where {
 	return w
 }
 
+// condense is one line per check for the console: a busy machine fails
+// the same check in dozens of phases, and a wall of near-identical lines
+// hides the other checks. A check seen once is described in full; one seen
+// in several phases names how many, the first few, and its worst case.
+// The report and run.json keep every problem.
+func condense(ps []runstore.Problem) []string {
+	var order []string
+	byCheck := map[string][]runstore.Problem{}
+	for _, p := range ps {
+		if _, ok := byCheck[p.Check]; !ok {
+			order = append(order, p.Check)
+		}
+		byCheck[p.Check] = append(byCheck[p.Check], p)
+	}
+	var lines []string
+	for _, c := range order {
+		g := byCheck[c]
+		if len(g) == 1 {
+			lines = append(lines, describe(g[0]))
+			continue
+		}
+		worst := g[0]
+		var places []string
+		for _, p := range g {
+			if p.Observed > worst.Observed {
+				worst = p
+			}
+			if len(places) < 4 {
+				places = append(places, cmp.Or(p.Phase, "whole run"))
+			}
+		}
+		if len(g) > len(places) {
+			places = append(places, fmt.Sprintf("and %d more", len(g)-len(places)))
+		}
+		lines = append(lines, fmt.Sprintf("%s in %d places (%s); worst: %s", c, len(g), strings.Join(places, ", "), describe(worst)))
+	}
+	return lines
+}
+
 // describe is a problem in one line: where, what, how far off.
 func describe(p runstore.Problem) string {
 	place := "whole run"
@@ -97,7 +137,8 @@ func describe(p runstore.Problem) string {
 func fmtQty(v float64, unit string) string {
 	switch unit {
 	case "share", "fraction":
-		return strconv.FormatFloat(100*v, 'f', -1, 64) + "%"
+		// Three significant digits: 100 x 0.07 is 7.000000000000001.
+		return strconv.FormatFloat(100*v, 'g', 3, 64) + "%"
 	case "":
 		return sig(v)
 	}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -287,3 +288,29 @@ func ratiosOf(fts []functionTable) []meterRatio {
 }
 
 func isNaN(x float64) bool { return x != x }
+
+// TestCondense: the console names each failed check once, with how many
+// places failed it and the worst, so one busy machine's dozens of phases
+// do not hide a different check.
+func TestCondense(t *testing.T) {
+	busy := func(phase string, share float64) runstore.Problem {
+		return runstore.Problem{Phase: phase, Check: "foreign_cpu", Observed: share, Limit: 0.05, Unit: "share", Message: fmt.Sprintf("others used %.0f%%", 100*share)}
+	}
+	ps := []runstore.Problem{
+		busy("wasm/idle/0", 0.2), busy("wasm/load/0", 0.9), busy("wasm/cooldown/0", 0.3),
+		{Phase: "wasm/load/1", Check: "failed_requests", Observed: 0.5, Limit: 0.05, Unit: "share", Message: "half failed"},
+		busy("docker-node/idle/0", 0.1), busy("docker-node/load/0", 0.4),
+	}
+	got := condense(ps)
+	if len(got) != 2 {
+		t.Fatalf("%d lines, want one per check:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	for _, want := range []string{"foreign_cpu in 5 places", "wasm/idle/0, wasm/load/0, wasm/cooldown/0, docker-node/idle/0, and 1 more", "worst: wasm/load/0: others used 90%"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("line %q lacks %q", got[0], want)
+		}
+	}
+	if !strings.HasPrefix(got[1], "wasm/load/1: half failed") {
+		t.Errorf("a check seen once is not described in full: %q", got[1])
+	}
+}
