@@ -39,6 +39,7 @@ var funcs = template.FuncMap{
 	"input":    inputOf,
 	"uwh":      fmtUWh,
 	"describe": describe,
+	"condense": condense,
 	"fact":     fmtFact,
 	"neg":      func(f energy.Float) bool { return f.OK() && f < -zeroJ },
 }
