@@ -468,10 +468,16 @@ func phaseTrusted(run *runstore.Run, target, phase string) []string {
 	if len(cut) > 0 {
 		rs = append(rs, fmt.Sprintf("%s %s in run %s was cut short in repetition %s", target, phase, id, strings.Join(cut, ", ")))
 	}
+	var bearing []runstore.Problem
 	for _, pr := range readValidity(&run.Meta).Problems {
 		if affects(pr, target, phase, 0) {
-			rs = append(rs, fmt.Sprintf("run %s is invalid: %s", id, describe(pr)))
+			bearing = append(bearing, pr)
 		}
+	}
+	// One reason per failed check: a busy machine fails the same check in
+	// every phase, and the report lists them all.
+	for _, line := range condense(bearing) {
+		rs = append(rs, fmt.Sprintf("run %s is invalid: %s", id, line))
 	}
 	return rs
 }
