@@ -151,6 +151,11 @@ type streamState struct {
 	n      int
 	winEnd int64 // device µs at which the window closes
 	lastT  time.Time
+	// arrived is when the chunk being decoded arrived: no sample is
+	// stamped later.
+	arrived time.Time
+	// impossibleWarned: the report has warned of an impossible reading.
+	impossibleWarned bool
 }
 
 // session runs one connection: handshake, start, stream, stop. It returns
@@ -240,6 +245,9 @@ func (st *streamState) flush(m *Meter, us int64) {
 		return
 	}
 	t := m.core.MapTime(us * 1000)
+	if !st.arrived.IsZero() && t.After(st.arrived) {
+		t = st.arrived // no frame was sent after its bytes arrived
+	}
 	if t.Before(st.lastT) {
 		t = st.lastT // refits may move the line a little; never go back
 	}
