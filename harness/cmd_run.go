@@ -103,6 +103,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	})
 	if res == nil {
 		fmt.Fprintf(stderr, "harness run: %v\n", err)
+		if errors.Is(err, runner.ErrScenario) {
+			return exitUsage // and no run directory was made
+		}
 		return exitFail
 	}
 	if errors.Is(err, runner.ErrNoTargets) {
@@ -136,7 +139,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "harness run: the run recorded no phase, so there is no report; %s/%s records how it ended\n", res.Dir, runstore.RunFile)
 		return exitFail
 	case rerr != nil:
-		fmt.Fprintf(stderr, "harness run: report: %v (the raw data is in %s; retry with harness report %s)\n", rerr, res.Dir, res.Dir)
+		// rerr says "report: ..." itself.
+		fmt.Fprintf(stderr, "harness run: %v (the raw data is in %s; retry with harness report %s)\n", rerr, res.Dir, res.Dir)
 		return exitFail
 	}
 	report.PrintSummary(stdout, rep.Summary)

@@ -68,3 +68,88 @@ load:
 		})
 	}
 }
+
+// TestRunRefusesBeforeRunDir: what the run would choke on is a usage
+// error (exit 2) of --check and of the run alike, and the run makes no
+// run directory. Each of these passed --check before, and the run then
+// grew to gigabytes (/dev/zero, a repeat count past memory), sent thousands
+// of requests at a rate of 1e-300/s, or failed with exit 1 after writing a
+// run directory (a directory as body, a path as function).
+func TestRunRefusesBeforeRunDir(t *testing.T) {
+	cases := []struct {
+		name, set, want string
+	}{
+		{"a device as body", "load.request.body_file=/dev/zero", "/dev/zero is outside the scenario's directory"},
+		{"a directory as body", "load.request.body_file=.", "is a directory"},
+		{"a path as function", "targets[0].function=../../../etc/passwd", `"../../../etc/passwd" is not a function name`},
+		{"a repeat count past memory", "repeat=9223372036854775807", "repeat: must be a whole number from 1 to 1000"},
+		{"a rate whose interval overflows", "load.stages[0].rate=1e-300", "load.stages[0].rate: must be a positive number of requests per second from 0.000278 to 1000000"},
+		{"an estimate of NaN watts", "meters[0]=estimate:idle=NaN", `power "NaN": want a finite number`},
+		{"a modbus host with an open bracket", "meters[0]=modbus:[::1", `host "[::1": an IPv6 address goes in brackets`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			scenario := filepath.Join(dir, "bad.yaml")
+			yaml := `name: bad
+repeat: 1
+idle: 1s
+meters: [estimate]
+targets:
+  - {name: wasm, kind: wasm, function: fibonacci, mode: warm}
+load:
+  request: {method: POST}
+  stages:
+    - {rate: 5, duration: 1s}
+`
+			if err := os.WriteFile(scenario, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			runs := filepath.Join(dir, "runs")
+			for _, check := range []bool{true, false} {
+				args := []string{"run", scenario, "--runs", runs, "--reports", filepath.Join(dir, "reports"), "--set", tc.set}
+				if check {
+					args = append(args, "--check")
+				}
+				code, _, errs := runCLI(t, args...)
+				if code != exitUsage || !strings.Contains(errs, tc.want) {
+					t.Errorf("check %v: exit %d, stderr\n%s\nwant exit %d saying %q", check, code, errs, exitUsage, tc.want)
+				}
+			}
+			if _, err := os.Stat(runs); !os.IsNotExist(err) {
+				t.Errorf("a run directory was made: %v", err)
+			}
+		})
+	}
+}
+
+// TestRunReportErrorOnce: a report that cannot be written says so once:
+// "harness run: report: report: mkdir ..." stuttered.
+func TestRunReportErrorOnce(t *testing.T) {
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "r.yaml")
+	yaml := `name: r
+repeat: 1
+idle: 500ms
+warmup: 0s
+cooldown: 0s
+meters: [estimate]
+targets:
+  - {name: wasm, kind: wasm, function: fibonacci, mode: warm}
+load:
+  request: {method: POST, body: '{"n": 3}'}
+  stages:
+    - {rate: 5, duration: 500ms}
+`
+	if err := os.WriteFile(scenario, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(dir, "reports")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "run", scenario, "--runs", filepath.Join(dir, "runs"), "--reports", notADir)
+	if code != exitFail || !strings.Contains(errs, "harness run: report: mkdir "+notADir) || strings.Contains(errs, "report: report:") {
+		t.Errorf("exit %d, stderr\n%s\nwant exit %d and one \"report:\" before the mkdir error", code, errs, exitFail)
+	}
+}

@@ -24,6 +24,12 @@ func TestParseSpec(t *testing.T) {
 		{in: "estimate:idle=2W&idle=3W", wantErr: "given twice"},
 		{in: "", wantErr: "empty spec"},
 		{in: ":x", wantErr: "no driver name"},
+		// Options without an argument may follow the name after '?': the
+		// name ends there.
+		{in: "auto?x=1", driver: "auto", opts: map[string]string{"x": "1"}},
+		{in: "rapl?rate=10", driver: "rapl", opts: map[string]string{"rate": "10"}},
+		{in: "watt meter:/dev/x", wantErr: `"watt meter" is not a driver name`},
+		{in: "../../x:y", wantErr: "is not a driver name"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			sp, err := ParseSpec(tc.in)
@@ -134,6 +140,20 @@ func TestPrecisionString(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.p.String(); got != tc.want {
 				t.Errorf("String = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOpenAutoRefusesOptions: auto picks the driver, so a setting given to
+// it would be dropped silently; it is an error that says to name the
+// driver.
+func TestOpenAutoRefusesOptions(t *testing.T) {
+	for _, spec := range []string{"auto?x=1", "auto:rate=10", "auto:/dev/ttyUSB0"} {
+		t.Run(spec, func(t *testing.T) {
+			_, _, err := Open(spec, Env{})
+			if err == nil || !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "auto takes no argument or options") {
+				t.Errorf("Open(%q) = %v, want a spec error saying auto takes no options", spec, err)
 			}
 		})
 	}

@@ -89,6 +89,9 @@ func Open(spec string, env Env) (m Meter, notes []string, err error) {
 		return nil, nil, err
 	}
 	if sp.Driver == "auto" {
+		if err := sp.CheckAuto(); err != nil {
+			return nil, nil, err
+		}
 		return Auto(env)
 	}
 	d, ok := Lookup(sp.Driver)

@@ -3,6 +3,7 @@ package meters
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -34,6 +35,9 @@ type Spec struct {
 	Options map[string]string
 }
 
+// driverName is what a driver's name may hold.
+var driverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
 // ParseSpec parses s per the grammar on Spec.
 func ParseSpec(s string) (Spec, error) {
 	sp := Spec{Raw: s, Options: map[string]string{}}
@@ -41,10 +45,20 @@ func ParseSpec(s string) (Spec, error) {
 	if s == "" {
 		return sp, fmt.Errorf("%w: empty spec", ErrSpec)
 	}
-	driver, rest, _ := strings.Cut(s, ":")
+	// The driver's name ends at ':' or, for a spec with options only and
+	// no ':', at '?' ("auto?x=1" is auto with an option, which auto then
+	// refuses, not a driver named "auto?x=1").
+	end := strings.IndexAny(s, ":?")
+	if end < 0 {
+		end = len(s)
+	}
+	driver, rest := s[:end], strings.TrimPrefix(s[end:], ":")
 	sp.Driver = strings.ToLower(driver)
 	if sp.Driver == "" {
 		return sp, fmt.Errorf("%w %q: no driver name before ':'", ErrSpec, s)
+	}
+	if !driverName.MatchString(sp.Driver) {
+		return sp, fmt.Errorf("%w %q: %q is not a driver name (letters, digits, '-' and '_')", ErrSpec, s, driver)
 	}
 	arg, opts, hasQuery := strings.Cut(rest, "?")
 	if !hasQuery {
@@ -96,4 +110,14 @@ func (sp Spec) Unknown(allowed ...string) error {
 	sort.Strings(bad)
 	return fmt.Errorf("%w %q: unknown option(s) %s; allowed: %s", ErrSpec, sp.Raw,
 		strings.Join(bad, ", "), strings.Join(allowed, ", "))
+}
+
+// CheckAuto finds what is wrong with an "auto" spec: auto chooses the
+// meter, so it takes no argument and no options (a setting belongs to the
+// driver it would pick, which must then be named).
+func (sp Spec) CheckAuto() error {
+	if sp.Arg != "" || len(sp.Options) > 0 {
+		return fmt.Errorf("%w %q: auto takes no argument or options; to set some, name the driver, e.g. rapl:rate=100 or estimate:idle=5W", ErrSpec, sp.Raw)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package meters
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -21,7 +22,8 @@ func (j Joules) String() string { return strconv.FormatFloat(float64(j), 'g', 6,
 
 // ParseWatts parses a power with an optional unit suffix: W, mW, uW (or µW),
 // kW; the unit is case-insensitive except that "mW" and "MW" differ, and
-// megawatts are refused as surely a typo for this harness.
+// megawatts are refused as surely a typo for this harness. NaN and the
+// infinities are no power.
 func ParseWatts(s string) (Watts, error) {
 	t := strings.TrimSpace(s)
 	scale := 1.0
@@ -41,6 +43,9 @@ func ParseWatts(s string) (Watts, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
 	if err != nil {
 		return 0, fmt.Errorf("power %q: want a number with a unit such as 1.5W or 800mW: %w", s, err)
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("power %q: want a finite number with a unit such as 1.5W or 800mW", s)
 	}
 	return Watts(v * scale), nil
 }

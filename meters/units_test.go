@@ -24,6 +24,11 @@ func TestParseWatts(t *testing.T) {
 		{"no number", "W", 0, true},
 		{"garbage", "abc", 0, true},
 		{"empty", "", 0, true},
+		{"not a number", "NaN", 0, true},
+		{"not a number in watts", "nanW", 0, true},
+		{"infinite", "Inf", 0, true},
+		{"minus infinity", "-infW", 0, true},
+		{"infinity in kW", "infinitykW", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,13 @@ const (
 	DefaultRate = 10.0
 	// MaxRate is the highest rate allowed: one USER_HZ tick per sample.
 	MaxRate = 100.0
+	// MaxWatts bounds every power the model is given and the model's
+	// ceiling: 100 kW, a full rack, far above any one machine, so that a
+	// typo (idle=1e308) is refused rather than integrated to infinite
+	// joules.
+	MaxWatts meters.Watts = 100_000
+	// MaxCores bounds cores=: more CPUs than any one kernel runs.
+	MaxCores = 1 << 16
 	// Tick is /proc/stat's unit of CPU time (USER_HZ = 100 on Linux).
 	Tick = 10 * time.Millisecond
 )
@@ -172,8 +179,8 @@ func Open(sp meters.Spec, env meters.Env) (*Meter, error) {
 	m.cpus = st.Cores
 	if v, ok := sp.Options["cores"]; ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bad("cores=%q: want a whole number of CPUs, at least 1", v)
+		if err != nil || n < 1 || n > MaxCores {
+			bad("cores=%q: want a whole number of CPUs from 1 to %d", v, MaxCores)
 		} else {
 			m.model.Cores = n
 		}
@@ -192,6 +199,10 @@ func Open(sp meters.Spec, env meters.Env) (*Meter, error) {
 		}
 		if w < 0 {
 			bad("%s=%s: power cannot be negative", key, v)
+			return 0, false
+		}
+		if w > MaxWatts {
+			bad("%s=%s: want at most %g W", key, v, float64(MaxWatts))
 			return 0, false
 		}
 		return w, true
@@ -213,6 +224,9 @@ func Open(sp meters.Spec, env meters.Env) (*Meter, error) {
 		} else {
 			m.model.MaxPerCore = (w - m.model.Idle) / meters.Watts(m.model.Cores)
 		}
+	}
+	if mx := m.model.Max(); len(errs) == 0 && !(mx <= MaxWatts) {
+		bad("the model reaches %v with every CPU busy (idle %v + %d CPUs × %v); want at most %g W", mx, m.model.Idle, m.model.Cores, m.model.MaxPerCore, float64(MaxWatts))
 	}
 	if v, ok := sp.Options["rate"]; ok {
 		hz, err := strconv.ParseFloat(v, 64)

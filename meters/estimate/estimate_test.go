@@ -133,6 +133,16 @@ func TestOpenOptions(t *testing.T) {
 		{spec: "estimate:rate=1000", wantError: "rate="},
 		{spec: "estimate:rate=0", wantError: "rate="},
 		{spec: "estimate:cores=0", wantError: "cores="},
+		// Numbers that are no power, or none a machine draws, are refused:
+		// they used to be integrated to NaN or +Inf joules.
+		{spec: "estimate:idle=NaN", wantError: "finite number"},
+		{spec: "estimate:idle=Inf", wantError: "finite number"},
+		{spec: "estimate:idle=1e308", wantError: "want at most 100000 W"},
+		{spec: "estimate:max=1e308", wantError: "want at most 100000 W"},
+		{spec: "estimate:max_per_core=NaNW", wantError: "finite number"},
+		{spec: "estimate:cores=1000000000", wantError: "from 1 to 65536"},
+		{spec: "estimate:cores=65536,max_per_core=2W", wantError: "the model reaches"},
+		{spec: "estimate:rate=NaN", wantError: "rate="},
 		{spec: "estimate:speed=9", wantError: "unknown option"},
 		{spec: "estimate:procfs=/nonexistent/proc", wantError: "cannot read /nonexistent/proc/stat"},
 	}

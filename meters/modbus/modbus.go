@@ -32,6 +32,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,11 @@ const (
 	DefaultTimeout = time.Second
 	DefaultGiveUp  = 2 * time.Minute
 	MaxRate        = 100.0
+	// MaxTimeout and MaxGiveUp bound timeout= and giveup=: a reply later
+	// than a minute is no poll, and a day without one no outage to wait
+	// out.
+	MaxTimeout = time.Minute
+	MaxGiveUp  = 24 * time.Hour
 )
 
 // Energy sources for the in-total channel's Joules.
@@ -133,9 +139,25 @@ func ParseConfig(sp meters.Spec) (Config, error) {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			bad = append(bad, fmt.Sprintf("port %q is not a TCP port", p))
 		}
+		if err := checkHost(h, strings.HasPrefix(host, "[")); err != nil {
+			bad = append(bad, err.Error())
+		}
 		c.Addr = net.JoinHostPort(h, p)
 	} else {
-		c.Addr = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(c.Map.DefaultPort))
+		h, bracketed := host, false
+		if strings.HasPrefix(h, "[") || strings.HasSuffix(h, "]") {
+			h, bracketed = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), true
+			if !strings.HasPrefix(host, "[") || !strings.HasSuffix(host, "]") {
+				bad = append(bad, fmt.Sprintf("host %q: an IPv6 address goes in brackets, [::1] or [::1]:502", host))
+				h = ""
+			}
+		}
+		if h != "" {
+			if err := checkHost(h, bracketed); err != nil {
+				bad = append(bad, err.Error())
+			}
+		}
+		c.Addr = net.JoinHostPort(h, strconv.Itoa(c.Map.DefaultPort))
 	}
 	intOpt := func(key string, lo, hi int) (int, bool) {
 		v, ok := o[key]
@@ -174,18 +196,18 @@ func ParseConfig(sp meters.Spec) (Config, error) {
 			c.Rate = r
 		}
 	}
-	durOpt := func(key string, dst *time.Duration) {
+	durOpt := func(key string, dst *time.Duration, hi time.Duration) {
 		if v, ok := o[key]; ok {
 			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				bad = append(bad, fmt.Sprintf("%s=%s: want a positive duration (500ms, 2s)", key, v))
+			if err != nil || d < time.Millisecond || d > hi {
+				bad = append(bad, fmt.Sprintf("%s=%s: want a duration from 1ms to %v (500ms, 2s)", key, v, hi))
 				return
 			}
 			*dst = d
 		}
 	}
-	durOpt("timeout", &c.Timeout)
-	durOpt("giveup", &c.GiveUp)
+	durOpt("timeout", &c.Timeout, MaxTimeout)
+	durOpt("giveup", &c.GiveUp, MaxGiveUp)
 	if v, ok := o["energy"]; ok {
 		switch v {
 		case EnergyFromPower, EnergyFromCounter:
@@ -532,4 +554,31 @@ func (m *Meter) Report() meters.Report {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.rep.build(m.cfg)
+}
+
+// checkHost finds what is wrong with the host part of a spec: an IP
+// address (an IPv6 one in brackets, bracketed), or a DNS name.
+func checkHost(h string, bracketed bool) error {
+	if a, err := netip.ParseAddr(h); err == nil {
+		if bracketed && !a.Is6() {
+			return fmt.Errorf("host %q: only an IPv6 address goes in brackets", h)
+		}
+		return nil
+	}
+	if bracketed || strings.Contains(h, ":") {
+		return fmt.Errorf("host %q is not an IPv6 address", h)
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("host %q: a DNS name has at most 253 characters", h)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		ok := label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for _, r := range label {
+			ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}
+		if !ok {
+			return fmt.Errorf("host %q is neither an IP address nor a DNS name (labels of letters, digits and '-')", h)
+		}
+	}
+	return nil
 }

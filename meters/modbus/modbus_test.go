@@ -60,6 +60,21 @@ func TestParseConfig(t *testing.T) {
 		{"rate too high", "modbus:h?rate=1000", nil, "rate=1000"},
 		{"bad energy", "modbus:h?energy=both", nil, "energy=both"},
 		{"every problem at once", "modbus:h:0?rate=-1&unit=300", nil, "unit=300"},
+		{"ipv6 without brackets", "modbus:::1", func(c Config) bool { return c.Addr == "[::1]:502" }, ""},
+		{"a name ending in a dot", "modbus:pdu.lab.?unit=2", func(c Config) bool { return c.Addr == "pdu.lab.:502" }, ""},
+		// Hosts that are neither an address nor a name were accepted and
+		// failed only when the run dialled them.
+		{"unclosed bracket", "modbus:[::1", nil, `host "[::1": an IPv6 address goes in brackets`},
+		{"closing bracket only", "modbus:::1]", nil, "goes in brackets"},
+		{"ipv4 in brackets", "modbus:[192.0.2.7]", nil, "only an IPv6 address goes in brackets"},
+		{"ipv4 in brackets with a port", "modbus:[192.0.2.7]:502", nil, "only an IPv6 address goes in brackets"},
+		{"not an address in brackets", "modbus:[pdu]:502", nil, `host "pdu" is not an IPv6 address`},
+		{"spaces", "modbus:pdu lab", nil, "neither an IP address nor a DNS name"},
+		{"a path", "modbus:../../etc/passwd", nil, "neither an IP address nor a DNS name"},
+		{"empty label", "modbus:pdu..lab:502", nil, "neither an IP address nor a DNS name"},
+		{"timeout too long", "modbus:h?timeout=1000h", nil, "timeout=1000h: want a duration from 1ms to 1m0s"},
+		{"give-up too long", "modbus:h?giveup=9999h", nil, "giveup=9999h: want a duration from 1ms to 24h0m0s"},
+		{"timeout below a millisecond", "modbus:h?timeout=1ns", nil, "timeout=1ns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

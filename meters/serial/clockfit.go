@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -17,6 +18,18 @@ import (
 // (the least delayed one, as NTP's clock filter does) and fits the line
 // through those minima by least squares over a sliding window. The zero
 // value is not usable; call NewClockFitter.
+//
+// A device's oscillator runs within a few hundred ppm of its nominal rate
+// (a quartz crystal within ±100 ppm, an untrimmed RC oscillator within
+// ±1 to 2 %). A fitted drift beyond MaxDriftPPM is therefore no clock but
+// timestamps that are wrong (a misread stream): the fit has failed. Until
+// the minima span FitJudgeSpan the slope is only held within the bound,
+// since a few bins of USB latency can tilt a short line; past it a slope
+// beyond the bound fails the fit, and from then on (until Reset) Map
+// follows the host clock: a device time is placed by its distance from the
+// latest observation, which is taken to be read when it arrived, so that
+// the samples keep to the time their bytes arrived. Failures lists each
+// failure for the report.
 type ClockFitter struct {
 	bin    int64 // bin length in device ns
 	window int   // bins kept
@@ -35,6 +48,39 @@ type ClockFitter struct {
 	a, b   float64 // y = a + b*x
 	fitted bool
 	points int // observations ever added
+
+	// failed: the fit failed; Map follows the host clock: hostY is y of
+	// the latest observation.
+	failed   bool
+	hostY    float64
+	failures []FitFailure // every failure, kept across Reset
+}
+
+// MaxDriftPPM is the largest drift a fit may find before it counts as
+// failed: 2 %, beyond the ±1 % an untrimmed RC oscillator is specified to
+// (the internal oscillators of STM32 microcontrollers, for example), and
+// far beyond any crystal.
+const MaxDriftPPM = 20000
+
+// FitJudgeSpan is how much device time the fitted minima must span before
+// their slope is judged: over two seconds, a few ms of USB latency tilt
+// the line by a few thousand ppm at most.
+const FitJudgeSpan = 2 * time.Second
+
+// FitFailure is one failed clock fit: the drift the least-squares line
+// found, over how much device time, after how many observations.
+type FitFailure struct {
+	DriftPPM float64
+	Span     time.Duration
+	Points   int
+}
+
+// String says what failed and what happens instead, for a report's
+// warnings.
+func (e FitFailure) String() string {
+	return fmt.Sprintf("clock fit failed: the device's timestamps ran %+.0f ppm against the host clock over %v of device time (%d observations), "+
+		"beyond the ±%d ppm any oscillator drifts, so they are not a clock; samples from then on are placed by the host clock (when their bytes arrived)",
+		e.DriftPPM, e.Span.Round(time.Millisecond), e.Points, MaxDriftPPM)
 }
 
 // NewClockFitter returns a fitter that keeps one point per bin of device
@@ -69,6 +115,10 @@ func (f *ClockFitter) Add(devNs int64, host time.Time) {
 	if !f.binHas || y < f.binY {
 		f.binX, f.binY, f.binHas = x, y, true
 	}
+	if f.failed {
+		f.hostY = y
+		return
+	}
 	if !f.fitted && (len(f.xs) == 0) {
 		// Until a bin completes, use the least delayed point with the prior
 		// slope (zero, or the drift kept across a Reset).
@@ -77,6 +127,9 @@ func (f *ClockFitter) Add(devNs int64, host time.Time) {
 }
 
 func (f *ClockFitter) push(x, y float64) {
+	if f.failed {
+		return
+	}
 	f.xs = append(f.xs, x)
 	f.ys = append(f.ys, y)
 	if len(f.xs) > f.window {
@@ -108,9 +161,32 @@ func (f *ClockFitter) refit() {
 	if sxx > 0 {
 		f.b = sxy / sxx
 	}
+	const bound = MaxDriftPPM * 1e-6
+	if math.Abs(f.b) > bound {
+		if span := f.xs[len(f.xs)-1] - f.xs[0]; span >= float64(FitJudgeSpan) {
+			f.fail(span)
+			return
+		}
+		f.b = math.Copysign(bound, f.b)
+	}
 	f.a = my - f.b*mx
 	f.fitted = true
 }
+
+// fail gives up the fit after a slope beyond the bound over span device ns.
+func (f *ClockFitter) fail(span float64) {
+	f.failures = append(f.failures, FitFailure{DriftPPM: f.b * 1e6, Span: time.Duration(span), Points: f.points})
+	f.failed, f.b = true, 0
+	f.hostY = f.binY
+	f.xs, f.ys = f.xs[:0], f.ys[:0]
+}
+
+// Failed reports whether the fit failed (since the last Reset) and Map
+// follows the host clock.
+func (f *ClockFitter) Failed() bool { return f.failed }
+
+// Failures lists every failure since the fitter was made.
+func (f *ClockFitter) Failures() []FitFailure { return f.failures }
 
 // Ready reports whether at least one observation was added.
 func (f *ClockFitter) Ready() bool { return f.started }
@@ -118,6 +194,9 @@ func (f *ClockFitter) Ready() bool { return f.started }
 // Map returns the host time of device time devNs under the current fit.
 func (f *ClockFitter) Map(devNs int64) time.Time {
 	x := float64(devNs - f.devBase)
+	if f.failed {
+		return f.base.Add(time.Duration(x + f.hostY))
+	}
 	return f.base.Add(time.Duration(x + f.a + f.b*x))
 }
 
@@ -125,8 +204,8 @@ func (f *ClockFitter) Map(devNs int64) time.Time {
 // reconnected, so its counter started again) but keeps the drift as a
 // prior for the new fit.
 func (f *ClockFitter) Reset() {
-	b, bin, window, points := f.b, f.bin, f.window, f.points
-	*f = ClockFitter{bin: bin, window: window, b: b, points: points}
+	b, bin, window, points, failures := f.b, f.bin, f.window, f.points, f.failures
+	*f = ClockFitter{bin: bin, window: window, b: b, points: points, failures: failures}
 }
 
 // Fit reports the current line and how well the bin minima fit it.
@@ -134,6 +213,10 @@ func (f *ClockFitter) Reset() {
 func (f *ClockFitter) Fit() meters.ClockFit {
 	cf := meters.ClockFit{DriftPPM: f.b * 1e6, Points: f.points}
 	if !f.started {
+		return cf
+	}
+	if f.failed {
+		cf.OffsetNs = float64(f.base.UnixNano()) + f.hostY - float64(f.devBase)
 		return cf
 	}
 	// host = base + x*(1+b) + a, x = dev - devBase

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,13 @@ func (c *Core) Report(details func() map[string]any) meters.Report {
 	if c.fit.Ready() {
 		cf := c.fit.Fit()
 		r.ClockFit = &cf
+	}
+	if fails := c.fit.Failures(); len(fails) > 0 {
+		r.Counters["clock_fit_failures"] = int64(len(fails))
+		r.Warnings = slices.Clip(r.Warnings)
+		for _, e := range fails {
+			r.Warnings = append(r.Warnings, e.String())
+		}
 	}
 	if details != nil {
 		r.Details = details()

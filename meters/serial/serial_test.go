@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +129,62 @@ func TestClockFit(t *testing.T) {
 	}
 	if fit.Points != 20000 || fit.ResidualMaxNs > 1e5 {
 		t.Errorf("fit %+v", fit)
+	}
+}
+
+// TestClockFitFails: timestamps that run far from the host clock are no
+// clock. A fit of them must fail once it spans FitJudgeSpan, say so, and
+// place device times by the host clock from then on; before that its slope
+// stays within MaxDriftPPM. Latency 0-3 ms as in TestClockFit.
+func TestClockFitFails(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	cases := []struct {
+		name     string
+		rate     float64 // device ns per host ns
+		wantFail bool
+	}{
+		{"a crystal 50 ppm fast", 1 + 50e-6, false},
+		{"an RC oscillator 1 % slow", 0.99, false},
+		{"timestamps half again too fast (drift -333333 ppm)", 1.5, true},
+		{"timestamps at half speed (drift +1000000 ppm)", 0.5, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewClockFitter(100*time.Millisecond, 600)
+			var c Core
+			c.fit = f
+			dev := func(ms int) int64 { return int64(float64(time.Duration(ms)*time.Millisecond) * tc.rate) }
+			lat := func(i int) time.Duration { return time.Duration((i*7919)%3000) * time.Microsecond }
+			for i := 0; i < 5000; i++ {
+				f.Add(dev(i), base.Add(time.Duration(i)*time.Millisecond+lat(i)))
+				if i == 500 && math.Abs(f.Fit().DriftPPM) > MaxDriftPPM {
+					t.Errorf("after 500 ms: drift %.0f ppm, want it held within ±%d ppm until judged", f.Fit().DriftPPM, MaxDriftPPM)
+				}
+			}
+			r := c.Report(nil)
+			if f.Failed() != tc.wantFail || (r.Counters["clock_fit_failures"] == 1) != tc.wantFail || (len(r.Warnings) == 1) != tc.wantFail {
+				t.Fatalf("failed %v, counters %v, warnings %q; want failed %v", f.Failed(), r.Counters, r.Warnings, tc.wantFail)
+			}
+			if !tc.wantFail {
+				return
+			}
+			if want := (1/tc.rate - 1) * 1e6; math.Abs(f.Failures()[0].DriftPPM-want) > 0.05*math.Abs(want) {
+				t.Errorf("failure %+v, want drift about %.0f ppm", f.Failures()[0], want)
+			}
+			if !strings.Contains(r.Warnings[0], "clock fit failed") || !strings.Contains(r.Warnings[0], "host clock") {
+				t.Errorf("warning %q", r.Warnings[0])
+			}
+			// The last observation was read at 4999 ms: its device time
+			// maps there, within the latency, not where the line would.
+			got := f.Map(dev(4999)).Sub(base)
+			if d := got - 4999*time.Millisecond; d < -5*time.Millisecond || d > 5*time.Millisecond {
+				t.Errorf("device time of the last observation maps to %v, want 4.999s within 5 ms", got)
+			}
+			// A reconnect starts a fresh fit, keeping the failure on record.
+			f.Reset()
+			if f.Failed() || len(f.Failures()) != 1 {
+				t.Errorf("after Reset: failed %v, failures %d; want a fresh fit and the failure kept", f.Failed(), len(f.Failures()))
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -142,6 +143,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	var f float64
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("duration %s: use a string like \"2s\" or a number of seconds", b)
+	}
+	// Compared before converting: 1e300 seconds came out as
+	// -9223372036854775808 ns, "must not be negative".
+	if ns := f * float64(time.Second); ns >= math.MaxInt64 || ns < math.MinInt64 {
+		return fmt.Errorf("duration %s s: beyond what a duration holds (about 292 years)", b)
 	}
 	*d = Duration(f * float64(time.Second))
 	return nil

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -43,6 +44,32 @@ func TestStagedPacer(t *testing.T) {
 	for _, bad := range [][]Stage{nil, {{Rate: -1, Duration: time.Second}}, {{Rate: 1, Duration: 0}}} {
 		if _, err := NewStagedPacer(bad); err == nil {
 			t.Errorf("NewStagedPacer(%v) accepted", bad)
+		}
+	}
+}
+
+// TestStagedPacerTinyRates: a stage whose next hit falls after its end
+// stops there, however small the rate. Past ~1e-10/s the interval
+// overflowed time.Duration and went negative: rate 1e-300 sent 3,529
+// requests in 2 s.
+func TestStagedPacerTinyRates(t *testing.T) {
+	for _, rate := range []float64{1e-300, 1e-10, 1e-3} {
+		p, err := NewStagedPacer([]Stage{{Rate: rate, Duration: 2 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wait, stop := p.Pace(0, 0); wait != 0 || stop {
+			t.Errorf("rate %g: first hit: Pace = %v, %v; want it at once", rate, wait, stop)
+		}
+		for _, elapsed := range []time.Duration{time.Millisecond, time.Second} {
+			if wait, stop := p.Pace(elapsed, 1); !stop {
+				t.Errorf("rate %g: second hit at %v: Pace = %v, %v; want the stages over", rate, elapsed, wait, stop)
+			}
+		}
+	}
+	for _, bad := range []float64{math.NaN(), math.Inf(1), 0} {
+		if _, err := NewStagedPacer([]Stage{{Rate: bad, Duration: time.Second}}); err == nil {
+			t.Errorf("NewStagedPacer accepted rate %v", bad)
 		}
 	}
 }

@@ -60,11 +60,15 @@ func (p *StagedPacer) hitTime(k float64) (time.Duration, bool) {
 	for i := len(p.stages) - 1; i >= 0; i-- {
 		if k >= p.before[i] {
 			s := p.stages[i]
-			off := time.Duration((k - p.before[i]) / s.Rate * float64(time.Second))
-			if off >= s.Duration {
+			// Compare in float before converting: at a tiny rate the
+			// offset overflows time.Duration (1/1e-300 s), and the
+			// conversion's result is then negative, which sent every hit
+			// at once.
+			off := (k - p.before[i]) / s.Rate * float64(time.Second)
+			if !(off < float64(s.Duration)) {
 				return 0, false
 			}
-			return p.starts[i] + off, true
+			return p.starts[i] + time.Duration(off), true
 		}
 	}
 	return 0, false

@@ -60,6 +60,12 @@ type Result struct {
 // ErrNoTargets means every target was skipped.
 var ErrNoTargets = errors.New("no target could be started")
 
+// ErrScenario means the run could not begin because of its scenario (a
+// body_file that is gone, or no longer a file of bounded size, since the
+// scenario was checked): a usage error, found before a run directory
+// exists.
+var ErrScenario = errors.New("the scenario cannot run")
+
 // slot is one target's turn within a repetition.
 type slot struct {
 	t    *liveTarget
@@ -101,6 +107,12 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	env = env.WithDefaults()
 	logf := func(format string, args ...any) { fmt.Fprintf(opt.Log, format+"\n", args...) }
 
+	// What the scenario names is read before the run directory exists, so
+	// that a run that cannot begin leaves none behind.
+	bodies, err := readBodies(sc)
+	if err != nil {
+		return nil, err
+	}
 	id, dir, err := newRunDir(opt.RunsDir, sc.Name, opt.Now())
 	if err != nil {
 		return nil, err
@@ -122,7 +134,7 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	res := &Result{ID: id, Dir: dir}
 	logf("run %s -> %s", id, dir)
 
-	r := &run{sc: sc, opt: opt, env: env, w: w, logf: logf, watch: newWatch(sc.Checks, opt.Thresholds)}
+	r := &run{sc: sc, opt: opt, env: env, w: w, logf: logf, watch: newWatch(sc.Checks, opt.Thresholds), bodies: bodies}
 	runErr := r.execute(ctx)
 	res.Validity, err = r.finishChecks()
 	if runErr == nil {
@@ -166,6 +178,8 @@ type run struct {
 
 	live    []*liveTarget
 	markers []meters.Marker
+	// bodies holds each body_file's content, read before the run began.
+	bodies map[string][]byte
 
 	requests atomic.Int64
 	errors   atomic.Int64
@@ -431,9 +445,12 @@ func (r *run) request(lt *liveTarget, in scenario.Input) (load.Request, error) {
 		body, file = []byte(in.Body), in.BodyFile
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return load.Request{}, err
+		b, ok := r.bodies[file]
+		if !ok {
+			var err error
+			if b, err = scenario.ReadBody(file); err != nil {
+				return load.Request{}, err
+			}
 		}
 		body = b
 	}
@@ -583,6 +600,31 @@ func (r *run) drive(lt *liveTarget, rep int, phase string, req load.Request, war
 		err := load.Open(ctx, req, ls, opt)
 		return stages, err
 	}
+}
+
+// readBodies reads every body_file of sc, bounded (scenario.ReadBody).
+func readBodies(sc *scenario.Scenario) (map[string][]byte, error) {
+	files := []string{sc.Load.Request.BodyFile}
+	for _, in := range sc.Load.Inputs {
+		files = append(files, in.BodyFile)
+	}
+	for _, t := range sc.Targets {
+		for _, in := range t.Inputs {
+			files = append(files, in.BodyFile)
+		}
+	}
+	bodies := map[string][]byte{}
+	for _, f := range files {
+		if _, done := bodies[f]; done || f == "" {
+			continue
+		}
+		b, err := scenario.ReadBody(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: body_file: %w", ErrScenario, err)
+		}
+		bodies[f] = b
+	}
+	return bodies, nil
 }
 
 // newRunDir picks runs/<YYYYMMDD-HHMMSS>-<scenario>, with a suffix if two

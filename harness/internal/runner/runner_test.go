@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -424,5 +426,53 @@ func TestPlanInputs(t *testing.T) {
 	want := `a:load/all:x b:load/n=1:{"n": 1} b:load/n=2:y`
 	if strings.Join(got, " ") != want {
 		t.Errorf("plan = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestRunReadsBodiesFirst: a body_file that is no longer a file of bounded
+// size when the run starts (it was when the scenario was checked) stops the
+// run before a run directory exists. It used to fail the run at its first
+// load phase, after the run directory, the meters and the targets.
+func TestRunReadsBodiesFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(path string) error
+		want  string
+	}{
+		{"now a directory", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Mkdir(p, 0o755)
+		}, "is a directory"},
+		{"grown past the bound", func(p string) error { return os.Truncate(p, scenario.MaxBodyBytes+1) }, "more than the 16777216 allowed"},
+		{"gone", os.Remove, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			body := filepath.Join(dir, "body.json")
+			if err := os.WriteFile(body, []byte(`{"id": 3}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "t.yaml")
+			if err := os.WriteFile(path, []byte(strings.Replace(scenarioYAML, `body: '{"id": 3}'`, "body_file: body.json", 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := scenario.ReadFile(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.spoil(body); err != nil {
+				t.Fatal(err)
+			}
+			runs := filepath.Join(dir, "runs")
+			res, err := Run(context.Background(), sc, Options{RunsDir: runs})
+			if res != nil || !errors.Is(err, ErrScenario) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run = %+v, %v; want no result and ErrScenario saying %q", res, err, tc.want)
+			}
+			if ents, _ := os.ReadDir(runs); len(ents) > 0 {
+				t.Errorf("run directories made: %v", ents)
+			}
+		})
 	}
 }

@@ -112,7 +112,7 @@ func (p *parser) str(n *yaml.Node, path string) string {
 		if n.Tag == "!!null" {
 			return ""
 		}
-		p.add(n, path, "must be a string")
+		p.add(n, path, "must be a string, got %s", describe(n))
 		return ""
 	}
 	return n.Value
@@ -124,7 +124,7 @@ func (p *parser) integer(n *yaml.Node, path string) (int, bool) {
 	}
 	v, err := strconv.Atoi(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
-		p.add(n, path, "must be a whole number, got %q", n.Value)
+		p.add(n, path, "must be a whole number, got %s", describe(n))
 		return 0, false
 	}
 	return v, true
@@ -149,26 +149,15 @@ func (p *parser) boolean(n *yaml.Node, path string) bool {
 	}
 	var b bool
 	if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
-		p.add(n, path, "must be true or false, got %q", n.Value)
+		p.add(n, path, "must be true or false, got %s", describe(n))
 	}
 	return b
 }
 
-// duration parses "30s", "1m30s", "250ms"; a bare number is seconds.
+// duration parses "30s", "1m30s", "250ms"; a bare number is seconds. A
+// field with a range reads it with durationIn.
 func (p *parser) duration(n *yaml.Node, path string) (time.Duration, bool) {
-	if n == nil {
-		return 0, false
-	}
-	if n.Kind == yaml.ScalarNode {
-		if d, err := time.ParseDuration(n.Value); err == nil {
-			return d, true
-		}
-		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			return time.Duration(f * float64(time.Second)), true
-		}
-	}
-	p.add(n, path, "must be a duration such as 30s, 1m30s or 250ms, got %q", n.Value)
-	return 0, false
+	return p.durationIn(n, path, math.MinInt64, math.MaxInt64)
 }
 
 // rate parses requests per second: 50, "50/s", "3000/m", "2/ms".
@@ -195,7 +184,7 @@ func (p *parser) rate(n *yaml.Node, path string) (float64, bool) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		p.add(n, path, "must be a rate in requests per second such as 50 or 3000/m, got %q", n.Value)
+		p.add(n, path, "must be a rate in requests per second such as 50 or 3000/m, got %s", describe(n))
 		return 0, false
 	}
 	return f * float64(time.Second) / float64(per), true
@@ -248,11 +237,11 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 		sc.Order = p.str(f["order"], "order")
 	}
 	sc.Seed = p.seed(f["seed"], "seed")
-	if v, ok := p.integer(f["repeat"], "repeat"); ok {
+	if v, ok := p.intIn(f["repeat"], "repeat", 1, MaxRepeat); ok {
 		sc.Repeat = v
 	}
 	for key, dst := range map[string]*time.Duration{"idle": &sc.Idle, "warmup": &sc.Warmup, "cooldown": &sc.Cooldown} {
-		if d, ok := p.duration(f[key], key); ok {
+		if d, ok := p.durationIn(f[key], key, 0, MaxPhase); ok {
 			*dst = d
 		}
 	}
@@ -336,27 +325,27 @@ func (p *parser) load(n *yaml.Node, path string) Load {
 		sp := fmt.Sprintf("%s.stages[%d]", path, i)
 		sf := p.fields(s, sp, "rate", "duration")
 		st := Stage{}
-		st.Rate, _ = p.rate(sf["rate"], sp+".rate")
-		st.Duration, _ = p.duration(sf["duration"], sp+".duration")
+		st.Rate, _ = p.rateIn(sf["rate"], sp+".rate", MinRate, MaxRate)
+		st.Duration, _ = p.durationIn(sf["duration"], sp+".duration", time.Millisecond, MaxPhase)
 		l.Stages = append(l.Stages, st)
 	}
 	if sq := f["sequential"]; sq != nil && sq.Tag != "!!null" {
 		sf := p.fields(sq, path+".sequential", "requests", "duration", "pause")
 		s := &Sequential{}
-		s.Requests, _ = p.integer(sf["requests"], path+".sequential.requests")
-		s.Duration, _ = p.duration(sf["duration"], path+".sequential.duration")
-		s.Pause, _ = p.duration(sf["pause"], path+".sequential.pause")
+		var ok bool
+		if s.Requests, ok = p.intIn(sf["requests"], path+".sequential.requests", 1, MaxRequests); !ok && sf["requests"] != nil {
+			s.Requests = -1 // given, and reported: not "give requests or duration"
+		}
+		s.Duration, _ = p.durationIn(sf["duration"], path+".sequential.duration", time.Millisecond, MaxPhase)
+		s.Pause, _ = p.durationIn(sf["pause"], path+".sequential.pause", 0, MaxPause)
 		l.Sequential = s
 	}
 	l.Inputs = p.inputs(f["inputs"], path+".inputs")
-	if d, ok := p.duration(f["timeout"], path+".timeout"); ok {
+	if d, ok := p.durationIn(f["timeout"], path+".timeout", MinTimeout, MaxTimeout); ok {
 		l.Timeout = d
 	}
-	if v, ok := p.integer(f["workers"], path+".workers"); ok {
-		if v < 0 {
-			p.add(f["workers"], path+".workers", "must be 0 or more, got %d", v)
-		}
-		l.Workers = uint64(max(v, 0))
+	if v, ok := p.intIn(f["workers"], path+".workers", 0, MaxWorkers); ok {
+		l.Workers = uint64(v)
 	}
 	return l
 }

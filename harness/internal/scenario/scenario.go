@@ -7,7 +7,6 @@ package scenario
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -145,7 +144,7 @@ func (l Load) TotalLoadDuration() time.Duration {
 // ReadFile reads, overrides and validates a scenario file. A *Errors lists
 // every problem found.
 func ReadFile(path string, sets []string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadBounded(path, MaxFileBytes)
 	if err != nil {
 		return nil, &Errors{List: []Error{{File: path, Msg: err.Error()}}}
 	}

@@ -193,7 +193,7 @@ func TestErrors(t *testing.T) {
 		{"unknown kind", strings.Replace(good, "kind: fake", "kind: lambda", 1), nil, []string{"s.yaml:8:11: targets[0].kind: unknown target kind \"lambda\"; allowed: ", "fake"}},
 		{"missing function", strings.Replace(good, "function: memes", "function: ghost", 1), nil, []string{"s.yaml:9:15: targets[0].function: no function \"ghost\""}},
 		{"several at once", strings.Replace(strings.Replace(good, "repeat: 2", "repeat: 0", 1), "duration: 5s", "duration: soon", 1), nil,
-			[]string{"s.yaml:3:9: repeat: must be at least 1", "s.yaml:16:32: load.stages[1].duration: must be a duration"}},
+			[]string{`s.yaml:3:9: repeat: must be a whole number from 1 to 1000, got "0"`, "s.yaml:16:32: load.stages[1].duration: must be a duration"}},
 		{"bad mode and option", strings.Replace(strings.Replace(good, "mode: cold", "mode: lukewarm", 1), "cpus: 1", "gpus: 1", 1), nil,
 			[]string{"targets[0].mode: kind fake has no mode \"lukewarm\"; allowed: cold, warm", "targets[0].options.gpus: unknown option for kind fake; allowed: cpus, ready_timeout"}},
 		{"bad option value", strings.Replace(good, "cpus: 1", `cpus: "lots"`, 1), nil,

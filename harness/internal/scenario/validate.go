@@ -61,6 +61,9 @@ func (p *parser) validate(sc *Scenario, root *yaml.Node) {
 			continue
 		}
 		if sp.Driver == "auto" {
+			if err := sp.CheckAuto(); err != nil {
+				p.add(at(path), path, "%v", err)
+			}
 			continue
 		}
 		d, ok := meters.Lookup(sp.Driver)
@@ -176,22 +179,16 @@ func (p *parser) checkOptions(kind targets.Kind, t *Target, path string, at func
 }
 
 // checkFunction is the check for kinds that do not bring their own: a
-// function is a file path (holding a '/' or an extension), which must be
-// readable relative to the scenario, or the name of a function of the
-// project (functions/<name>/).
+// function is the name of a function of the project (functions/<name>/),
+// never a path. Every kind looks its function up by name at run time, so
+// a path (../../../etc/passwd) passed the check and failed the run.
 func checkFunction(fn, baseDir string) error {
-	if strings.ContainsRune(fn, '/') || filepath.Ext(fn) != "" {
-		if !filepath.IsAbs(fn) {
-			fn = filepath.Join(baseDir, fn)
-		}
-		if _, err := os.Stat(fn); err != nil {
-			return fmt.Errorf("cannot read function file %s: %v", fn, unwrapPath(err))
-		}
-		return nil
-	}
 	names, err := functions.Names(functions.FS())
 	if err != nil {
 		return err
+	}
+	if !functions.ValidName(fn) {
+		return fmt.Errorf("%q is not a function name (1 to 64 letters, digits, '-' and '_'; a function is named, not a path); the project has: %s", fn, strings.Join(names, ", "))
 	}
 	if !contains(names, fn) {
 		return fmt.Errorf("no function %q; the project has: %s", fn, strings.Join(names, ", "))
@@ -220,6 +217,13 @@ func (p *parser) validateLoad(sc *Scenario, at func(string) *yaml.Node) {
 	}
 	l.Request.Method = method
 	p.bodyFile(sc, at, "load.request", l.Request.Body, &l.Request.BodyFile)
+	p.requestPath(at, "load.request.path", l.Request.Path)
+	for _, k := range sortedKeys(l.Request.Headers) {
+		if err := checkHeader(k, l.Request.Headers[k]); err != nil {
+			path := "load.request.headers." + k
+			p.add(orAt(at, path, "load.request.headers"), path, "%v", err)
+		}
+	}
 	switch {
 	case len(l.Stages) == 0 && l.Sequential == nil:
 		p.add(at("load"), "load", "needs stages: [{rate, duration}] (open model) or sequential: {requests or duration, pause}")
@@ -269,6 +273,7 @@ func (p *parser) validateInputs(sc *Scenario, at func(string) *yaml.Node, base s
 		}
 		seen[in.Name] = true
 		p.bodyFile(sc, at, path, in.Body, &in.BodyFile)
+		p.requestPath(at, path+".path", in.Path)
 	}
 }
 
@@ -281,12 +286,27 @@ func (p *parser) bodyFile(sc *Scenario, at func(string) *yaml.Node, path, body s
 	if body != "" {
 		p.add(at(path+".body_file"), path+".body_file", "give body: or body_file:, not both")
 	}
-	if !filepath.IsAbs(*file) {
-		*file = filepath.Join(sc.Dir, *file)
+	resolved, err := checkFile(sc.Dir, *file, MaxBodyBytes)
+	*file = resolved
+	if err != nil {
+		p.add(at(path+".body_file"), path+".body_file", "%v", err)
 	}
-	if _, err := os.Stat(*file); err != nil {
-		p.add(at(path+".body_file"), path+".body_file", "cannot read %s: %v", *file, unwrapPath(err))
+}
+
+// requestPath checks a path appended to the targets' URLs.
+func (p *parser) requestPath(at func(string) *yaml.Node, path, value string) {
+	if err := checkRequestPath(value); err != nil {
+		p.add(at(path), path, "%q %v", value, err)
 	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
 }
 
 func unwrapPath(err error) error {

@@ -23,6 +23,10 @@ func TestReadCSV(t *testing.T) {
 		{"one column for every channel", "0,7\n", time.Hour, 3, 7, false},
 		{"not increasing", "1,5\n0,5\n", 0, 0, 0, true},
 		{"junk row", "0,5\nx,y\n", 0, 0, 0, true},
+		{"watts not a number", "0,5\n1,NaN\n", 0, 0, 0, true},
+		{"infinite watts", "0,+Inf\n", 0, 0, 0, true},
+		{"negative watts", "0,5,-5\n", 0, 0, 0, true},
+		{"time not a number", "NaN,5\n", 0, 0, 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,5 +85,44 @@ func TestEmulatorPrintsPathAndAnswers(t *testing.T) {
 func TestCRC16(t *testing.T) {
 	if got := crc16([]byte("123456789")); got != 0x29B1 {
 		t.Errorf("crc16 check value = %#04x, want 0x29b1", got)
+	}
+}
+
+// TestParseWatts: the emulators' -watts takes what a supply rail can draw,
+// and refuses what no device sends: negative power, NaN, infinities.
+func TestParseWatts(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []float64 // nil: an error
+	}{
+		{"50,30,20,10", []float64{50, 30, 20, 10}},
+		{"110W", []float64{110}},
+		{"0", []float64{0}},
+		{"-5", nil},
+		{"NaN", nil},
+		{"50,nan", nil},
+		{"Inf", nil},
+		{"-Inf", nil},
+		{"1e308", nil},
+		{"", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseWatts(tc.in)
+			if tc.want == nil {
+				if err == nil {
+					t.Fatalf("ParseWatts(%q) = %v, want an error", tc.in, got)
+				}
+				return
+			}
+			if err != nil || len(got) != len(tc.want) {
+				t.Fatalf("ParseWatts(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("channel %d: %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }

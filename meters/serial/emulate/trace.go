@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,14 @@ func (c Constant) Watts(_ time.Duration, ch int) float64 {
 	return c[min(ch, len(c)-1)]
 }
 
+// MaxWatts bounds what an emulated channel may draw: a little more than
+// either device's full scale (1.2 kW on a PMD-USB channel), so that every
+// reading the devices can give can be emulated, and nothing a device could
+// never send (NaN, infinities, negative power on a supply rail).
+const MaxWatts = 10000.0
+
+func plausibleWatts(w float64) bool { return w >= 0 && w <= MaxWatts }
+
 // ParseWatts reads "50" or "50,20,10,5" (watts per channel; a "W" suffix
 // is allowed).
 func ParseWatts(s string) (Constant, error) {
@@ -35,8 +44,8 @@ func ParseWatts(s string) (Constant, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSuffix(strings.TrimSpace(f), "W")
 		v, err := strconv.ParseFloat(f, 64)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("emulate: watts %q: want a number >= 0 per channel, comma-separated", s)
+		if err != nil || !plausibleWatts(v) {
+			return nil, fmt.Errorf("emulate: watts %q: want a number from 0 to %g per channel, comma-separated", s, MaxWatts)
 		}
 		out = append(out, v)
 	}
@@ -82,6 +91,14 @@ func ReadCSV(r io.Reader) (*Table, error) {
 				continue
 			}
 			return nil, fmt.Errorf("emulate: trace CSV line %d: %q is not numbers", i+1, strings.Join(row, ","))
+		}
+		if math.IsNaN(vals[0]) || math.IsInf(vals[0], 0) {
+			return nil, fmt.Errorf("emulate: trace CSV line %d: time %v is not a number of seconds", i+1, vals[0])
+		}
+		for _, w := range vals[1:] {
+			if !plausibleWatts(w) {
+				return nil, fmt.Errorf("emulate: trace CSV line %d: %v W: want watts from 0 to %g", i+1, w, MaxWatts)
+			}
 		}
 		tb.t = append(tb.t, vals[0])
 		tb.w = append(tb.w, vals[1:])

@@ -360,6 +360,7 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 	held, heldTicks, heldOK := sr.dec.Held()
 	if sr.lay.TSBytes >= 2 {
 		sr.devNs = sr.devNs[:0]
+		uncheckedAt := -1
 		for i, r := range recs {
 			// When it was sent, taking the line as busy with the records
 			// after it until the chunk arrived; used only to re-anchor.
@@ -367,15 +368,28 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 			ns, how := sr.tl.place(r.ts, r.relock, est, host, m.core)
 			if how == implausible {
 				// The lock, or the timestamp before, cannot be trusted:
-				// drop what is left of the chunk and hunt again.
+				// drop what is left of the chunk and hunt again. A record
+				// just before whose step could not be checked (the first,
+				// or one placed from the host clock) began the same lock,
+				// which this step shows wrong (an offset whose
+				// "timestamps" are other bytes can look steady): its data
+				// are no reading either.
+				cut := i
+				if i > 0 && uncheckedAt == i-1 {
+					cut = i - 1
+				}
 				m.core.Count("implausible_steps", 1)
-				m.core.Count("resync_dropped_records", int64(len(recs)-i))
+				m.core.Count("resync_dropped_records", int64(len(recs)-cut))
 				sr.dec.Unlock()
-				recs, held = recs[:i], 0
+				recs, held = recs[:cut], 0
+				sr.devNs = sr.devNs[:cut]
 				break
 			}
 			if how == anchored {
 				m.core.Count("timestamp_resyncs", 1)
+			}
+			if how.unchecked() {
+				uncheckedAt = i
 			}
 			sr.devNs = append(sr.devNs, ns)
 		}
@@ -396,7 +410,13 @@ func (sr *streamer) chunk(p []byte, host time.Time) int {
 	for i := range recs {
 		var t time.Time
 		if sr.lay.TSBytes >= 2 {
+			// No record was sent after its bytes arrived: the fit's
+			// error (within StepSlack) must not stretch a recording past
+			// the time it took.
 			t = m.core.MapTime(sr.devNs[i])
+			if t.After(host) {
+				t = host
+			}
 		} else {
 			// Without timestamps, stamp the records back from the chunk's
 			// arrival at the line's record period.

@@ -176,3 +176,52 @@ func TestEndToEndLostBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestEndToEndCorruptedEveryFewRecords streams a constant 110 W per
+// channel from an emulator that flips one byte in 200 (or 50): with 20-byte
+// records the same byte of every 10th (or every 2nd and 3rd) record, so
+// that no lock window of the right offset is clean and the decoder locks on
+// offsets whose "timestamps" are other bytes. Such locks gave a 3 s
+// recording that spanned half an hour, or 10 s at 576 W. Whatever the
+// driver makes of it (dropping the wrong locks, polling), the samples must
+// read 110 W and lie within the recording's wall time.
+func TestEndToEndCorruptedEveryFewRecords(t *testing.T) {
+	load, err := emulate.ParseWatts("110")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{110, 110, 110, 110}
+	for _, every := range []int{200, 50} {
+		t.Run(fmt.Sprintf("one byte in %d", every), func(t *testing.T) {
+			dev := &emulate.PMDUSB{Trace: load, Faults: emulate.Faults{CorruptEvery: every}}
+			link := serialtest.StartEmulator(t, dev, emulate.Faults{})
+			m, err := New("pmd-usb:"+link, link, Options{TSBytes: 4, StallAfter: time.Second}, meters.Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+			defer cancel()
+			var c serialtest.Collector
+			start := time.Now()
+			if err := m.Run(ctx, c.Emit); err != nil {
+				t.Fatal(err)
+			}
+			end := time.Now()
+			r := m.Report()
+			s := c.Samples()
+			t.Logf("%d samples, counters %v, fit %+v, warnings %q", len(s), r.Counters, r.ClockFit, r.Warnings)
+			if len(s) == 0 {
+				t.Fatal("no samples")
+			}
+			if first, last := s[0].T, s[len(s)-1].T; first.Before(start) || last.After(end) {
+				t.Errorf("samples from %v to %v of a recording that ran %v", first.Sub(start), last.Sub(start), end.Sub(start))
+			}
+			got := c.MeanWatts(len(want), start)
+			for ch := range want {
+				if rel := math.Abs(got[ch]-want[ch]) / want[ch]; !(rel <= 0.01) {
+					t.Errorf("channel %d: mean %.4f W, want %.4f W within 1%%", ch, got[ch], want[ch])
+				}
+			}
+		})
+	}
+}

@@ -23,7 +23,12 @@ const (
 	placed      placement = iota // by its timestamp's step from the last record
 	anchored                     // from the host clock: the step was unknown
 	implausible                  // not placed: the step would put it after its arrival
+	first                        // the session's first record, at device time 0
 )
+
+// unchecked reports whether a record so placed had no step to check: the
+// step after it is the first test of its lock.
+func (p placement) unchecked() bool { return p == anchored || p == first }
 
 // timeline turns record timestamps (3 MHz ticks, TSBytes wide) into a
 // running device time for the clock fit.
@@ -44,6 +49,10 @@ type timeline struct {
 	anchor  bool   // place the next record from the host clock
 	last    uint32 // timestamp of the last record placed
 	ticks   int64  // its device time in 3 MHz ticks since the first record
+	// firstSent is when the first record was sent, as estimated from its
+	// chunk's arrival: until the clock fit has a point, the records of
+	// the first chunk are checked against it.
+	firstSent time.Time
 }
 
 func newTimeline(tsBytes int) timeline { return timeline{wrap: 1 << (8 * uint(tsBytes))} }
@@ -55,20 +64,26 @@ func ticksToNs(t int64) int64 { return t * 1000 / 3 }
 // and estimated to have been sent at est.
 func (tl *timeline) place(ts uint32, relock bool, est, arrived time.Time, fit clockMap) (int64, placement) {
 	if !tl.started {
-		tl.started, tl.last, tl.ticks = true, ts, 0
-		return 0, placed
+		tl.started, tl.last, tl.ticks, tl.firstSent = true, ts, 0, est
+		return 0, first
 	}
-	// Until the fit has a point the host clock cannot be read in device
-	// time: trust the step (only the first chunk).
-	ready := fit.FitReady()
-	if ready && (tl.anchor || (relock && tl.wrap < 1<<32)) {
-		d := est.Sub(fit.MapTime(ticksToNs(tl.ticks)))
+	// Device time read on the host clock: through the fit once it has a
+	// point; before that (the first chunk) from the first record's
+	// estimated sending. A step trusted unchecked would move the fit's
+	// first point, and with it every sample of the session, by as much as
+	// a whole wrap.
+	onHost := func(ns int64) time.Time { return tl.firstSent.Add(time.Duration(ns)) }
+	if fit.FitReady() {
+		onHost = fit.MapTime
+	}
+	if tl.anchor || (relock && tl.wrap < 1<<32) {
+		d := est.Sub(onHost(ticksToNs(tl.ticks)))
 		tl.ticks += max(d.Nanoseconds()*3/1000, 1)
 		tl.last, tl.anchor = ts, false
 		return ticksToNs(tl.ticks), anchored
 	}
 	ticks := tl.ticks + int64(uint64(ts-tl.last)&(tl.wrap-1))
-	if ready && fit.MapTime(ticksToNs(ticks)).After(arrived.Add(StepSlack)) {
+	if onHost(ticksToNs(ticks)).After(arrived.Add(StepSlack)) {
 		tl.anchor = true
 		return 0, implausible
 	}

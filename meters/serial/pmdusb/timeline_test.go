@@ -1,7 +1,10 @@
 package pmdusb
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,14 +43,19 @@ func TestTimelinePlace(t *testing.T) {
 		{"a restarted counter would unwrap to +1431 s", 4, 10 * ms, true, 41, fit, implausible, 0},
 		{"40 s ahead", 4, 41000 * ms, true, 41, fit, implausible, 0},
 		{"ahead by less than the slack", 4, 1300 * ms, false, 41, fit, placed, 300},
-		{"no fit yet: the step is trusted", 4, 41000 * ms, true, 41, fakeFit{base: base}, placed, 40000},
+		{"no fit yet: one period on", 4, 1000*ms + 5208, false, 2, fakeFit{base: base}, placed, 5208.0 / ms},
+		// Before the fit has a point, a step is checked against the first
+		// record's sending: trusted, a corrupted one put the fit's first
+		// point, and every sample after it, up to 1431 s off.
+		{"no fit yet: 40 s ahead", 4, 41000 * ms, true, 41, fakeFit{base: base}, implausible, 0},
+		{"no fit yet: after a relock, u16: re-anchored", 2, 1000*ms + 100, true, 41, fakeFit{base: base}, anchored, 41},
 		{"after a relock, u16: re-anchored", 2, 1000*ms + 100, true, 41, fit, anchored, 41},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tl := newTimeline(tc.tsBytes)
 			mask := uint32(tl.wrap - 1)
-			if _, how := tl.place(1000*ms&mask, false, base, base, tc.fit); how != placed {
+			if _, how := tl.place(1000*ms&mask, false, base, base, tc.fit); how != first {
 				t.Fatalf("first record: %v", how)
 			}
 			arrived := at(base, tc.arriveMs)
@@ -82,6 +90,8 @@ type streamPort struct {
 	now     time.Time
 	done    func()
 	started time.Time
+	// lastArrival is when the last chunk read arrived.
+	lastArrival time.Time
 }
 
 func (p *streamPort) Clock() time.Time {
@@ -130,7 +140,7 @@ func (p *streamPort) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	n := copy(b, p.chunks[0])
-	p.now = p.arrive[0]
+	p.now, p.lastArrival = p.arrive[0], p.arrive[0]
 	p.chunks, p.arrive = p.chunks[1:], p.arrive[1:]
 	return n, nil
 }
@@ -157,21 +167,49 @@ func TestStreamDeviceTime(t *testing.T) {
 		channels []int
 		edit     func(i int, ts uint32) (uint32, bool) // timestamp of record i, and whether it is sent
 		resyncs  bool
+		// firstWithin: how near the first record's sending the first
+		// sample must be (0: 5 ms).
+		firstWithin time.Duration
+		fitFails    bool
 	}{
-		{"clean", 4, nil, func(i int, ts uint32) (uint32, bool) { return ts, true }, false},
+		{"clean", 4, nil, func(i int, ts uint32) (uint32, bool) { return ts, true }, false, 0, false},
 		{"counter restarts", 4, nil, func(i int, ts uint32) (uint32, bool) {
 			if i >= 700 {
 				return uint32(i-700) * 5208, true
 			}
 			return ts, true
-		}, true},
+		}, true, 0, false},
 		{"counter jumps 40 s ahead", 4, nil, func(i int, ts uint32) (uint32, bool) {
 			if i >= 700 {
 				return ts + 40*3_000_000, true
 			}
 			return ts, true
-		}, true},
-		{"u16, 100 records lost (2 wraps hidden)", 2, []int{EPS1}, func(i int, ts uint32) (uint32, bool) { return ts, i < 700 || i >= 800 }, true},
+		}, true, 0, false},
+		{"u16, 100 records lost (2 wraps hidden)", 2, []int{EPS1}, func(i int, ts uint32) (uint32, bool) { return ts, i < 700 || i >= 800 }, true, 0, false},
+		// Before the fit has a point, the step was trusted: the fit's first
+		// point, and the whole recording, landed 40 s early. The records
+		// before the jump are lost while the decoder finds its lock.
+		{"counter jumps 40 s ahead in the first chunk", 4, nil, func(i int, ts uint32) (uint32, bool) {
+			if i >= 5 {
+				return ts + 40*3_000_000, true
+			}
+			return ts, true
+		}, true, 50 * time.Millisecond, false},
+		// Within StepSlack the step passes, but the samples after it must
+		// not be stamped after their bytes arrived; the jump tilts the
+		// fit beyond any oscillator's drift, so it fails.
+		{"counter jumps 300 ms ahead", 4, nil, func(i int, ts uint32) (uint32, bool) {
+			if i >= 1400 {
+				return ts + 300*3_000, true
+			}
+			return ts, true
+		}, false, 0, true},
+		// Timestamps that run half again as fast as the line sends are no
+		// clock: the fit fails, says so, and the samples follow the host
+		// (those of the first chunk were mapped by its first point).
+		{"timestamps half again too fast", 4, nil, func(i int, ts uint32) (uint32, bool) {
+			return ts + (ts-0x01000000)/2, true
+		}, false, 50 * time.Millisecond, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,14 +229,22 @@ func TestStreamDeviceTime(t *testing.T) {
 			// The fit's offset is the latency of the chunks (1 ms); allow
 			// a few ms more.
 			first, last := s[0].T, s[len(s)-1].T
-			if d := first.Sub(sent[0]); d < -5*time.Millisecond || d > 5*time.Millisecond {
-				t.Errorf("first sample at %v from the first record's sending, want within 5ms", d)
+			within := cmp.Or(tc.firstWithin, 5*time.Millisecond)
+			if d := first.Sub(sent[0]); d < -within || d > within {
+				t.Errorf("first sample at %v from the first record's sending, want within %v", d, within)
 			}
 			if d := last.Sub(sent[len(sent)-1]); d < -5*time.Millisecond || d > 5*time.Millisecond {
 				t.Errorf("last sample at %v from the last record's sending, want within 5ms (span %v, sent over %v)", d, last.Sub(first), sent[len(sent)-1].Sub(sent[0]))
 			}
+			if arrived := port.lastArrival; last.After(arrived) {
+				t.Errorf("last sample at %v, after the last bytes arrived (%v)", last.Sub(sent[0]), arrived.Sub(sent[0]))
+			}
 			if got := r.Counters["timestamp_resyncs"] > 0; got != tc.resyncs {
 				t.Errorf("timestamp_resyncs %d, want resyncs %v", r.Counters["timestamp_resyncs"], tc.resyncs)
+			}
+			failed := slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "clock fit failed") })
+			if r.Counters["clock_fit_failures"] > 0 != tc.fitFails || failed != tc.fitFails {
+				t.Errorf("clock_fit_failures %d, warnings %q; want a failed fit %v", r.Counters["clock_fit_failures"], r.Warnings, tc.fitFails)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package powersensor3
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -151,6 +150,11 @@ type streamState struct {
 	n      int
 	winEnd int64 // device µs at which the window closes
 	lastT  time.Time
+	// arrived is when the chunk being decoded arrived: no sample is
+	// stamped later.
+	arrived time.Time
+	// impossibleWarned: the report has warned of an impossible reading.
+	impossibleWarned bool
 }
 
 // session runs one connection: handshake, start, stream, stop. It returns
@@ -240,6 +244,9 @@ func (st *streamState) flush(m *Meter, us int64) {
 		return
 	}
 	t := m.core.MapTime(us * 1000)
+	if !st.arrived.IsZero() && t.After(st.arrived) {
+		t = st.arrived // no frame was sent after its bytes arrived
+	}
 	if t.Before(st.lastT) {
 		t = st.lastT // refits may move the line a little; never go back
 	}
@@ -257,6 +264,10 @@ func (st *streamState) finish(m *Meter, us int64) {
 	}
 }
 
+// MaxRate bounds the rate option: above the fastest firmware's frames
+// (about 34,000/s on an F407) every frame is emitted anyway.
+const MaxRate = 100_000
+
 // parseRate reads the rate option: "max" or 0 for every frame.
 func parseRate(s string) (float64, error) {
 	if s == "" {
@@ -266,8 +277,8 @@ func parseRate(s string) (float64, error) {
 		return 0, nil
 	}
 	r, err := strconv.ParseFloat(s, 64)
-	if err != nil || r < 0 {
-		return 0, errors.New("rate must be samples per second per channel (a number >= 0, or max)")
+	if err != nil || !(r >= 0 && r <= MaxRate) {
+		return 0, fmt.Errorf("rate %q: want samples per second per channel from 0 to %d (0 or max: every frame)", s, MaxRate)
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package powersensor3
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/academemes/harness/meters/serial"
@@ -24,7 +25,14 @@ type stream struct {
 	tallied    Stats // decoder counters already added to the report
 	saturated  int64 // frames with a sensor of an active pair at the end of its range
 	satTallied int64
-	feedFn     func(Event, *Frame)
+	// floorW is, per channel, the least power a reading can plausibly
+	// have (see ImpossibleSteps); impossible counts the readings below
+	// it, or not numbers, and firstImpossible is the first of them.
+	floorW          []float64
+	impossible      int64
+	impTallied      int64
+	firstImpossible impossibleReading
+	feedFn          func(Event, *Frame)
 
 	// The previous frame, for the trapezoid.
 	prevUs int64 // device µs; -1: no frame yet
@@ -56,6 +64,13 @@ func newStream(m *Meter, st *streamState) *stream {
 	}
 	if m.opts.Rate > 0 {
 		s.period = int64(1e6 / m.opts.Rate)
+	}
+	for _, p := range m.pairs {
+		floor := math.Inf(-1) // no step known: only a reading that is no number is flagged
+		if step, _ := s.cfg.PairScale(p); step > 0 {
+			floor = -ImpossibleSteps * step
+		}
+		s.floorW = append(s.floorW, floor)
 	}
 	s.feedFn = s.feed
 	st.reset()
@@ -130,7 +145,7 @@ func (s *stream) finish() { s.st.finish(s.m, s.prevUs) }
 // chunk decodes the bytes of one read, which came at wall time now and
 // harness-clock time host, and feeds the clock fit with its newest frame.
 func (s *stream) chunk(p []byte, now, host time.Time) {
-	s.chunkHost = host
+	s.chunkHost, s.st.arrived = host, host
 	s.hostGapUs = 0
 	if !s.lastChunk.IsZero() {
 		s.hostGapUs = hostGapUs(now.Sub(s.lastChunk), len(p))
@@ -237,6 +252,12 @@ func (s *stream) integrate(f *Frame, us int64) {
 		}
 		s.prevW[c] = w
 		s.watts[c] = w
+		if !(w >= s.floorW[c]) || math.IsInf(w, 1) {
+			if s.impossible == 0 {
+				s.firstImpossible = impossibleReading{pair: p, watts: w}
+			}
+			s.impossible++
+		}
 	}
 	if sat {
 		s.saturated++
@@ -251,9 +272,19 @@ func (s *stream) tally() {
 	if sat > 0 && s.satTallied == 0 {
 		s.m.core.Warn("powersensor3: a sensor read the end of its range (level 0 or 1023): those readings may be clipped; see the saturated_frames counter")
 	}
+	imp := s.impossible - s.impTallied
+	if imp > 0 && !s.st.impossibleWarned {
+		s.st.impossibleWarned = true
+		s.m.core.Warn(fmt.Sprintf("powersensor3: %s read %.1f W, and a supply rail's power is neither negative beyond its sensors' noise (%d power steps) nor other than a number: "+
+			"its sensors misread or their calibration is wrong; such readings are kept as read and counted in impossible_readings",
+			s.cfg.PairName(s.firstImpossible.pair), s.firstImpossible.watts, ImpossibleSteps))
+	}
 	s.m.core.Tally(func(c map[string]int64) {
 		if sat > 0 {
 			c["saturated_frames"] += sat
+		}
+		if imp > 0 {
+			c["impossible_readings"] += imp
 		}
 		c["bytes"] += cur.Bytes - prev.Bytes
 		c["frames"] += cur.Frames - prev.Frames
@@ -261,7 +292,19 @@ func (s *stream) tally() {
 		c["rejected_words"] += cur.RejectedWords - prev.RejectedWords
 		c["broken_frames"] += cur.BrokenFrames - prev.BrokenFrames
 	})
-	s.tallied, s.satTallied = cur, s.saturated
+	s.tallied, s.satTallied, s.impTallied = cur, s.saturated, s.impossible
+}
+
+// ImpossibleSteps is how many power steps (Config.PairScale) below zero a
+// reading may fall before it is flagged: a 12 V rail feeds its load, so
+// its power is never negative, and a Hall sensor's noise and offset at no
+// load stay within a few steps of zero.
+const ImpossibleSteps = 10
+
+// impossibleReading is a reading flagged as physically impossible.
+type impossibleReading struct {
+	pair  int
+	watts float64
 }
 
 // unwrapPeek returns what Next would return without advancing.

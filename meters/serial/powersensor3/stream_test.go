@@ -371,3 +371,75 @@ func TestStreamSaturation(t *testing.T) {
 		t.Errorf("warnings %q, want one about clipped readings", r.Warnings)
 	}
 }
+
+// TestStreamImpossiblePower: a supply rail's power is never negative. A
+// reading more than ImpossibleSteps power steps below zero is flagged
+// (counted, and the report warns once, naming the pair and the reading);
+// the noise of a sensor near zero is not. The current sensor here is
+// bidirectional (Vref 1.65 V, 0.1 V/A): level 0 reads -16.5 A, -198 W at
+// 12 V; level 200 -10 A; level 500 -0.4 A, -4.6 W, within 10 steps of 1.6 W.
+func TestStreamImpossiblePower(t *testing.T) {
+	m, got := streamMeter(t, 0)
+	for i, rec := range [][]byte{
+		EncodeSensor("MLX10", "EPS", 1.65, 0.1, true),
+		EncodeSensor("voltage", "EPS", 0, 0.1, true),
+	} {
+		s, err := ParseSensor(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.dev.Config[i] = s
+	}
+	s := newTestStream(m, got)
+	t0 := time.Unix(1_700_000_000, 0)
+	chunk := func(startUs int, amps ...uint16) []byte {
+		var b []byte
+		for k, a := range amps {
+			f := Frame{T: uint16((startUs + 50*k) & 0x3FF)}
+			f.Levels[0], f.Levels[1] = a, levelVolts
+			b = EncodeFrame(b, f)
+		}
+		return b
+	}
+	s.chunk(chunk(0, 600, 500, 511), t0, t0)
+	if r := m.core.Report(nil); r.Counters["impossible_readings"] != 0 || len(r.Warnings) != 0 {
+		t.Fatalf("readings near zero: counters %v, warnings %q; want none flagged", r.Counters, r.Warnings)
+	}
+	s.chunk(chunk(150, 200, 0, 600), t0, t0)
+	s.chunk(chunk(300, 100), t0, t0)
+	r := m.core.Report(nil)
+	if r.Counters["impossible_readings"] != 3 {
+		t.Errorf("impossible_readings = %d, want 3", r.Counters["impossible_readings"])
+	}
+	var flagged []string
+	for _, w := range r.Warnings {
+		if strings.Contains(w, "impossible_readings") {
+			flagged = append(flagged, w)
+		}
+	}
+	if len(flagged) != 1 || !strings.Contains(flagged[0], "EPS read -120.") {
+		t.Errorf("warnings %q, want one naming the pair and its first impossible reading (-120.x W)", r.Warnings)
+	}
+}
+
+// TestStreamNotAfterArrival: a frame cannot have been sent after the bytes
+// carrying it arrived. Where the clock fit's error maps frames later (here
+// a fit of one point 350 µs off), the samples are stamped no later than
+// their chunk's arrival, so that a recording never spans more than the
+// time it took.
+func TestStreamNotAfterArrival(t *testing.T) {
+	m, got := streamMeter(t, 0)
+	s := newTestStream(m, got)
+	t0 := time.Unix(1_700_000_000, 0)
+	m.core.AddFitPoint(0, t0)
+	arrived := t0.Add(100 * time.Microsecond)
+	s.chunk(frames(0, 10), arrived, arrived)
+	if len(*got) == 0 {
+		t.Fatal("no samples")
+	}
+	for i, smp := range *got {
+		if smp.T.After(arrived) {
+			t.Errorf("sample %d at %v, after its chunk arrived at %v", i, smp.T.Sub(t0), arrived.Sub(t0))
+		}
+	}
+}
