@@ -14,22 +14,28 @@ import (
 
 // cmdClean removes what earlier runs left behind (everything, or one run's
 // with --run): it asks every registered target kind that leaves things on
-// a platform (Kind.Clean), so that a new kind needs no change here.
+// a platform (Kind.Clean), so that a new kind needs no change here. Only
+// what belongs to harness processes that are gone goes, by the rule every
+// kind applies (targets.CleanOptions.Keep), unless --all: a run still
+// going on the same engine keeps its containers.
 func cmdClean(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("harness clean", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runID := fs.String("run", "", "remove only what run `ID` created")
 	dry := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
+	all := fs.Bool("all", false, "remove also what runs still going created, and what no process can be checked for")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: harness clean [--run ID] [--dry-run]")
+		fmt.Fprintln(stderr, "Usage: harness clean [--run ID] [--all] [--dry-run]")
 		fmt.Fprintln(stderr, "\nRemoves what crashed or killed runs left behind, and the cached function images, for each kind of target:")
 		for _, k := range targets.Kinds() {
 			if k.Clean != nil {
 				fmt.Fprintf(stderr, "  %s: %s\n", k.Name, k.CleanDoc)
 			}
 		}
-		fmt.Fprintln(stderr, "Careful: without --run it also removes what a run still going created.\n\nFlags:")
+		fmt.Fprintln(stderr, "Everything carries the harness process that created it (host, pid and its start time): what belongs to a")
+		fmt.Fprintln(stderr, "process still running, or to one that cannot be checked from here (another host, an older harness), is")
+		fmt.Fprintln(stderr, "kept and listed with the reason; --all removes it too.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
@@ -37,21 +43,26 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	verb := "removed"
+	verb, keep := "removed", "kept"
 	if *dry {
-		verb = "would remove"
+		verb, keep = "would remove", "would keep"
 	}
-	var tally tally
+	var tally, kept tally
 	code := exitOK
 	for _, k := range targets.Kinds() {
 		if k.Clean == nil {
 			continue
 		}
-		found, err := k.Clean(ctx, targets.CleanOptions{RunID: *runID, DryRun: *dry})
+		found, err := k.Clean(ctx, targets.CleanOptions{RunID: *runID, DryRun: *dry, All: *all})
 		for _, l := range found {
 			name := l.Name
 			if l.ID != "" && l.ID != l.Name {
 				name = strings.TrimSpace(shortID(l.ID) + " " + l.Name)
+			}
+			if l.Kept != "" {
+				fmt.Fprintf(stdout, "%s %s %s (run %s, target %s): %s\n", keep, l.What, name, orDash(l.Run), orDash(l.Target), l.Kept)
+				kept.add(l.What)
+				continue
 			}
 			fmt.Fprintf(stdout, "%s %s %s (run %s, target %s)\n", verb, l.What, name, orDash(l.Run), orDash(l.Target))
 			tally.add(l.What)
@@ -65,7 +76,11 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "%s %s\n", verb, tally.String())
+	if len(kept.whats) > 0 {
+		fmt.Fprintf(stdout, "%s %s; %s %s (--all removes them)\n", verb, tally.String(), keep, kept.String())
+	} else {
+		fmt.Fprintf(stdout, "%s %s\n", verb, tally.String())
+	}
 	return code
 }
 

@@ -26,7 +26,7 @@ func TestCleanUsage(t *testing.T) {
 		want int
 	}{
 		{"help", []string{"--help"}, exitOK},
-		{"unknown flag", []string{"--all"}, exitUsage},
+		{"unknown flag", []string{"--force"}, exitUsage},
 		{"stray argument", []string{"now"}, exitUsage},
 	}
 	for _, tc := range tests {
@@ -39,39 +39,64 @@ func TestCleanUsage(t *testing.T) {
 	}
 }
 
-// probeKind is a target kind that only cleans: it has one leftover, which
-// a Clean without DryRun removes. It records how it was called.
+// probeKind is a target kind that only cleans: its leftovers are items,
+// which a Clean without DryRun removes unless CleanOptions.Keep keeps
+// them. It records how it was called.
 var probeKind = struct {
 	sync.Mutex
 	calls []targets.CleanOptions
-	left  bool
-}{left: true}
+	items []targets.Leftover
+}{}
 
 func init() {
 	targets.Register(targets.Kind{
 		Name:     "clean-probe",
 		Modes:    []targets.Mode{targets.Cold},
 		New:      func(targets.Spec) (targets.Target, error) { return nil, errors.New("only cleans") },
-		CleanDoc: "the probe's leftover",
+		CleanDoc: "the probe's leftovers",
 		Clean: func(_ context.Context, o targets.CleanOptions) ([]targets.Leftover, error) {
 			probeKind.Lock()
 			defer probeKind.Unlock()
 			probeKind.calls = append(probeKind.calls, o)
-			if !probeKind.left || o.RunID != "" && o.RunID != "r1" {
-				return nil, nil
+			var found, left []targets.Leftover
+			for _, l := range probeKind.items {
+				if o.RunID != "" && o.RunID != l.Run {
+					left = append(left, l)
+					continue
+				}
+				l.Kept = o.Keep(l)
+				found = append(found, l)
+				if l.Kept != "" || o.DryRun {
+					left = append(left, l)
+				}
 			}
-			probeKind.left = probeKind.left && o.DryRun
-			return []targets.Leftover{{What: "thing", ID: "thing-1", Name: "thing-1", Run: "r1", Target: "t1"}}, nil
+			probeKind.items = left
+			return found, nil
 		},
 	})
+}
+
+// endedOwner is a harness process that has ended: a child of the test
+// that was run and reaped.
+func endedOwner(t *testing.T) targets.Owner {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return targets.Owner{Host: targets.Self().Host, PID: cmd.ProcessState.Pid()}
 }
 
 // TestCleanEveryKind: `harness clean` cleans through the target registry,
 // so every kind with a Clean is asked, --dry-run included, and one kind's
 // failure (here: no Docker Engine) neither hides nor stops the others.
+// What a run still going left (thing-2, made by this very process) is
+// kept with the reason, and removed only with --all.
 func TestCleanEveryKind(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 	t.Setenv("OPENFAAS_URL", "")
+	ended := endedOwner(t)
+	live := fmt.Sprintf("its run is still going (harness pid %d on host %s)", os.Getpid(), targets.Self().Host)
 	tests := []struct {
 		name    string
 		args    []string
@@ -79,11 +104,21 @@ func TestCleanEveryKind(t *testing.T) {
 		wantOut string
 	}{
 		{"dry run", []string{"--dry-run", "--run", "r1"}, targets.CleanOptions{RunID: "r1", DryRun: true},
-			"would remove thing thing-1 (run r1, target t1)\nwould remove 1 thing\n"},
+			"would remove thing thing-1 (run r1, target t1)\nwould keep thing thing-2 (run r1, target t2): " + live + "\nwould remove 1 thing; would keep 1 thing (--all removes them)\n"},
+		{"another run", []string{"--run", "r2"}, targets.CleanOptions{RunID: "r2"}, "removed nothing\n"},
 		{"clean", []string{"--run", "r1"}, targets.CleanOptions{RunID: "r1"},
-			"removed thing thing-1 (run r1, target t1)\nremoved 1 thing\n"},
+			"removed thing thing-1 (run r1, target t1)\nkept thing thing-2 (run r1, target t2): " + live + "\nremoved 1 thing; kept 1 thing (--all removes them)\n"},
+		{"every run", nil, targets.CleanOptions{},
+			"kept thing thing-2 (run r1, target t2): " + live + "\nremoved nothing; kept 1 thing (--all removes them)\n"},
+		{"all", []string{"--all"}, targets.CleanOptions{All: true}, "removed thing thing-2 (run r1, target t2)\nremoved 1 thing\n"},
 		{"nothing left", nil, targets.CleanOptions{}, "removed nothing\n"},
 	}
+	probeKind.Lock()
+	probeKind.items = []targets.Leftover{
+		{What: "thing", ID: "thing-1", Name: "thing-1", Run: "r1", Target: "t1", Owner: ended},
+		{What: "thing", ID: "thing-2", Name: "thing-2", Run: "r1", Target: "t2", Owner: targets.Self()},
+	}
+	probeKind.Unlock()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			probeKind.Lock()
@@ -95,7 +130,7 @@ func TestCleanEveryKind(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and docker-node's reason", code, errb.String(), exitFail)
 			}
 			if out.String() != tc.wantOut {
-				t.Errorf("stdout %q, want %q", out.String(), tc.wantOut)
+				t.Errorf("stdout\n%s\nwant\n%s", out.String(), tc.wantOut)
 			}
 			probeKind.Lock()
 			defer probeKind.Unlock()
@@ -160,16 +195,12 @@ func leftovers(t *testing.T, runID string) (containers, images int) {
 
 const crashHelperEnv = "HARNESS_TEST_CRASH_HELPER_RUN"
 
-// TestCleanAfterCrash starts a harness-like process that deploys a warm and
-// a cold docker-node target and keeps cold requests in flight, kills it
-// with SIGKILL (no Stop runs), then checks that `harness clean --run ID`
-// leaves no container or image of that run.
-func TestCleanAfterCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts containers; skipped with -short")
-	}
-	engineOrSkip(t)
-	runID := fmt.Sprintf("test-crash-%d", time.Now().UnixNano())
+// startCrashHelper starts a harness-like process (TestCrashHelper) that
+// deploys a warm and a cold docker-node target for run runID and keeps
+// cold requests in flight, and waits until it says so. Whatever happens,
+// the test leaves nothing of the run behind.
+func startCrashHelper(t *testing.T, runID string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+runID)
 	cmd.Stderr = os.Stderr
@@ -182,8 +213,8 @@ func TestCleanAfterCrash(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		// Whatever happens, leave nothing behind.
-		dockernode.Clean(context.Background(), targets.CleanOptions{RunID: runID})
+		cmd.Wait()
+		dockernode.Clean(context.Background(), targets.CleanOptions{RunID: runID, All: true})
 	})
 	ready := make(chan error, 1)
 	go func() {
@@ -210,6 +241,33 @@ func TestCleanAfterCrash(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("helper not ready after 3 minutes")
 	}
+	return cmd
+}
+
+// settledLeftovers is leftovers once the engine's container list has
+// caught up: it can show a container for a moment after its removal
+// returned (the list is a view updated behind the store), so it allows a
+// few seconds before calling anything left.
+func settledLeftovers(t *testing.T, runID string) (containers, images int) {
+	t.Helper()
+	containers, images = leftovers(t, runID)
+	for deadline := time.Now().Add(5 * time.Second); containers+images != 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		containers, images = leftovers(t, runID)
+	}
+	return containers, images
+}
+
+// TestCleanAfterCrash kills a harness-like process with SIGKILL (no Stop
+// runs), then checks that `harness clean --run ID` leaves no container or
+// image of that run.
+func TestCleanAfterCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containers; skipped with -short")
+	}
+	engineOrSkip(t)
+	runID := fmt.Sprintf("test-crash-%d", time.Now().UnixNano())
+	cmd := startCrashHelper(t, runID)
 	containers, images := leftovers(t, runID)
 	// The warm container at least; cold ones come and go.
 	if containers < 1 || images != 1 {
@@ -226,16 +284,69 @@ func TestCleanAfterCrash(t *testing.T) {
 		t.Fatalf("harness clean: exit %d: %s", code, errb.String())
 	}
 	t.Logf("harness clean:\n%s", out.String())
-	// The engine's container list can show a container for a moment after
-	// its removal returned (the list is a view updated behind the store),
-	// so allow it a few seconds to settle before calling anything left.
-	containers, images = leftovers(t, runID)
-	for deadline := time.Now().Add(5 * time.Second); containers+images != 0 && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-		containers, images = leftovers(t, runID)
-	}
-	if containers+images != 0 {
+	if containers, images = settledLeftovers(t, runID); containers+images != 0 {
 		t.Errorf("after clean, still labelled: %d containers, %d images", containers, images)
+	}
+}
+
+// TestCleanKeepsLiveRun: two runs share the engine, one killed and one
+// going on. Cleaning the live run's leftovers keeps its containers and
+// image and says why; --all removes them all the same. The killed run's
+// go. (Each run is named with --run, so that the test touches nothing
+// else on a shared engine.)
+func TestCleanKeepsLiveRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts containers; skipped with -short")
+	}
+	engineOrSkip(t)
+	stamp := time.Now().UnixNano()
+	dead, live := fmt.Sprintf("test-dead-%d", stamp), fmt.Sprintf("test-live-%d", stamp)
+	deadCmd := startCrashHelper(t, dead)
+	liveCmd := startCrashHelper(t, live)
+	if err := deadCmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadCmd.Wait()
+
+	clean := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := cmdClean(args, &out, &errb); code != exitOK {
+			t.Fatalf("harness clean %q: exit %d: %s", args, code, errb.String())
+		}
+		t.Logf("harness clean %q:\n%s", args, out.String())
+		return out.String()
+	}
+
+	out := clean("--run", live)
+	containers, images := leftovers(t, live)
+	if containers < 1 || images != 1 {
+		t.Errorf("the live run lost its containers or image to clean: %d containers, %d images left", containers, images)
+	}
+	if strings.Contains(out, "removed container") || !strings.Contains(out, fmt.Sprintf("kept container")) ||
+		!strings.Contains(out, fmt.Sprintf("its run is still going (harness pid %d on host ", liveCmd.Process.Pid)) {
+		t.Errorf("clean of the live run said\n%s\nwant every container kept, with the live process named", out)
+	}
+
+	clean("--run", dead)
+	if containers, images := settledLeftovers(t, dead); containers+images != 0 {
+		t.Errorf("the killed run's leftovers are still there: %d containers, %d images", containers, images)
+	}
+
+	// --all removes them while the run goes on. The run keeps starting
+	// cold containers meanwhile, so the exit status is left alone: its
+	// image may be in use by one started after the last listing.
+	var warm string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "target crash-warm") {
+			warm = strings.Fields(l)[2] // "kept container ID /name ..."
+		}
+	}
+	var all, errb bytes.Buffer
+	cmdClean([]string{"--run", live, "--all"}, &all, &errb)
+	t.Logf("harness clean --all:\n%s%s", all.String(), errb.String())
+	if warm == "" || !strings.Contains(all.String(), "removed container "+warm) || strings.Contains(all.String(), "kept") {
+		t.Errorf("clean --all of the live run said\n%s\nwant its warm container %q removed and nothing kept", all.String(), warm)
 	}
 }
 

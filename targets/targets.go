@@ -113,9 +113,12 @@ type Kind struct {
 	CheckFunction func(function, baseDir string) error
 	// Clean, when set, finds what runs of this kind left behind (after a
 	// crash or a kill: containers, images, functions on a gateway) and,
-	// unless opts.DryRun, removes it. `harness clean` calls the Clean of
-	// every kind. A platform that is not there gives an error wrapping
-	// ErrUnavailable; a platform that is not configured, nothing.
+	// unless opts.DryRun, removes it. What it creates carries its
+	// Owner's labels (Self().Labels()); before removing anything Clean
+	// asks opts.Keep, and returns what it kept with the reason in
+	// Leftover.Kept. `harness clean` calls the Clean of every kind. A
+	// platform that is not there gives an error wrapping ErrUnavailable;
+	// a platform that is not configured, nothing.
 	Clean func(ctx context.Context, opts CleanOptions) ([]Leftover, error)
 	// CleanDoc says in one line what Clean looks for, and where.
 	CleanDoc string
@@ -127,6 +130,10 @@ type CleanOptions struct {
 	RunID string
 	// DryRun lists what would be removed and removes nothing.
 	DryRun bool
+	// All removes what runs still going created too. Without it, Clean
+	// removes only what belongs to harness processes that are gone (see
+	// Keep), so that cleaning never pulls a live run's containers.
+	All bool
 }
 
 // Leftover is one thing a run left behind, found (and, unless DryRun,
@@ -137,6 +144,11 @@ type Leftover struct {
 	Name   string
 	Run    string // the run that created it, when known
 	Target string // the target it belonged to, when known
+	// Owner is the harness process that created it, from its labels.
+	Owner Owner
+	// Kept is why Clean left it in place (CleanOptions.Keep); "" when it
+	// was removed (or, with DryRun, would be).
+	Kept string
 }
 
 // ErrUnavailable means the platform behind a target is not there (no

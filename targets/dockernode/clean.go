@@ -17,10 +17,11 @@ import (
 // Clean removes every container and then every image that carries the
 // harness labels (all of them, or one run's): what a crash or a killed
 // harness left behind. Containers go first, since an image in use cannot
-// be removed. It connects to the engine named by the environment; an
-// unreachable engine gives an error wrapping targets.ErrUnavailable.
-// It goes on past a failed removal and reports every failure. It is the
-// kind's targets.Kind.Clean.
+// be removed. What opts.Keep keeps (a run still going) stays, and so do
+// the images its containers use. It connects to the engine named by the
+// environment; an unreachable engine gives an error wrapping
+// targets.ErrUnavailable. It goes on past a failed removal and reports
+// every failure. It is the kind's targets.Kind.Clean.
 func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, error) {
 	cli, err := nodeimage.Connect(ctx)
 	if err != nil {
@@ -34,6 +35,9 @@ func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, 
 	// completes after the listing; so list again, after a short settle,
 	// until a pass finds nothing new (a few passes at most).
 	removed := map[string]bool{}
+	// inUse are the images of containers kept: a live run's image stays
+	// with them, whoever built it.
+	inUse := map[string]bool{}
 	for pass := 0; pass < 4; pass++ {
 		if pass > 0 {
 			select {
@@ -53,9 +57,15 @@ func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, 
 			}
 			removed[c.ID] = true
 			fresh++
-			o := targets.Leftover{What: "container", ID: c.ID, Run: c.Labels[LabelRun], Target: c.Labels[LabelTarget]}
+			o := targets.Leftover{What: "container", ID: c.ID, Run: c.Labels[LabelRun], Target: c.Labels[LabelTarget], Owner: targets.OwnerFromLabels(c.Labels)}
 			if len(c.Names) > 0 {
 				o.Name = c.Names[0]
+			}
+			if o.Kept = opts.Keep(o); o.Kept != "" {
+				inUse[c.ImageID] = true
+				fresh-- // not removed: no reason to list again
+				out = append(out, o)
+				continue
 			}
 			if !opts.DryRun {
 				if err := removeContainer(ctx, cli, c.ID); err != nil {
@@ -74,9 +84,16 @@ func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, 
 		return out, errors.Join(append(errs, fmt.Errorf("listing the harness's images: %w", err))...)
 	}
 	for _, im := range ims.Items {
-		o := targets.Leftover{What: "image", ID: im.ID, Run: im.Labels[LabelRun]}
+		o := targets.Leftover{What: "image", ID: im.ID, Run: im.Labels[LabelRun], Owner: targets.OwnerFromLabels(im.Labels)}
 		if len(im.RepoTags) > 0 {
 			o.Name = im.RepoTags[0]
+		}
+		if o.Kept = opts.Keep(o); o.Kept == "" && inUse[im.ID] {
+			o.Kept = "in use by a container kept above"
+		}
+		if o.Kept != "" {
+			out = append(out, o)
+			continue
 		}
 		if !opts.DryRun {
 			if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {

@@ -182,6 +182,9 @@ func TestWarm(t *testing.T) {
 	if hc := insp.Container.HostConfig; hc.Memory != 128<<20 || hc.NanoCPUs != 1e9 {
 		t.Errorf("limits not applied: memory %d, nanocpus %d", hc.Memory, hc.NanoCPUs)
 	}
+	if o := targets.OwnerFromLabels(insp.Container.Config.Labels); o != targets.Self() {
+		t.Errorf("container owner %+v, want this process %+v", o, targets.Self())
+	}
 	for k, v := range map[string]string{LabelHarness: "1", LabelRun: "test-dockernode", LabelTarget: "echo-warm", LabelFunction: "echo"} {
 		if got := insp.Container.Config.Labels[k]; got != v {
 			t.Errorf("container label %s = %q, want %q", k, got, v)

@@ -12,7 +12,8 @@ import (
 
 // Clean deletes every function on the configured gateway that carries the
 // harness label (of run opts.RunID, or of any run), for `harness clean`
-// after a crash; with opts.DryRun it only lists them. The gateway and
+// after a crash, but for those opts.Keep keeps (a run still going); with
+// opts.DryRun it only lists them. The gateway and
 // credentials come from the environment as for the target (OPENFAAS_URL,
 // ...). With no gateway configured it does nothing and returns no error.
 // It is the kind's targets.Kind.Clean.
@@ -39,13 +40,14 @@ func Clean(ctx context.Context, opts targets.CleanOptions) ([]targets.Leftover, 
 		if l[nodeimage.LabelHarness] != "1" || opts.RunID != "" && l[nodeimage.LabelRun] != opts.RunID {
 			continue
 		}
-		if !opts.DryRun {
+		left := targets.Leftover{What: "OpenFaaS function", ID: fn.Name, Name: fn.Name, Run: l[nodeimage.LabelRun], Target: l[nodeimage.LabelTarget], Owner: targets.OwnerFromLabels(l)}
+		if left.Kept = opts.Keep(left); left.Kept == "" && !opts.DryRun {
 			if err := c.Delete(ctx, fn.Name); err != nil && !errors.Is(err, ErrNotFound) {
 				errs = append(errs, err)
 				continue
 			}
 		}
-		out = append(out, targets.Leftover{What: "OpenFaaS function", ID: fn.Name, Name: fn.Name, Run: l[nodeimage.LabelRun], Target: l[nodeimage.LabelTarget]})
+		out = append(out, left)
 	}
 	return out, errors.Join(errs...)
 }

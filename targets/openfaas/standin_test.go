@@ -198,9 +198,18 @@ func TestClean(t *testing.T) {
 	if _, err := tg.api.Status(ctx, tg.service); err != nil {
 		t.Errorf("a dry run removed the function: %v", err)
 	}
+	// The run is this process, still going: the function is kept, and
+	// the reason says so.
 	got, err = Clean(ctx, targets.CleanOptions{})
-	if err != nil || len(got) != 1 || got[0].Name != tg.service {
-		t.Errorf("Clean: %+v, %v; want [%s]", got, err, tg.service)
+	if err != nil || len(got) != 1 || got[0].Owner != targets.Self() || !strings.Contains(got[0].Kept, "its run is still going") {
+		t.Errorf("Clean while the run goes: %+v, %v; want [%s] kept, owned by this process", got, err, tg.service)
+	}
+	if _, err := tg.api.Status(ctx, tg.service); err != nil {
+		t.Errorf("Clean removed the function of a run still going: %v", err)
+	}
+	got, err = Clean(ctx, targets.CleanOptions{All: true})
+	if err != nil || len(got) != 1 || got[0].Name != tg.service || got[0].Kept != "" {
+		t.Errorf("Clean --all: %+v, %v; want [%s] removed", got, err, tg.service)
 	}
 	if _, err := tg.api.Status(ctx, tg.service); !errors.Is(err, ErrNotFound) {
 		t.Errorf("function still there after Clean: %v", err)

@@ -60,7 +60,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd2 := demoRun(t, dir, 2, func(c *synth.Config) { c.Start = c.Start.Add(time.Hour) })
+	rd2 := demoRun(t, dir, 2, func(c *synth.Config) { c.Start = time.Date(2026, 1, 2, 4, 4, 5, 0, time.UTC) })
 	var runs []*Analysed
 	for _, rd := range []string{rd1, rd2} {
 		a, err := LoadAnalysed(rd)
@@ -74,7 +74,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A run whose validity checks failed: its page must show the banner.
-	invalid := demoRun(t, dir, 3, func(c *synth.Config) { c.Start = c.Start.Add(2 * time.Hour) })
+	invalid := demoRun(t, dir, 3, func(c *synth.Config) { c.Start = time.Date(2026, 1, 2, 5, 4, 5, 0, time.UTC) })
 	meta, err := runstore.Load(invalid)
 	if err != nil {
 		t.Fatal(err)

@@ -18,10 +18,12 @@ type Run struct {
 	Dir      string
 	Meta     Meta
 	Scenario []byte
-	Requests []Request // in file order
-	Samples  []Sample  // in file order
-	// Warnings about the files themselves, such as a last row cut short
-	// by a crash.
+	Requests []Request // in file order, less the rows excluded
+	Samples  []Sample  // in file order, less the rows excluded
+	// Warnings about the files themselves: a last row cut short by a
+	// crash, rows excluded because they hold what no run writes (each
+	// warning names them), a file that holds fewer rows than run.json
+	// records written. The analysis carries them into its summary.
 	Warnings []string
 }
 
@@ -34,7 +36,14 @@ var ErrNewerFormat = errors.New("run directory format is newer than this harness
 
 // Load reads a run directory. A last CSV row cut short (the process was
 // killed while writing) is dropped with a warning; any other malformed row
-// is an error that names the file and line.
+// is an error that names the file and line. Rows that parse but hold what
+// no run writes (a negative latency, watts that are infinite or negative,
+// a meter or target run.json does not declare; see checks.go) are
+// excluded with a warning that names their lines. A file that holds
+// fewer rows than run.json records written, or a finished run's file
+// that holds more, was damaged after the fact: Load warns and adds a
+// CheckFiles problem to the run's validity, which the report and compare
+// show as an invalid run.
 func Load(dir string) (*Run, error) {
 	run := &Run{Dir: dir}
 	data, err := os.ReadFile(filepath.Join(dir, RunFile))
@@ -54,12 +63,16 @@ func Load(dir string) (*Run, error) {
 		return nil, fmt.Errorf("%s: %w (format %d, this harness reads up to %d): use a newer harness", filepath.Join(dir, RunFile), ErrNewerFormat, f, Format)
 	}
 	run.Scenario, _ = os.ReadFile(filepath.Join(dir, ScenarioFile))
-	if run.Requests, err = readCSV(run, RequestsFile, RequestsHeader, parseRequest); err != nil {
+	chk := newChecker(&run.Meta)
+	var nReq, nSmp int64
+	if run.Requests, nReq, err = readCSV(run, RequestsFile, RequestsHeader, parseRequest, chk.request); err != nil {
 		return nil, err
 	}
-	if run.Samples, err = readCSV(run, SamplesFile, SamplesHeader, parseSample); err != nil {
+	if run.Samples, nSmp, err = readCSV(run, SamplesFile, SamplesHeader, parseSample, chk.sample); err != nil {
 		return nil, err
 	}
+	run.Warnings = append(run.Warnings, chk.warnings()...)
+	run.checkWritten(nReq, nSmp)
 	run.closeOpenPhases()
 	return run, nil
 }
@@ -97,13 +110,15 @@ func (run *Run) closeOpenPhases() {
 }
 
 // readCSV reads the rows of the CSV file name of the run, each parsed by
-// parse, in file order. A last row cut short is dropped with a warning on
-// run.
-func readCSV[T any](run *Run, name string, header []string, parse func([]string) (T, error)) ([]T, error) {
+// parse, in file order, and keeps those that keep passes (given the row
+// and its line in the file). It returns them and the number of complete
+// rows the file holds, kept or not. A last row cut short is dropped with a
+// warning on run.
+func readCSV[T any](run *Run, name string, header []string, parse func([]string) (T, error), keep func(T, int) bool) ([]T, int64, error) {
 	path := filepath.Join(run.Dir, name)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	cr := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
@@ -111,14 +126,29 @@ func readCSV[T any](run *Run, name string, header []string, parse func([]string)
 	cr.FieldsPerRecord = -1
 	rec, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%s: header: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: header: %w", path, err)
 	}
 	if !slices.Equal(rec, header) {
-		return nil, fmt.Errorf("%s: header is %v, want %v", path, rec, header)
+		return nil, 0, fmt.Errorf("%s: header is %v, want %v", path, rec, header)
 	}
 	var rows []T
+	var n int64
 	var pending error
 	pendingLine := 0
+	// The last row parsed is held until it is known to be whole: a row
+	// cut short inside a number still parses ("7134705" cut to "71"), and
+	// only the newline every row ends with tells it apart.
+	var held T
+	heldLine, haveHeld := 0, false
+	take := func() {
+		if haveHeld {
+			n++
+			if keep(held, heldLine) {
+				rows = append(rows, held)
+			}
+			haveHeld = false
+		}
+	}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -127,7 +157,7 @@ func readCSV[T any](run *Run, name string, header []string, parse func([]string)
 		line, _ := cr.FieldPos(0)
 		if pending != nil {
 			// A bad row followed by more rows is corruption, not a crash.
-			return nil, fmt.Errorf("%s:%d: %w", path, pendingLine, pending)
+			return nil, 0, fmt.Errorf("%s:%d: %w", path, pendingLine, pending)
 		}
 		if err == nil && len(rec) != len(header) {
 			err = fmt.Errorf("%d fields, want %d", len(rec), len(header))
@@ -135,17 +165,36 @@ func readCSV[T any](run *Run, name string, header []string, parse func([]string)
 		if err == nil {
 			var v T
 			if v, err = parse(rec); err == nil {
-				rows = append(rows, v)
+				take()
+				held, heldLine, haveHeld = v, line, true
 			}
 		}
 		if err != nil {
 			pending, pendingLine = err, line
 		}
 	}
-	if pending != nil {
+	switch {
+	case pending != nil:
+		take()
 		run.Warnings = append(run.Warnings, fmt.Sprintf("%s:%d: last row cut short and dropped (%v)", name, pendingLine, pending))
+	case haveHeld && !endsWithNewline(f):
+		run.Warnings = append(run.Warnings, fmt.Sprintf("%s:%d: last row cut short and dropped (no newline at its end)", name, heldLine))
+	default:
+		take()
 	}
-	return rows, nil
+	return rows, n, nil
+}
+
+// endsWithNewline reports whether the file's last byte is a newline, as
+// every row the writer writes ends with one.
+func endsWithNewline(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return false
+	}
+	var b [1]byte
+	_, err = f.ReadAt(b[:], fi.Size()-1)
+	return err == nil && (b[0] == '\n' || b[0] == '\r')
 }
 
 func parseRequest(rec []string) (Request, error) {

@@ -69,7 +69,9 @@ const (
 // format 2 has types of its own (TargetMeta, MeterMeta and theirs) with
 // the same JSON names, so it reads format 1 as it is. Load refuses a
 // newer format rather than misread it: a field it does not know would be
-// dropped silently.
+// dropped silently. Fields whose absence a reader already handles (such
+// as Written: absent, the files are read unchecked) are added within a
+// format, since an older reader that drops them reads the rest right.
 const Format = 2
 
 // Meta is run.json. Its types are the run directory's own, never a
@@ -104,9 +106,30 @@ type Meta struct {
 	// Validity says whether the run's numbers can be trusted: every
 	// problem any phase had, and those of the run as a whole. Nil in runs
 	// written before validity was recorded.
-	Validity *Validity      `json:"validity,omitempty"`
-	Extra    map[string]any `json:"extra,omitempty"`
+	Validity *Validity `json:"validity,omitempty"`
+	// Written is how many rows requests.csv and samples.csv held, synced
+	// to disk, when run.json was last written (at every phase boundary
+	// and when the run ends), so that a reader can tell a file cut short
+	// or altered after the fact from a short run. Nil in runs written
+	// before it was recorded, which are then read unchecked.
+	Written *Written       `json:"written,omitempty"`
+	Extra   map[string]any `json:"extra,omitempty"`
 }
+
+// Written counts the data rows (the header not counted) of a run's CSV
+// files. The files may hold more rows than run.json says while the run
+// goes, or when it was killed, since rows are flushed more often than
+// run.json is written; never fewer.
+type Written struct {
+	Requests int64 `json:"requests"`
+	Samples  int64 `json:"samples"`
+}
+
+// CheckFiles is the validity check Load adds, to the run as a whole, when
+// a CSV file holds fewer rows than run.json records written (a file cut
+// short or altered after the run), or more than a finished run wrote.
+// Observed and Limit are rows: the file's, and run.json's count.
+const CheckFiles = "run_files"
 
 // Validity is whether a run, or one phase of it, can be trusted, and why
 // not. Checks are named by the Check* constants of the package that runs

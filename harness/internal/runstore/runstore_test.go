@@ -14,7 +14,7 @@ import (
 
 func TestWriteLoadRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "20260101-000000-test")
-	w, err := Create(dir, []byte("name: test\n"), Meta{ID: "20260101-000000-test", Scenario: "test", Started: time.Unix(1, 0).UTC()})
+	w, err := Create(dir, []byte("name: test\n"), Meta{ID: "20260101-000000-test", Scenario: "test", Started: time.Unix(1, 0).UTC(), Meters: []MeterMeta{{Name: "rapl"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +85,14 @@ func TestLoadTolerance(t *testing.T) {
 	}{
 		{"complete", header + "m,0,1,2,3\nm,0,2,2,3\n", 2, "", false},
 		{"cut short at the end", header + "m,0,1,2,3\nm,0,2", 1, "", true},
+		{"cut short inside a number", header + "m,0,1,2,3\nm,0,2,2,3", 1, "", true},
+		{"no rows, header without its newline", strings.TrimSuffix(header, "\n"), 0, "", false},
 		{"corrupt in the middle", header + "m,0,1,2,3\nm,0,x,2,3\nm,0,3,2,3\n", 0, "samples.csv:3: t_ns", false},
 		{"wrong header", "a,b\n", 0, "header", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, RunFile), []byte(`{"id":"x"}`), 0o644)
+			os.WriteFile(filepath.Join(dir, RunFile), []byte(`{"id":"x","meters":[{"name":"m"}]}`), 0o644)
 			os.WriteFile(filepath.Join(dir, RequestsFile), []byte(strings.Join(RequestsHeader, ",")+"\n"), 0o644)
 			os.WriteFile(filepath.Join(dir, SamplesFile), []byte(tc.samples), 0o644)
 			run, err := Load(dir)
@@ -124,7 +126,7 @@ func TestLoadNotARun(t *testing.T) {
 // ending at the last row recorded, and the files readable by others.
 func TestLoadKilledRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "20260101-000000-killed")
-	w, err := Create(dir, []byte("name: killed\n"), Meta{ID: "20260101-000000-killed", Scenario: "killed"})
+	w, err := Create(dir, []byte("name: killed\n"), Meta{ID: "20260101-000000-killed", Scenario: "killed", Meters: []MeterMeta{{Name: "m"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,10 @@ type Writer struct {
 	rowBuf   []byte
 	lastSync time.Time
 	closed   bool
+	// written counts the rows handed to the files' buffers, synced
+	// those of them known to be on disk; run.json records synced
+	// (meta.Written) so that it never claims more than the files hold.
+	written, synced Written
 }
 
 // Create makes dir (which must not exist yet), writes the scenario as run
@@ -45,6 +49,7 @@ func Create(dir string, scenario []byte, meta Meta) (*Writer, error) {
 	}
 	w := &Writer{dir: dir, meta: meta}
 	w.meta.Format = Format
+	w.meta.Written = &Written{}
 	if w.meta.Status == "" {
 		w.meta.Status = StatusRunning
 	}
@@ -82,17 +87,17 @@ func (w *Writer) Dir() string { return w.dir }
 
 // AddRequest appends one row to requests.csv.
 func (w *Writer) AddRequest(r Request) error {
-	return w.addRow(w.reqBuf, func(b []byte) []byte { return appendRequestRow(b, r) })
+	return w.addRow(w.reqBuf, &w.written.Requests, func(b []byte) []byte { return appendRequestRow(b, r) })
 }
 
 // AddSample appends one row to samples.csv.
 func (w *Writer) AddSample(s Sample) error {
-	return w.addRow(w.smpBuf, func(b []byte) []byte { return AppendSampleRow(b, s) })
+	return w.addRow(w.smpBuf, &w.written.Samples, func(b []byte) []byte { return AppendSampleRow(b, s) })
 }
 
-// addRow formats one CSV row with row into the writer's reused buffer
-// and appends it to dst (set once at Create).
-func (w *Writer) addRow(dst *bufio.Writer, row func([]byte) []byte) error {
+// addRow formats one CSV row with row into the writer's reused buffer,
+// appends it to dst (set once at Create) and counts it in n.
+func (w *Writer) addRow(dst *bufio.Writer, n *int64, row func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -100,6 +105,9 @@ func (w *Writer) addRow(dst *bufio.Writer, row func([]byte) []byte) error {
 	}
 	w.rowBuf = row(w.rowBuf[:0])
 	_, err := dst.Write(w.rowBuf)
+	if err == nil {
+		*n++
+	}
 	w.maybeSync()
 	return err
 }
@@ -183,8 +191,9 @@ func (w *Writer) maybeSync() {
 }
 
 // Update changes run.json in memory through fn and writes it out
-// atomically, flushing the CSV files first so that run.json never claims
-// more than the files hold.
+// atomically, flushing and syncing the CSV files first so that run.json
+// never claims more than the files hold: neither phases nor rows
+// (meta.Written, set here and not by fn).
 func (w *Writer) Update(fn func(*Meta)) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -196,6 +205,13 @@ func (w *Writer) Update(fn func(*Meta)) error {
 			return err
 		}
 	}
+	return w.writeMetaLocked()
+}
+
+// writeMetaLocked writes run.json with the rows last synced to disk.
+func (w *Writer) writeMetaLocked() error {
+	synced := w.synced
+	w.meta.Written = &synced
 	return WriteJSON(filepath.Join(w.dir, RunFile), w.meta)
 }
 
@@ -218,7 +234,11 @@ func (w *Writer) flushLocked() error {
 		return nil
 	}
 	w.lastSync = time.Now()
-	return errors.Join(w.reqBuf.Flush(), w.smpBuf.Flush(), w.reqFile.Sync(), w.smpFile.Sync())
+	err := errors.Join(w.reqBuf.Flush(), w.smpBuf.Flush(), w.reqFile.Sync(), w.smpFile.Sync())
+	if err == nil {
+		w.synced = w.written
+	}
+	return err
 }
 
 // Close flushes and closes the CSV files and writes run.json a last time.
@@ -232,7 +252,7 @@ func (w *Writer) Close() error {
 	err := w.flushLocked()
 	w.closed = true
 	err = errors.Join(err, w.reqFile.Close(), w.smpFile.Close())
-	return errors.Join(err, WriteJSON(filepath.Join(w.dir, RunFile), w.meta))
+	return errors.Join(err, w.writeMetaLocked())
 }
 
 // WriteJSON writes v as indented JSON to path atomically (a temporary file

@@ -8,7 +8,7 @@ package pmdusb
 import (
 	"encoding/binary"
 	"math/bits"
-	"sort"
+	"slices"
 )
 
 // Channels of the ADC, in wire order: voltage and current per connector.
@@ -96,7 +96,7 @@ type Stats struct {
 // plausible.
 type Decoder struct {
 	Layout      Layout
-	LockRecords int // records examined per hunt (default 16)
+	LockRecords int // records examined per hunt (default 16, at least 2)
 	Stats       Stats
 
 	buf        []byte
@@ -125,6 +125,11 @@ type Decoder struct {
 	suspect     int
 	chans       []int // channel indexes in Mask order
 	rec         Record
+	// huntRecs and huntDeltas are hunt's scratch, kept so that hunting
+	// through garbage, which runs at every byte offset, allocates nothing.
+	huntRecs   []Record
+	huntDeltas []float64
+	huntSorted []float64
 }
 
 // verdict is what check makes of a record.
@@ -153,8 +158,11 @@ func (d *Decoder) init() {
 			}
 		}
 	}
-	if d.LockRecords <= 0 {
+	switch {
+	case d.LockRecords <= 0:
 		d.LockRecords = 16
+	case d.LockRecords < 2:
+		d.LockRecords = 2 // a hunt needs a timestamp delta
 	}
 }
 
@@ -400,38 +408,46 @@ func (d *Decoder) hunt(window []byte, R int) (int, bool) {
 	best := -1
 	var bestMed, bestScore float64
 	n := d.LockRecords
-	recs := make([]Record, n)
-	deltas := make([]float64, 0, n)
+	if cap(d.huntRecs) < n {
+		d.huntRecs = make([]Record, n)
+		d.huntDeltas = make([]float64, 0, n)
+		d.huntSorted = make([]float64, 0, n)
+	}
+	recs := d.huntRecs[:n]
+offsets:
 	for o := 0; o < R; o++ {
+		// An implausible record rules the offset out, and on garbage
+		// most offsets have one among their first records: decoding and
+		// testing record by record stops there, rather than after all n
+		// (resynchronising costs a few decodes a byte, not n).
 		for k := 0; k < n; k++ {
 			d.decode(window[o+k*R:o+(k+1)*R], &recs[k])
+			if !d.plausible(&recs[k]) {
+				continue offsets
+			}
 		}
-		ok := true
 		med, score := 0.0, 0.0
 		if d.Layout.TSBytes >= 2 {
-			deltas = deltas[:0]
+			deltas := d.huntDeltas[:0]
 			for k := 1; k < n; k++ {
 				deltas = append(deltas, float64(d.tsDelta(recs[k-1].TS, recs[k].TS)))
 			}
-			sorted := append([]float64(nil), deltas...)
-			sort.Float64s(sorted)
+			sorted := append(d.huntSorted[:0], deltas...)
+			slices.Sort(sorted)
 			med = sorted[len(sorted)/2]
 			if med <= 0 || med > float64(d.wrap())/8 {
-				ok = false
+				continue
 			}
 			if d.havePeriod && (med < d.period/2 || med > 2*d.period) {
-				ok = false
+				continue
 			}
 			for _, dt := range deltas {
 				if dt < med/2 || dt > 2*med {
-					ok = false
+					continue offsets
 				}
 			}
 		}
-		for k := 0; k < n && ok; k++ {
-			if !d.plausible(&recs[k]) {
-				ok = false
-			}
+		for k := 0; k < n; k++ {
 			for _, ch := range d.chans {
 				if v := recs[k].Raw[ch]; ch%2 == 0 && (v < 1300 || v > 1800) {
 					score += 1e4
@@ -440,9 +456,6 @@ func (d *Decoder) hunt(window []byte, R int) (int, bool) {
 					score += abs(float64(recs[k].Raw[ch] - recs[k-1].Raw[ch]))
 				}
 			}
-		}
-		if !ok {
-			continue
 		}
 		if best < 0 || med < bestMed || (med == bestMed && score < bestScore) {
 			best, bestMed, bestScore = o, med, score

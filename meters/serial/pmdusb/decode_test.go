@@ -3,6 +3,8 @@ package pmdusb
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/academemes/harness/meters/serial/serialtest"
@@ -162,29 +164,79 @@ func TestConvert(t *testing.T) {
 	}
 }
 
+// maxFuzzInput bounds FuzzDecoder's input. Every input that finds new
+// coverage is minimized by a pass that is quadratic in its length
+// (golang/go#48820), at about 0.1 ms a run under coverage instrumentation
+// whatever the decoder costs: 1 KiB took the fuzzer's whole minute of
+// minimization per input, and the fuzzer stood still after a few inputs.
+// 512 bytes still hold a lock with every layout (17 records of at most
+// 20 bytes) and the records after it; with LockRecords fuzzed down to 2,
+// most inputs lock and lose the lock several times.
+const maxFuzzInput = 512
+
 func FuzzDecoder(f *testing.F) {
-	s, _ := stream(Layout{TSBytes: 4, Mask: 0xFF}, 40, 651)
-	f.Add(s, byte(4), byte(0xFF))
-	f.Add(s[5:], byte(0), byte(0x30))
-	f.Add([]byte{}, byte(2), byte(0x03))
-	f.Fuzz(func(t *testing.T, p []byte, ts, mask byte) {
-		// Resynchronising on garbage costs about 1 us a byte (every offset
-		// is tried against the records ahead), so the fuzzer's long inputs
-		// would run a few times a second; 1 KiB holds dozens of records.
-		if len(p) > 1024 {
-			p = p[:1024]
+	// Seeds are a few records long, for the same reason.
+	seed := func(l Layout, n int, skip int) []byte { s, _ := stream(l, n, 651); return s[skip:] }
+	f.Add(seed(Layout{TSBytes: 4, Mask: 0xFF}, 20, 0), byte(2), byte(0xFF), byte(15))
+	f.Add(seed(Layout{TSBytes: 4, Mask: 0xFF}, 6, 5), byte(2), byte(0xFF), byte(2))
+	f.Add(seed(Layout{TSBytes: 2, Mask: 0x30}, 8, 0), byte(1), byte(0x30), byte(3))
+	f.Add(seed(Layout{TSBytes: 0, Mask: 0x30}, 8, 1), byte(0), byte(0x30), byte(3))
+	f.Add([]byte{}, byte(1), byte(0x03), byte(0))
+	f.Fuzz(func(t *testing.T, p []byte, ts, mask, lock byte) {
+		if len(p) > maxFuzzInput {
+			p = p[:maxFuzzInput]
 		}
 		l := Layout{TSBytes: []int{0, 2, 4}[int(ts)%3], Mask: mask}
-		d := Decoder{Layout: l}
-		n := 0
-		d.Feed(p, func(*Record) { n++ })
-		if R := l.RecordLen(); R > 0 && int64(n)*int64(R) > int64(len(p)) {
-			t.Fatalf("%d records of %d bytes from %d bytes", n, R, len(p))
+		lockRecords := 1 + int(lock)%16
+		d := Decoder{Layout: l, LockRecords: lockRecords}
+		var whole []Record
+		d.Feed(p, func(r *Record) { whole = append(whole, *r) })
+		if R := l.RecordLen(); R > 0 && len(whole)*R > len(p) {
+			t.Fatalf("%d records of %d bytes from %d bytes", len(whole), R, len(p))
 		}
-		if d.Stats.Records != int64(n) {
-			t.Fatalf("stats say %d records, delivered %d", d.Stats.Records, n)
+		if d.Stats.Records != int64(len(whole)) {
+			t.Fatalf("stats say %d records, delivered %d", d.Stats.Records, len(whole))
+		}
+		// Bytes arrive from the port in reads of any size: cut into
+		// pieces, the stream decodes the same.
+		c := Decoder{Layout: l, LockRecords: lockRecords}
+		var pieces []Record
+		for i := 0; i < len(p); i += 7 {
+			c.Feed(p[i:min(i+7, len(p))], func(r *Record) { pieces = append(pieces, *r) })
+		}
+		if !slices.Equal(whole, pieces) || c.Stats != d.Stats {
+			t.Fatalf("fed in 7-byte pieces: %d records, %+v; whole: %d, %+v", len(pieces), c.Stats, len(whole), d.Stats)
 		}
 	})
+}
+
+// TestLockRecordsOne: a decoder told to examine one record per hunt
+// examines two, the fewest that show a timestamp step; one alone made the
+// hunt index an empty list of steps and panic.
+func TestLockRecordsOne(t *testing.T) {
+	l := Layout{TSBytes: 4, Mask: 0xFF}
+	s, want := stream(l, 10, 651)
+	d := Decoder{Layout: l, LockRecords: 1}
+	var got []Record
+	d.Feed(s, func(r *Record) { got = append(got, *r) })
+	if len(got) < 7 || got[0].TS != want[0].TS {
+		t.Fatalf("decoded %d records from %d, first %+v; want the first of them on", len(got), len(want), got)
+	}
+}
+
+// TestResyncAllocates: hunting through bytes that hold no record, which it
+// does at every offset, allocates nothing.
+func TestResyncAllocates(t *testing.T) {
+	p := make([]byte, 1024)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range p {
+		p[i] = byte(rng.Uint32())
+	}
+	d := Decoder{Layout: Layout{TSBytes: 4, Mask: 0xFF}}
+	d.Feed(p, func(*Record) {}) // grows the buffer once
+	if n := testing.AllocsPerRun(20, func() { d.Feed(p, func(*Record) {}) }); n > 0 {
+		t.Errorf("%v allocations per 1 KiB of garbage, want none", n)
+	}
 }
 
 func BenchmarkDecode(b *testing.B) {
@@ -198,6 +250,27 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(n*AdcChannels)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkResync feeds bytes with no record in them, as a line at the
+// wrong baud gives: every offset is hunted and none locks. The fuzzer's
+// inputs are mostly such, and its minimizer runs them by the hundred
+// thousand.
+func BenchmarkResync(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := make([]byte, 1024)
+	for i := range p {
+		p[i] = byte(rng.Uint32())
+	}
+	for _, l := range []Layout{{TSBytes: 4, Mask: 0xFF}, {TSBytes: 2, Mask: 0x30}, {TSBytes: 0, Mask: 0xAA}} {
+		b.Run(fmt.Sprintf("ts%d-mask%02x", l.TSBytes, l.Mask), func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				d := Decoder{Layout: l}
+				d.Feed(p, func(*Record) {})
+			}
+		})
+	}
 }
 
 // steadyStream is n records as the emulator sends them at a constant load:

@@ -50,6 +50,8 @@ import (
 
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
+
+	"github.com/academemes/harness/targets"
 )
 
 // Label keys put on every container and image the harness creates, so that
@@ -149,12 +151,15 @@ func (im Image) Report() map[string]any {
 }
 
 // HarnessLabels returns the labels for an object a run creates: the
-// harness mark, the run id and the extra labels given.
+// harness mark, the run id, this process as its owner (targets.Owner: the
+// clean of another run leaves it alone while this one goes on) and the
+// extra labels given.
 func HarnessLabels(runID string, extra map[string]string) map[string]string {
 	l := map[string]string{LabelHarness: "1"}
 	if runID != "" {
 		l[LabelRun] = runID
 	}
+	maps.Copy(l, targets.Self().Labels())
 	maps.Copy(l, extra)
 	return l
 }
