@@ -220,7 +220,7 @@ func TestParseCSVCountsTheRest(t *testing.T) {
 	}
 }
 
-func TestTrim(t *testing.T) {
+func TestTrimmed(t *testing.T) {
 	rec := func() *runstore.Carbon {
 		return &runstore.Carbon{IntensityFile: &runstore.IntensityFile{
 			Points: []runstore.IntensityPoint{{TNs: 0, GPerKWh: 1}, {TNs: 10, GPerKWh: 2}, {TNs: 20, GPerKWh: 3}, {TNs: 30, GPerKWh: 4}}, EndNs: 40,
@@ -239,8 +239,11 @@ func TestTrim(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := rec()
-			Trim(r, tc.a, tc.b)
+			orig := rec()
+			r := Trimmed(orig, tc.a, tc.b)
+			if len(orig.IntensityFile.Points) != 4 || orig.IntensityFile.EndNs != 40 {
+				t.Errorf("the record trimmed from was changed: %+v", orig.IntensityFile)
+			}
 			var got []int64
 			for _, p := range r.IntensityFile.Points {
 				got = append(got, p.TNs)

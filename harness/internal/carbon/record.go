@@ -60,25 +60,31 @@ func FromRecord(rec *runstore.Carbon) (*Config, error) {
 // runner cuts them to the run's own span when it ends.
 const Horizon = 7 * 24 * time.Hour
 
-// Trim keeps the points of a recorded series that cover [s, e): the one
-// in force at s and those after it up to e. A constant is left as it is.
-func Trim(rec *runstore.Carbon, s, e int64) {
-	if rec == nil || rec.IntensityFile == nil {
-		return
+// Trimmed is a copy of rec whose series keeps only the points that cover
+// [s, e): the one in force at s and those after it up to e. A constant is
+// copied as it is; nil stays nil.
+func Trimmed(rec *runstore.Carbon, s, e int64) *runstore.Carbon {
+	if rec == nil {
+		return nil
 	}
-	ps := rec.IntensityFile.Points
+	out := *rec
+	if rec.IntensityFile == nil {
+		return &out
+	}
+	f := *rec.IntensityFile
+	out.IntensityFile = &f
+	ps := f.Points
 	i := sort.Search(len(ps), func(i int) bool { return ps[i].TNs > s }) - 1
 	i = max(i, 0)
 	j := sort.Search(len(ps), func(j int) bool { return ps[j].TNs >= e })
 	if j < i {
 		j = i
 	}
-	end := rec.IntensityFile.EndNs
 	if j < len(ps) {
-		end = ps[j].TNs // the dropped point's start ends the last one kept
+		f.EndNs = ps[j].TNs // the first point dropped ends the last one kept
 	}
-	rec.IntensityFile.Points = append([]runstore.IntensityPoint(nil), ps[i:j]...)
-	rec.IntensityFile.EndNs = end
+	f.Points = append([]runstore.IntensityPoint(nil), ps[i:j]...)
+	return &out
 }
 
 // Describe says in a few words where the intensity comes from:
