@@ -197,7 +197,7 @@ func (a *analysis) carbonOf(m *meterSeries, e *Energy, lim limits) (*Carbon, []s
 	c.TotalSCIPerRequest = gInterval(tsci, minReps, conf, widen(Mean(top)))
 	c.EmbodiedPerRequest = gInterval(emb, minReps, conf, 0)
 	if !e.DynamicJPerRequest.Value.OK() && !e.DynamicJPerRequest.BelowResolution {
-		why := "no dynamic energy: " + e.DynamicJPerRequest.Reason
+		why := e.DynamicJPerRequest.Reason // no idle baseline, or no requests
 		c.SCIPerRequest.Reason, c.OperationalPerRequest.Reason = why, why
 	}
 	// The carbon of an energy the meter does not resolve is not resolved
