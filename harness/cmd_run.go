@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
@@ -41,6 +44,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	procfs := fs.String("path.procfs", "/proc", "procfs root, for meters and host facts")
 	check := fs.Bool("check", false, "only read and validate the scenario, then exit")
 	checks := fs.String("checks", "", "validity policy, overriding the scenario's checks: strict (refuse a busy machine, fail an invalid run), warn (mark it), off")
+	metricsListen := fs.String("metrics-listen", "", "serve a live view of the run in the Prometheus format at http://`ADDR`/metrics while it goes (HOST:PORT, or PORT on 127.0.0.1)")
+	metricsRemote := fs.Bool("metrics-allow-remote", false, "let --metrics-listen serve beyond loopback")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: harness run SCENARIO [flags]\n\nRuns a scenario and writes runs/<id>/ and reports/<id>.html.\n\nFlags:")
 		fs.PrintDefaults()
@@ -63,6 +68,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		sets = append(sets, "checks="+*checks)
+	}
+	metricsAddr := ""
+	if *metricsListen != "" {
+		if metricsAddr, err = runner.MetricsAddr(*metricsListen, *metricsRemote); err != nil {
+			fmt.Fprintf(stderr, "harness run: %v\n", err)
+			return exitUsage
+		}
 	}
 	sc, err := scenario.ReadFile(pos[0], sets)
 	if err != nil {
@@ -93,6 +105,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		case <-finished:
 		}
 	}()
+	var observer runner.Observer
+	if metricsAddr != "" {
+		m, stop, err := serveMetrics(metricsAddr, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "harness run: %v\n", err)
+			return exitFail
+		}
+		defer stop()
+		observer = m
+	}
 	res, err := runner.Run(ctx, sc, runner.Options{
 		RunsDir:      *runsDir,
 		FunctionsDir: *functionsDir,
@@ -100,6 +122,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		Env:          meters.Env{SysfsRoot: *sysfs, ProcfsRoot: *procfs},
 		Log:          stderr,
 		Terminal:     isTerminal(stderr),
+		Observer:     observer,
 	})
 	if res == nil {
 		fmt.Fprintf(stderr, "harness run: %v\n", err)
@@ -171,4 +194,26 @@ func printValidity(w io.Writer, v *runstore.Validity) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// serveMetrics serves the run's live view at http://addr/metrics until
+// stop is called. Each scrape costs the harness a little CPU, which lands
+// in the figures like any other work of the harness: scrape every few
+// seconds, not faster.
+func serveMetrics(addr string, log io.Writer) (*runner.Metrics, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	m := runner.NewMetrics()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Fprintf(log, "live metrics: http://%s/metrics\n", ln.Addr())
+	return m, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }

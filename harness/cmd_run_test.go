@@ -123,6 +123,34 @@ load:
 	}
 }
 
+// TestRunMetricsListen: the live view serves on loopback unless asked
+// otherwise, and a refusal says how to ask, before anything runs.
+func TestRunMetricsListen(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"all interfaces refused", []string{"--metrics-listen", "0.0.0.0:9464"}, exitUsage, "is not loopback"},
+		{"a LAN address refused", []string{"--metrics-listen", "192.168.1.5:9464"}, exitUsage, "add --metrics-allow-remote"},
+		{"no port", []string{"--metrics-listen", "localhost"}, exitUsage, "want HOST:PORT or PORT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runs := t.TempDir()
+			args := append([]string{"run", filepath.Join("..", "scenarios", "coldstart.yaml"), "--runs", runs}, tt.args...)
+			code, _, errs := runCLI(t, args...)
+			if code != tt.code || !strings.Contains(errs, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, tt.code, tt.want)
+			}
+			if dirs, _ := os.ReadDir(runs); len(dirs) != 0 {
+				t.Errorf("a refused run made %v", dirs)
+			}
+		})
+	}
+}
+
 // TestRunReportErrorOnce: a report that cannot be written says so once:
 // "harness run: report: report: mkdir ..." stuttered.
 func TestRunReportErrorOnce(t *testing.T) {

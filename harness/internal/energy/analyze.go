@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/academemes/harness/harness/internal/carbon"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/meters"
 )
@@ -123,6 +124,7 @@ func AnalyzeDetail(run *runstore.Run, opt Options) (*Summary, *Detail, error) {
 	}
 	d := &Detail{Groups: map[GroupKey]*GroupDetail{}}
 	s.Warnings = a.runWarnings()
+	a.carbonSetup(s)
 	for _, m := range a.meters {
 		s.Meters = append(s.Meters, a.meterSummary(m))
 	}
@@ -151,6 +153,8 @@ type analysis struct {
 	reqs map[reqKey][]int
 	// phases by target, in run order.
 	phases map[string][]runstore.Phase
+	// carbon is run.json's carbon: block; nil when it has none.
+	carbon *carbon.Config
 }
 
 func (a *analysis) index() {

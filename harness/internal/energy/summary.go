@@ -71,6 +71,9 @@ type Summary struct {
 	// Validity is run.json's: whether the run's numbers can be trusted.
 	// Nil where the run did not record it.
 	Validity *runstore.Validity `json:"validity,omitempty"`
+	// Carbon is what the carbon figures rest on, and their method; nil
+	// when run.json records no carbon: block (and there are none).
+	Carbon *CarbonSummary `json:"carbon,omitempty"`
 	// Warnings concern the whole run; each phase has its own too.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -218,6 +221,9 @@ type Energy struct {
 	// Coverage is the lowest sample coverage of any window (0-1).
 	Coverage Float       `json:"coverage"`
 	Reps     []RepEnergy `json:"reps"`
+	// Carbon is this energy's carbon per request by the SCI method; nil
+	// when the run gave no carbon: block.
+	Carbon *Carbon `json:"carbon,omitempty"`
 }
 
 // RepEnergy is one repetition's steady window on one meter.

@@ -217,6 +217,9 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 		}
 	}
 	e.Marginal = marginal(g.Rate, g.Power, slopes, a.opt.MinReps, a.opt.Confidence, lim)
+	var cw []string
+	e.Carbon, cw = a.carbonOf(m, &e, lim)
+	warn = append(warn, cw...)
 	if n := len(e.Reps); n < a.opt.MinReps && n > 0 {
 		warn = append(warn, fmt.Sprintf("meter %s: %d repetition(s), fewer than %d: no interval and no comparison (repetitions are the unit of replication)", m.meta.Name, n, a.opt.MinReps))
 	}

@@ -68,6 +68,9 @@ type Side struct {
 	// BelowResolution is set when the analysis found the value smaller
 	// than the meter resolves: it is then no number to divide by.
 	BelowResolution bool
+	// Carbon is the side's carbon figures, for a carbon row: its parts
+	// are shown beside the value.
+	Carbon *energy.Carbon
 }
 
 // N is the number of repetitions behind the side.
@@ -92,7 +95,7 @@ type Row struct {
 	// Note says how to read the metric, e.g. that total energy per
 	// request under open-loop load is mostly idle power over the rate.
 	Note     string
-	Unit     string // "J" or "ms"
+	Unit     string // "J", "gCO2e" or "ms"
 	Meter    string // energy metrics only
 	Estimate bool
 	A, B     Side
@@ -274,6 +277,17 @@ func Compare(title string, pairs []Pair, opt Options) *Comparison {
 				finish(&row, opt, cross)
 				c.Rows = append(c.Rows, row)
 			}
+			if mp.a.Carbon != nil && mp.b.Carbon != nil {
+				row := Row{Metric: carbonMetric, Unit: "gCO2e", Meter: mp.label, Estimate: mp.a.Estimate || mp.b.Estimate,
+					Note: "((E x I) + M) per request, E the dynamic energy (Software Carbon Intensity, ISO/IEC 21031:2024)",
+					A:    carbonSide(p.A, p.TA, p.Phase, mp.a), B: carbonSide(p.B, p.TB, p.Phase, mp.b)}
+				row.Reasons = append(slices.Clone(base), mp.reasons...)
+				if ka, kb := carbonKey(p.A.Run.Meta.Carbon), carbonKey(p.B.Run.Meta.Carbon); ka != kb {
+					row.Reasons = append(row.Reasons, fmt.Sprintf("different carbon settings: %s vs %s", ka, kb))
+				}
+				finish(&row, opt, cross)
+				c.Rows = append(c.Rows, row)
+			}
 		}
 		la, lb := latencySide(p.A, p.TA, p.Phase), latencySide(p.B, p.TB, p.Phase)
 		if la.N() > 0 && lb.N() > 0 {
@@ -285,6 +299,9 @@ func Compare(title string, pairs []Pair, opt Options) *Comparison {
 	sort.Slice(c.Runs, func(i, j int) bool { return c.Runs[i].ID < c.Runs[j].ID })
 	return c
 }
+
+// carbonMetric names the carbon rows of a comparison.
+const carbonMetric = "carbon per request (SCI)"
 
 // totalNote says what total energy per request is under the run's load.
 func totalNote(model string) string {
@@ -637,13 +654,13 @@ func denominatorProblem(s Side, unit string, cross bool) string {
 		return n + " is below the meter's resolution"
 	case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
 		return n + " has no value"
-	case unit == "J" && math.Abs(s.Value) < zeroJ:
+	case unit == "J" && math.Abs(s.Value) < zeroJ, unit == "gCO2e" && math.Abs(s.Value) < zeroG:
 		return fmt.Sprintf("%s is indistinguishable from zero (%s)", n, fmtValue(s.Value, unit))
 	case s.Value <= 0:
 		return fmt.Sprintf("%s is not positive (%s): the load drew no more than the idle baseline", n, fmtValue(s.Value, unit))
 	case s.N() < 2:
 		return n + " has one repetition, so nothing tells it from zero"
-	case unit == "J" && !(s.Lo > 0):
+	case unit != "ms" && !(s.Lo > 0):
 		// Energy above idle can be zero or less; a latency cannot, and its
 		// symmetric interval reaching zero says only that it is spread.
 		return fmt.Sprintf("%s cannot be told from zero: its interval is [%s, %s]", n, fmtValue(s.Lo, unit), fmtValue(s.Hi, unit))
@@ -737,8 +754,11 @@ func verdict(r Row, cross bool) string {
 	}
 	verb, what := "used", metric
 	more, less := "more", "less"
-	if r.Unit == "ms" {
+	switch r.Unit {
+	case "ms":
 		verb, what, more, less = "had", "mean latency", "higher", "lower"
+	case "gCO2e":
+		verb = "emitted"
 	}
 	if r.Ratio > 1 { // b is the larger
 		return fmt.Sprintf("%s %s %sx (%s-%sx) %s %s%s than %s (%s)", a, verb, fmtX(r.Ratio), fmtX(r.RatioLo), fmtX(r.RatioHi), less, what, est, b, pText)
@@ -844,6 +864,9 @@ func sideText(s Side, u string) string {
 	if !math.IsNaN(s.Lo) && !math.IsNaN(s.Hi) {
 		v += " (" + fmtValue(s.Lo, u) + " to " + fmtValue(s.Hi, u) + ")"
 	}
+	if s.Carbon != nil {
+		v += " = " + carbonParts(s.Carbon)
+	}
 	return v
 }
 
@@ -863,8 +886,11 @@ func ratioText(r Row) string {
 }
 
 func fmtValue(v float64, u string) string {
-	if u == "J" {
+	switch u {
+	case "J":
 		return fmtJ(energy.Float(v))
+	case "gCO2e":
+		return fmtG(energy.Float(v))
 	}
 	return fmtNum(energy.Float(v)) + " " + u
 }
@@ -895,6 +921,17 @@ type jsonSide struct {
 	Repetitions     int            `json:"repetitions"`
 	Values          []energy.Float `json:"values"`
 	BelowResolution bool           `json:"below_resolution"`
+	// Carbon is a carbon row's parts, per request in gCO2e.
+	Carbon *jsonCarbon `json:"carbon,omitempty"`
+}
+
+// jsonCarbon is a carbon side's parts: E x I and M per request, and SCI
+// per 1,000 requests; null where below resolution (or M not given).
+type jsonCarbon struct {
+	OperationalPerRequest energy.Float `json:"operational_g_per_request"`
+	EmbodiedPerRequest    energy.Float `json:"embodied_g_per_request"`
+	Per1000Requests       energy.Float `json:"sci_g_per_1000_requests"`
+	IntensityGPerKWh      energy.Float `json:"intensity_g_per_kwh"`
 }
 
 type jsonRow struct {
@@ -960,6 +997,13 @@ func toJSONSide(s Side) jsonSide {
 		BelowResolution: s.BelowResolution}
 	if s.BelowResolution {
 		js.Value, js.Interval = energy.Float(math.NaN()), nil
+	}
+	if c := s.Carbon; c != nil {
+		js.Carbon = &jsonCarbon{OperationalPerRequest: resolved(c.OperationalPerRequest).Value, EmbodiedPerRequest: c.EmbodiedPerRequest.Value,
+			Per1000Requests: resolved(c.SCIPer1000Requests).Value, IntensityGPerKWh: c.IntensityGPerKWh}
+		if !c.EmbodiedCounted {
+			js.Carbon.EmbodiedPerRequest = energy.Float(math.NaN())
+		}
 	}
 	return js
 }

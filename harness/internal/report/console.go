@@ -36,12 +36,15 @@ var funcs = template.FuncMap{
 	"iv": func(v, lo, hi energy.Float) energy.Interval {
 		return energy.Interval{Value: v, Lo: lo, Hi: hi}
 	},
-	"input":    inputOf,
-	"uwh":      fmtUWh,
-	"describe": describe,
-	"condense": condense,
-	"fact":     fmtFact,
-	"neg":      func(f energy.Float) bool { return f.OK() && f < -zeroJ },
+	"input":     inputOf,
+	"uwh":       fmtUWh,
+	"describe":  describe,
+	"condense":  condense,
+	"fact":      fmtFact,
+	"neg":       func(f energy.Float) bool { return f.OK() && f < -zeroJ },
+	"grams2":    fmtGInterval2,
+	"intensity": fmtIntensity,
+	"embodied":  embodiedText,
 }
 
 // swatch is a legend key drawn with CSS (not SVG, so that the page's only
@@ -181,6 +184,23 @@ func fmtInterval2(iv energy.Interval) template.HTML {
 // zero is not shown with false digits. Brackets keep negative bounds
 // unambiguous.
 func intervalParts(iv energy.Interval) (value, bounds string) {
+	return intervalPartsIn(iv, joulesUnit)
+}
+
+// unit is how a quantity is shown: a prefix that makes a magnitude read
+// 1-999, the magnitude below which it is rounding residue, and its
+// formatter for one value.
+type unit struct {
+	scale func(float64) (float64, string)
+	zero  float64
+	zeroS string
+	one   func(energy.Float) string
+}
+
+var joulesUnit = unit{scale: jUnit, zero: zeroJ, zeroS: "0 J", one: fmtJ}
+
+// intervalPartsIn is intervalParts in unit u.
+func intervalPartsIn(iv energy.Interval, u unit) (value, bounds string) {
 	if iv.BelowResolution {
 		return belowResolution, ""
 	}
@@ -189,19 +209,19 @@ func intervalParts(iv energy.Interval) (value, bounds string) {
 	}
 	v, lo, hi := float64(iv.Value), float64(iv.Lo), float64(iv.Hi)
 	if !iv.Lo.OK() || !iv.Hi.OK() {
-		return fmtJ(iv.Value), ""
+		return u.one(iv.Value), ""
 	}
 	big := math.Max(math.Abs(v), math.Max(math.Abs(lo), math.Abs(hi)))
-	if big < zeroJ {
-		return "0 J", "[0, 0]"
+	if big < u.zero {
+		return u.zeroS, "[0, 0]"
 	}
-	k, u := jUnit(big)
+	k, un := u.scale(big)
 	d := sigDecimals(big*k, 3)
 	if hw := (hi - lo) / 2 * k; hw > 0 {
 		// The value keeps two significant digits of its own.
 		d = min(d, max(sigDecimals(hw, 2), sigDecimals(v*k, 2)))
 	}
-	return fixed(v*k, d) + " " + u, "[" + fixed(lo*k, d) + ", " + fixed(hi*k, d) + "]"
+	return fixed(v*k, d) + " " + un, "[" + fixed(lo*k, d) + ", " + fixed(hi*k, d) + "]"
 }
 
 func fmtNum(f energy.Float) string {
@@ -291,6 +311,7 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 	for _, c := range s.ColdStarts {
 		fmt.Fprintf(w, "Cold start of %s (%s %s, %s): %s per request more than warm (%s), %s\n", c.Function, c.Cold, c.Phase, c.Meter, fmtInterval(c.DynamicJPerRequest), c.Warm, fmtUWh(c.DynamicJPerRequest.Value))
 	}
+	printCarbon(w, s)
 	switch {
 	case !v.Known:
 		fmt.Fprintln(w, "Validity: not recorded for this run.")
@@ -314,8 +335,9 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 }
 
 // CSVHeader is the header of the summary CSV: one row per target, phase
-// and meter, in units named in the column names.
-var CSVHeader = []string{
+// and meter, in units named in the column names; the carbon columns
+// (CarbonCSVHeader) come last.
+var CSVHeader = append([]string{
 	"run_id", "target", "kind", "mode", "phase", "meter", "estimate", "source",
 	"reps", "requests", "successes", "throughput_rps",
 	"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms",
@@ -329,7 +351,7 @@ var CSVHeader = []string{
 	"below_resolution", "resolution_j", "per_request_limited_by_meter",
 	"cold_start_dynamic_j_per_request", "cold_start_lo", "cold_start_hi", "cold_start_uwh_per_request",
 	"valid", "validity_problems",
-}
+}, CarbonCSVHeader...)
 
 // WriteCSV writes the summary as CSV for pandas and R: NaN for missing.
 // A figure below the meter's resolution is NaN with below_resolution
@@ -410,6 +432,7 @@ func WriteCSV(w io.Writer, s *energy.Summary) error {
 					}
 				}
 				rec = append(rec, valid, strings.Join(problems, " | "))
+				rec = append(rec, carbonCSV(e.Carbon)...)
 				if err := cw.Write(rec); err != nil {
 					return err
 				}

@@ -98,6 +98,10 @@ type runPage struct {
 	Validity validity
 	// ColdStarts is the cold-start energy table.
 	ColdStarts []coldStartRow
+	// Carbon is the carbon tables, one per meter; none without a carbon:
+	// block, and NoCarbon then says how to add one.
+	Carbon   []carbonTable
+	NoCarbon string
 	// NotDrawn explains per-request distributions left out because the
 	// meter samples too slowly to attribute energy to single requests.
 	NotDrawn []string
@@ -126,6 +130,8 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		Functions:  functionTables(run, sum, v),
 		Validity:   v,
 		ColdStarts: coldStartRows(sum),
+		Carbon:     carbonTables(sum, v),
+		NoCarbon:   NoCarbon,
 		NotDrawn:   notDrawn(sum),
 	}
 	idx, err := indexMeta(runEntry(run, sum, v))

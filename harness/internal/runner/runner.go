@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/academemes/harness/clock"
+	"github.com/academemes/harness/harness/internal/carbon"
 	"github.com/academemes/harness/harness/internal/load"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/scenario"
@@ -42,6 +43,9 @@ type Options struct {
 	Now func() time.Time
 	// Thresholds of the validity checks; nil for validity.Default().
 	Thresholds *validity.Thresholds
+	// Observer is told what the run does as it goes (a live view,
+	// NewMetrics); nil for none.
+	Observer Observer
 }
 
 // Result is what a run produced.
@@ -100,6 +104,9 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.Observer == nil {
+		opt.Observer = noObserver{}
+	}
 	env := opt.Env
 	if env.Log == nil {
 		env.Log = opt.Log
@@ -122,6 +129,9 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 		Started: clock.Now(), Host: readHost(env.ProcfsRoot, env.SysfsRoot), Repeat: sc.Repeat,
 		Load: runstore.LoadMeta{Method: sc.Load.Request.Method, Path: sc.Load.Request.Path, Workers: sc.Load.Workers},
 	}
+	// run.json rewrites at every phase: it carries an intensity series
+	// only as far as a run may last, and at the end only the run's span.
+	meta.Carbon = carbon.Trimmed(sc.Carbon, meta.Started.UnixNano(), meta.Started.Add(carbon.Horizon).UnixNano())
 	if sc.Load.Sequential != nil {
 		meta.Load.Model = "sequential"
 	} else {
@@ -133,10 +143,12 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	}
 	res := &Result{ID: id, Dir: dir}
 	logf("run %s -> %s", id, dir)
+	opt.Observer.RunStarted(w.Meta())
 
 	r := &run{sc: sc, opt: opt, env: env, w: w, logf: logf, watch: newWatch(sc.Checks, opt.Thresholds), bodies: bodies}
 	runErr := r.execute(ctx)
 	res.Validity, err = r.finishChecks()
+	opt.Observer.Validity(res.Validity)
 	if runErr == nil {
 		runErr = err
 	}
@@ -153,6 +165,7 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	err = w.Update(func(m *runstore.Meta) {
 		m.Status = status
 		m.Ended = clock.Now()
+		m.Carbon = carbon.Trimmed(m.Carbon, m.Started.UnixNano(), m.Ended.UnixNano())
 		if runErr != nil {
 			m.Error = runErr.Error()
 		}
@@ -205,6 +218,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if err := r.systemCheck(ctx); err != nil {
 		return err
 	}
+	r.opt.Observer.Validity(r.w.Meta().Validity)
 	slots, err := r.plan()
 	if err != nil {
 		return err
@@ -236,6 +250,7 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 		mm.Notes = notes
 		idx := len(r.w.Meta().Meters)
 		r.w.Update(func(meta *runstore.Meta) { meta.Meters = append(meta.Meters, mm) })
+		r.opt.Observer.MeterStarted(mm)
 		desc := info.Description
 		if info.Kind == meters.Model && !strings.Contains(desc, "not a measurement") {
 			desc += " — an estimate from a model, not a measurement"
@@ -249,7 +264,9 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			defer wg.Done()
 			name := info.Name
 			err := m.Run(ctx, func(s meters.Sample) {
-				r.addSample(runstore.SampleFrom(name, s))
+				smp := runstore.SampleFrom(name, s)
+				r.addSample(smp)
+				r.opt.Observer.Sample(smp)
 			})
 			var rep *runstore.MeterReport
 			if rp, ok := m.(meters.Reporter); ok {
@@ -508,12 +525,14 @@ func (r *run) runSlot(ctx context.Context, s slot, prog *progress) error {
 			return uerr
 		}
 		r.phaseStarted()
+		r.opt.Observer.PhaseStarted(ph)
 		stages, err := st.run(ctx)
 		ph.EndNs = clock.Now().UnixNano()
 		ph.Stages = stages
 		ph.Interrupted = ctx.Err() != nil
 		r.mark(fmt.Sprintf("%s/%s/%d end", lt.spec.Name, st.name, s.rep))
 		verr := r.phaseEnded(idx, &ph)
+		r.opt.Observer.Validity(r.w.Meta().Validity)
 		if uerr := r.w.Update(func(m *runstore.Meta) { m.Phases[idx] = ph }); uerr != nil {
 			return uerr
 		}
@@ -569,11 +588,13 @@ func (r *run) drive(lt *liveTarget, rep int, phase string, req load.Request, war
 				if h.Err != "" {
 					r.errors.Add(1)
 				}
-				r.addRequest(runstore.Request{
+				q := runstore.Request{
 					Target: lt.spec.Name, Phase: phase, Rep: rep, Seq: h.Seq,
 					StartNs: h.Start.UnixNano(), LatencyNs: int64(h.Latency), Status: h.Status,
 					BytesIn: h.BytesIn, BytesOut: h.BytesOut, Cold: h.Cold, StartUpNs: int64(h.StartUp), Error: h.Err,
-				})
+				}
+				r.addRequest(q)
+				r.opt.Observer.Request(q)
 			},
 		}
 		var stages []runstore.Stage

@@ -112,8 +112,67 @@ type Meta struct {
 	// and when the run ends), so that a reader can tell a file cut short
 	// or altered after the fact from a short run. Nil in runs written
 	// before it was recorded, which are then read unchecked.
-	Written *Written       `json:"written,omitempty"`
-	Extra   map[string]any `json:"extra,omitempty"`
+	Written *Written `json:"written,omitempty"`
+	// Carbon is the scenario's carbon: block as run, every value with
+	// where it came from; nil when the scenario has none, since no
+	// default can know the user's grid.
+	Carbon *Carbon        `json:"carbon,omitempty"`
+	Extra  map[string]any `json:"extra,omitempty"`
+}
+
+// Carbon is what the carbon figures rest on (the Software Carbon
+// Intensity method): the grid's intensity, as a constant or a series,
+// the hardware's embodied emissions, and the facility's power usage
+// effectiveness. Each value says its source: the scenario file's
+// "path:line:col", the "--set PATH=VALUE" it came from, or "default".
+type Carbon struct {
+	// IntensityGPerKWh is a constant grid intensity in gCO2e/kWh; nil
+	// when a series is given instead.
+	IntensityGPerKWh *Sourced `json:"intensity_g_per_kwh,omitempty"`
+	// IntensityFile is an intensity series read from a file; nil when a
+	// constant is given.
+	IntensityFile *IntensityFile `json:"intensity_file,omitempty"`
+	// Embodied is the hardware's embodied emissions; nil when not given
+	// (M is then not counted, and every figure says so).
+	Embodied *Embodied `json:"embodied,omitempty"`
+	// PUE is the facility's power usage effectiveness, by which the
+	// measured energy is multiplied (1: no facility overhead counted).
+	PUE Sourced `json:"pue"`
+}
+
+// Sourced is a number with where it came from.
+type Sourced struct {
+	Value  float64 `json:"value"`
+	Source string  `json:"source"`
+}
+
+// IntensityFile is an intensity series as read from a CSV file of
+// timestamp,gCO2e/kWh rows. Points holds those that cover the run (each
+// holds from its time until the next point's, the last until EndNs), so
+// that the analysis can be redone without the file.
+type IntensityFile struct {
+	Path   string `json:"path"`   // as given in the scenario
+	Source string `json:"source"` // where the path was given
+	SHA256 string `json:"sha256"` // of the file's bytes
+	Rows   int    `json:"rows"`   // data rows in the file
+	// EndNs is when the file's last point stops holding (one median
+	// spacing after it).
+	EndNs  int64            `json:"end_ns"`
+	Points []IntensityPoint `json:"points"`
+}
+
+// IntensityPoint is one value of an intensity series.
+type IntensityPoint struct {
+	TNs     int64   `json:"t_ns"`
+	GPerKWh float64 `json:"g_per_kwh"`
+}
+
+// Embodied is the hardware's embodied emissions, charged to a run by
+// time share: total x (time reserved / lifetime) x share.
+type Embodied struct {
+	TotalKg       Sourced `json:"total_kg"`       // kgCO2e over the hardware's life
+	LifetimeYears Sourced `json:"lifetime_years"` // expected lifetime
+	Share         Sourced `json:"share"`          // of the hardware reserved, 0-1
 }
 
 // Written counts the data rows (the header not counted) of a run's CSV

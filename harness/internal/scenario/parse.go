@@ -218,7 +218,7 @@ func (p *parser) stringMap(n *yaml.Node, path string) map[string]string {
 
 // scenario decodes the root mapping; defaults fill what is absent.
 func (p *parser) scenario(root *yaml.Node) *Scenario {
-	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "order", "seed", "checks")
+	f := p.fields(root, "", "name", "description", "repeat", "idle", "warmup", "cooldown", "meters", "targets", "load", "order", "seed", "checks", "carbon")
 	sc := &Scenario{
 		Name:        p.str(f["name"], "name"),
 		Description: p.str(f["description"], "description"),
@@ -255,6 +255,7 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 		sc.Targets = append(sc.Targets, p.target(t, fmt.Sprintf("targets[%d]", i)))
 	}
 	sc.Load = p.load(f["load"], "load")
+	sc.Carbon = p.carbon(f["carbon"], "carbon")
 	return sc
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/academemes/harness/harness/internal/runstore"
 )
 
 // Defaults, used where a scenario says nothing. Five repetitions: the
@@ -58,6 +60,11 @@ type Scenario struct {
 	// records.
 	Order string
 	Seed  uint64
+
+	// Carbon is the carbon: block as run.json records it, every value
+	// with its source and an intensity file's points read; nil when the
+	// scenario has none (and the run has no carbon figures).
+	Carbon *runstore.Carbon
 
 	// File is the path the scenario was read from; Dir is its directory,
 	// against which body_file and functions paths resolve.
