@@ -84,8 +84,8 @@ type syncPoint struct {
 
 // epoch is one fit as Map used it, and the span of remote times it mapped.
 type epoch struct {
-	a, b     float64
-	lo, hi   int64
+	a, b   float64
+	lo, hi int64
 	used   bool
 }
 
