@@ -198,6 +198,10 @@ type Fit struct {
 	RoundTripMedian time.Duration
 	// SpanNs is the remote time from the first kept exchange to the last.
 	SpanNs int64
+	// ResidualRMSNs and ResidualMaxNs say how far the kept exchanges'
+	// offsets lie from the line.
+	ResidualRMSNs float64
+	ResidualMaxNs float64
 }
 
 // Fit returns the current estimate and its bound.
@@ -211,10 +215,15 @@ func (s *Sync) Fit() Fit {
 	f.DriftPPM = s.b * 1e6
 	rts := make([]float64, len(s.pts))
 	lo, hi := s.pts[0].x, s.pts[0].x
+	var ss float64
 	for i, p := range s.pts {
 		rts[i] = 2 * p.half
 		lo, hi = min(lo, p.x), max(hi, p.x)
+		r := math.Abs(s.at(s.a, s.b, p.x) - p.y)
+		ss += r * r
+		f.ResidualMaxNs = math.Max(f.ResidualMaxNs, r)
 	}
+	f.ResidualRMSNs = math.Sqrt(ss / float64(len(s.pts)))
 	slices.Sort(rts)
 	f.RoundTripMin = time.Duration(rts[0])
 	f.RoundTripMedian = time.Duration(rts[len(rts)/2])
