@@ -509,4 +509,3 @@ func (r *recording) idle() time.Duration {
 	defer r.mu.Unlock()
 	return time.Since(r.contact)
 }
-
