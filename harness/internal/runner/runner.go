@@ -5,6 +5,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -209,7 +210,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 }
 
 func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
-	for _, spec := range r.sc.Meters {
+	for i, spec := range r.sc.Meters {
 		m, notes, err := meters.Open(spec, r.env)
 		for _, n := range notes {
 			r.logf("%s", n)
@@ -220,11 +221,17 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 		info := m.Info()
 		mm := runstore.MeterMetaFrom(info)
 		mm.Notes = notes
+		// The machine measured: the scenario's host:, else the meter's
+		// own address (an agent's), else this one.
+		mm.Host = hostName(cmp.Or(r.sc.MeterHost(i), info.Host))
 		idx := len(r.w.Meta().Meters)
 		r.w.Update(func(meta *runstore.Meta) { meta.Meters = append(meta.Meters, mm) })
 		desc := info.Description
 		if info.Kind == meters.Model && !strings.Contains(desc, "not a measurement") {
 			desc += " — an estimate from a model, not a measurement"
+		}
+		if mm.Host != runstore.HostLocal {
+			desc += " (measures " + mm.Host + ")"
 		}
 		r.logf("meter %s: %s", info.Label(), desc)
 		if mk, ok := m.(meters.Marker); ok {
@@ -264,11 +271,18 @@ func (r *run) startTargets(ctx context.Context) error {
 			Logf: func(format string, args ...any) { r.logf(ts.Name+": "+format, args...) },
 		}
 		lt := &liveTarget{spec: ts, meta: runstore.TargetMetaFrom(targets.Info{Name: ts.Name, Kind: ts.Kind, Mode: spec.Mode, Function: ts.Function})}
+		host := targetHost(ts, spec)
+		lt.meta.Host = host
 		t, err := targets.New(spec)
 		if err == nil {
 			lt.target = t
 			lt.meta = runstore.TargetMetaFrom(t.Info())
-			r.logf("target %s (%s, %s, %s): starting", ts.Name, ts.Kind, ts.Mode, ts.Function)
+			lt.meta.Host = host
+			where := ""
+			if host != runstore.HostLocal {
+				where = ", served from " + host
+			}
+			r.logf("target %s (%s, %s, %s%s): starting", ts.Name, ts.Kind, ts.Mode, ts.Function, where)
 			err = t.Start(ctx)
 			if err == nil {
 				lt.meta.URL = t.URL().String()
