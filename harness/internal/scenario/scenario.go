@@ -53,7 +53,7 @@ type Scenario struct {
 	// own address, else this machine). Read it with MeterHost.
 	MeterHosts []string
 	Targets    []Target
-	Load        Load
+	Load       Load
 	// Checks is the validity policy: validity.Strict, Warn (the
 	// default) or Off. `harness run --checks` overrides it.
 	Checks string
@@ -84,7 +84,7 @@ type Target struct {
 	// Host names the machine that serves the target; "" lets the kind say
 	// (a wasm target's options.remote), else it is this machine.
 	Host    string
-	Options  map[string]any
+	Options map[string]any
 	// Inputs, when given, replace load.inputs for this target, so that
 	// each function can get the inputs that suit it.
 	Inputs []Input
