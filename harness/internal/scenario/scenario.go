@@ -48,12 +48,14 @@ type Scenario struct {
 	Warmup      time.Duration // load that is not scored
 	Cooldown    time.Duration // unloaded tail, lets power settle
 	Meters      []string      // meter spec strings
+	Targets     []Target
+	Load        Load
+
 	// MeterHosts names, per meter (same index as Meters), the machine it
 	// measures, from a meter entry's host: ("" when not said: the meter's
 	// own address, else this machine). Read it with MeterHost.
 	MeterHosts []string
-	Targets    []Target
-	Load       Load
+
 	// Checks is the validity policy: validity.Strict, Warn (the
 	// default) or Off. `harness run --checks` overrides it.
 	Checks string
@@ -81,13 +83,14 @@ type Target struct {
 	// Required makes an unavailable platform fail the run instead of being
 	// skipped.
 	Required bool
-	// Host names the machine that serves the target; "" lets the kind say
-	// (a wasm target's options.remote), else it is this machine.
-	Host    string
-	Options map[string]any
+	Options  map[string]any
 	// Inputs, when given, replace load.inputs for this target, so that
 	// each function can get the inputs that suit it.
 	Inputs []Input
+
+	// Host names the machine that serves the target; "" lets the kind say
+	// (a wasm target's options.remote), else it is this machine.
+	Host string
 
 	// Positions of option errors: an unknown key at the key, a bad value
 	// at the value.
