@@ -189,14 +189,15 @@ type MeterMeta struct {
 	// Precision is what the meter could resolve and how far it may be off.
 	Precision Precision `json:"precision"`
 	// Label is how the meter is named to people; a model says so in it.
-	Label string   `json:"label"`
-	Notes []string `json:"notes,omitempty"` // how auto chose, etc.
+	Label  string       `json:"label"`
+	Notes  []string     `json:"notes,omitempty"` // how auto chose, etc.
+	Report *MeterReport `json:"report,omitempty"`
+	Error  string       `json:"error,omitempty"` // why it stopped early
+
 	// Host is the machine whose power the meter measures: HostLocal for
 	// the one the harness runs on, else as the scenario or the meter's
 	// address names it. "" in runs written before it was recorded.
-	Host   string       `json:"host,omitempty"`
-	Report *MeterReport `json:"report,omitempty"`
-	Error  string       `json:"error,omitempty"` // why it stopped early
+	Host string `json:"host,omitempty"`
 }
 
 // Channel is one series of a meter.
