@@ -298,6 +298,9 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 		Host:     p.str(f["host"], path+".host"),
 		Options:  map[string]any{},
 	}
+	if n := f["kind"]; n != nil && n.Tag == "!!null" && n.Value == "null" {
+		t.Kind = "null" // YAML reads `kind: null` as nothing; it names the null target
+	}
 	t.Inputs = p.inputs(f["inputs"], path+".inputs")
 	if o := f["options"]; o != nil && o.Tag != "!!null" {
 		if o.Kind != yaml.MappingNode {

@@ -252,6 +252,7 @@ func TestErrors(t *testing.T) {
 		{"bad meter host", good, []string{"meters[1]={spec: testmeter, host: 'a b'}"}, []string{`meters[1].host: "a b": a host name or address`}},
 		{"unknown field of a meter entry", good, []string{"meters[1]={spec: testmeter, where: pi}"}, []string{"meters[1].where: unknown field; allowed here: spec, host"}},
 		{"bad target host", strings.Replace(good, "mode: cold", "mode: cold\n    host: http://pi/", 1), nil, []string{`s.yaml:11:11: targets[0].host: "http://pi/": a host name or address`}},
+		{"kind: null names the null kind, not nothing", good, []string{"targets[0].kind=null"}, []string{`targets[0].kind: unknown target kind "null"`}},
 		{"missing body file", good, []string{"load.request.body=", "load.request.body_file=nope.json"}, []string{"load.request.body_file: cannot read", "nope.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
