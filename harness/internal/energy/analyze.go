@@ -43,7 +43,7 @@ type Options struct {
 	// passes without a warning: beyond it, which requests a sample
 	// overlaps is uncertain.
 	MaxClockBound float64
-	MaxErrorRate     float64       // failed requests in a phase
+	MaxErrorRate  float64 // failed requests in a phase
 	// PowerPoints is the most points per meter in Detail.Power.
 	PowerPoints int
 }
