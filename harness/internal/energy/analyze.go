@@ -38,14 +38,14 @@ type Options struct {
 	MinCoverage      float64       // sample coverage of a window
 	NoisyIdleCV      float64       // coefficient of variation of idle power
 	MaxClockResidual time.Duration // RMS residual of a device clock fit
+	MaxErrorRate     float64       // failed requests in a phase
+	// PowerPoints is the most points per meter in Detail.Power.
+	PowerPoints int
 	// MaxClockBound is the largest bound on a remote meter's sample
 	// times (agent:), as a share of the median request's latency, that
 	// passes without a warning: beyond it, which requests a sample
 	// overlaps is uncertain.
 	MaxClockBound float64
-	MaxErrorRate  float64 // failed requests in a phase
-	// PowerPoints is the most points per meter in Detail.Power.
-	PowerPoints int
 }
 
 // DefaultOptions are the parameters Analyze uses.
@@ -58,9 +58,9 @@ func DefaultOptions() Options {
 		MinCoverage:      0.9,
 		NoisyIdleCV:      0.10,
 		MaxClockResidual: time.Millisecond,
-		MaxClockBound:    0.1,
 		MaxErrorRate:     0.01,
 		PowerPoints:      1500,
+		MaxClockBound:    0.1,
 	}
 }
 
