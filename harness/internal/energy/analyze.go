@@ -257,7 +257,8 @@ func (a *analysis) hostWarnings(m runstore.MeterMeta) []string {
 		return nil
 	}
 	for _, t := range a.run.Meta.Targets {
-		if t.Host != "" && t.Host != m.Host && !t.Skipped {
+		// The null target serves from the load machine on purpose.
+		if t.Host != "" && t.Host != m.Host && !t.Skipped && t.Kind != "null" {
 			w = append(w, fmt.Sprintf("meter %s measures %s, but target %s is served from %s: the meter's figures for it are not its energy", m.Name, m.Host, t.Name, t.Host))
 		}
 	}

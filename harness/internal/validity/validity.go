@@ -331,6 +331,12 @@ func judgeHost(meta *runstore.Meta, target string, add func(string, float64, flo
 	for _, tm := range meta.Targets {
 		if tm.Name == target {
 			host = tm.Host
+			if tm.Kind == "null" {
+				// The null target is served on the load machine on
+				// purpose: it measures what the load generator costs
+				// the metered machine, wherever that is.
+				return
+			}
 		}
 	}
 	if host == "" {

@@ -208,6 +208,13 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		{
+			name: "the null target is on the load machine on purpose",
+			bend: func(r *runstore.Run) {
+				r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm", Kind: "null", Host: runstore.HostLocal}}
+				r.Meta.Meters[0].Host = "192.0.2.7"
+			},
+		},
+		{
 			name: "an old run records no hosts: not judged",
 			bend: func(r *runstore.Run) { r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm"}} },
 		},
