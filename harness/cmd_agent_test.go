@@ -326,6 +326,8 @@ load:
 	if d := f.OffsetNs - trueOffset; d > f.BoundNs || -d > f.BoundNs {
 		t.Errorf("offset %.0f ns, true %.0f ns, bound %.0f ns", f.OffsetNs, trueOffset, f.BoundNs)
 	}
+	t.Logf("offset %.0f ns off the true %.0f ns, drift %.3f ppm (true %.3f) ± %.3f, bound %.0f ns",
+		f.OffsetNs-trueOffset, trueOffset, f.DriftPPM, (1/(1+200e-6)-1)*1e6, f.DriftBoundPPM, f.BoundNs)
 	raw, err := os.ReadFile(filepath.Join(dirs[0], runstore.RunFile))
 	if err != nil || strings.Contains(string(raw), "t0k") {
 		t.Errorf("run.json holds the token (or cannot be read: %v)", err)
