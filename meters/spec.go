@@ -3,6 +3,7 @@ package meters
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -96,4 +97,14 @@ func (sp Spec) Unknown(allowed ...string) error {
 	sort.Strings(bad)
 	return fmt.Errorf("%w %q: unknown option(s) %s; allowed: %s", ErrSpec, sp.Raw,
 		strings.Join(bad, ", "), strings.Join(allowed, ", "))
+}
+
+// secretOption matches the options of a spec that hold a secret.
+var secretOption = regexp.MustCompile(`(?i)((?:^|[?&,:])(?:token|password)=)[^&,]*`)
+
+// Redact is spec with the values of its secret options (token=,
+// password=) replaced by ***, for messages and files: a spec may carry
+// an agent's token, and run.json and logs must not.
+func Redact(spec string) string {
+	return secretOption.ReplaceAllString(spec, "${1}***")
 }

@@ -2,14 +2,17 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/scenario"
 	"github.com/academemes/harness/harness/internal/validity"
+	"github.com/academemes/harness/meters"
 	"github.com/academemes/harness/targets"
 )
 
@@ -94,5 +97,29 @@ func TestTargetHost(t *testing.T) {
 				t.Errorf("targetHost = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMeterErrorKeepsTheTokenOut: a meter that cannot be opened fails the
+// run with its spec in the message, its token masked.
+func TestMeterErrorKeepsTheTokenOut(t *testing.T) {
+	meters.Register(meters.Driver{Name: "refusing", Open: func(meters.Spec, meters.Env) (meters.Meter, error) {
+		return nil, fmt.Errorf("%w: refused the token", meters.ErrPermission)
+	}})
+	sc := parse(t, scenarioYAML, "meters=['refusing:pi:9190?token=s3cret']")
+	var log strings.Builder
+	res, err := Run(context.Background(), sc, Options{RunsDir: t.TempDir(), Log: &log})
+	if err == nil || !strings.Contains(err.Error(), "refusing:pi:9190?token=***: ") {
+		t.Fatalf("error %v, want the spec with its token masked", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(res.Dir, runstore.RunFile))
+	src, _ := os.ReadFile(filepath.Join(res.Dir, runstore.ScenarioFile))
+	if !strings.Contains(string(src), "token=***") {
+		t.Errorf("scenario.yaml:\n%s\nwant the meter with its token masked", src)
+	}
+	for what, s := range map[string]string{"error": err.Error(), "log": log.String(), "run.json": string(raw), "scenario.yaml": string(src)} {
+		if strings.Contains(s, "s3cret") {
+			t.Errorf("the token appears in the %s", what)
+		}
 	}
 }

@@ -116,7 +116,8 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	} else {
 		meta.Load.Model = "open"
 	}
-	w, err := runstore.Create(dir, sc.Source, meta)
+	// The copy of the scenario keeps no meter's token (an agent's).
+	w, err := runstore.Create(dir, []byte(meters.Redact(string(sc.Source))), meta)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,7 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 			r.logf("%s", n)
 		}
 		if err != nil {
-			return fmt.Errorf("meter %s: %w", spec, err)
+			return fmt.Errorf("meter %s: %w", meters.Redact(spec), err)
 		}
 		info := m.Info()
 		mm := runstore.MeterMetaFrom(info)
