@@ -159,7 +159,7 @@ func TestAgentRecordsFixture(t *testing.T) {
 		t.Errorf("agent's output:\n%s", agentOut)
 	}
 	out := filepath.Join(t.TempDir(), "agent.csv")
-	code, stdout, stderr := runMeters("record", "--meter", "agent:"+addr+"?token="+token, "--duration", "3s", "--out", out)
+	code, stdout, stderr := runMeters("record", "--meter", "agent:"+addr+"?token="+token, "--duration", "5s", "--out", out)
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
