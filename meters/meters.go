@@ -162,6 +162,15 @@ type Marker interface {
 	Mark(label string) error
 }
 
+// Lagger is implemented by meters whose samples reach the harness a while
+// after they were read: a remote agent's come over the network in
+// batches. Lag is how long at most, in the normal course. The runner
+// waits up to that long after a phase before judging it, so that the
+// phase's last samples are in.
+type Lagger interface {
+	Lag() time.Duration
+}
+
 // Reporter is implemented by meters that have more to say than samples:
 // gaps, error counters, a clock fit. The runner stores the report in
 // run.json after the meter stops.

@@ -160,7 +160,12 @@ type Meter struct {
 var (
 	_ meters.Meter    = (*Meter)(nil)
 	_ meters.Reporter = (*Meter)(nil)
+	_ meters.Lagger   = (*Meter)(nil)
 )
+
+// Lag implements meters.Lagger: the agent sends what it read every
+// DefaultFlushEvery; twice that and a round trip's worth of margin.
+func (m *Meter) Lag() time.Duration { return 2*DefaultFlushEvery + 300*time.Millisecond }
 
 // session is one run of one agent process (one boot): its clock and the
 // recording on it.

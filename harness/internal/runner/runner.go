@@ -168,6 +168,7 @@ type run struct {
 
 	live    []*liveTarget
 	markers []meters.Marker
+	lagging []lagging // meters whose samples arrive late
 
 	requests atomic.Int64
 	errors   atomic.Int64
@@ -237,6 +238,9 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 		r.logf("meter %s: %s", info.Label(), desc)
 		if mk, ok := m.(meters.Marker); ok {
 			r.markers = append(r.markers, mk)
+		}
+		if lg, ok := m.(meters.Lagger); ok {
+			r.lagging = append(r.lagging, lagging{info.Name, lg.Lag()})
 		}
 		wg.Add(1)
 		go func() {
