@@ -365,7 +365,12 @@ func printMeterReport(w io.Writer, rep meters.Report) {
 	for _, g := range rep.Gaps {
 		fmt.Fprintf(w, "gap: %v from %s: %s\n", g.End.Sub(g.Start).Round(time.Millisecond), g.Start.UTC().Format("15:04:05.000"), g.Reason)
 	}
-	if f := rep.ClockFit; f != nil {
+	if f := rep.ClockFit; f != nil && f.BoundNs > 0 {
+		// A remote clock from round trips: what the bound says matters more
+		// than the residual.
+		fmt.Fprintf(w, "clock fit: offset %+.3f ms, drift %.2f ± %.2f ppm, every sample time within ± %.3f ms (bound), from %d exchanges\n",
+			f.OffsetNs/1e6, f.DriftPPM, f.DriftBoundPPM, f.BoundNs/1e6, f.Points)
+	} else if f != nil {
 		fmt.Fprintf(w, "clock fit: drift %.2f ppm, residual %.3f ms RMS (max %.3f ms) over %d points\n", f.DriftPPM, f.ResidualRMSNs/1e6, f.ResidualMaxNs/1e6, f.Points)
 	}
 	if len(rep.Counters) > 0 {

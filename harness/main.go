@@ -28,6 +28,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"agent":   {"serve this machine's meters to a harness on another machine: harness agent --listen ADDR --token T [--meter SPEC]...", cmdAgent},
 		"run":     {"run a scenario: harness run SCENARIO [--set PATH=VALUE]...", cmdRun},
 		"report":  {"analyse a run directory again and write its report: harness report RUN_DIR", cmdReport},
 		"compare": {"put targets and runs side by side: harness compare [RUN_DIR...]", cmdCompare},

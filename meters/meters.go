@@ -57,6 +57,12 @@ type Info struct {
 	// Precision is what the meter can resolve and how far it may be off;
 	// the analysis never claims more precision than this.
 	Precision Precision `json:"precision"`
+	// Host is the machine whose power the meter measures, as the driver
+	// knows it: the address of a remote agent or device. "" is the
+	// machine the harness runs on (RAPL, the estimate), or not known to
+	// the driver (a PDU measures whatever is plugged into it: the
+	// scenario says which machine).
+	Host string `json:"host,omitempty"`
 }
 
 // Precision is a meter's resolution and stated accuracy, from its
@@ -156,6 +162,15 @@ type Marker interface {
 	Mark(label string) error
 }
 
+// Lagger is implemented by meters whose samples reach the harness a while
+// after they were read: a remote agent's come over the network in
+// batches. Lag is how long at most, in the normal course. The runner
+// waits up to that long after a phase before judging it, so that the
+// phase's last samples are in.
+type Lagger interface {
+	Lag() time.Duration
+}
+
 // Reporter is implemented by meters that have more to say than samples:
 // gaps, error counters, a clock fit. The runner stores the report in
 // run.json after the meter stops.
@@ -181,14 +196,25 @@ type Gap struct {
 }
 
 // ClockFit is the mapping of a device's own clock onto the harness clock:
-// host = device*(1+DriftPPM/1e6) + OffsetNs. Residuals say how well the
-// straight line fits.
+// host = device + OffsetNs + (device-AtNs)*DriftPPM/1e6, which with AtNs
+// 0 is host = device*(1+DriftPPM/1e6) + OffsetNs. Residuals say how well
+// the straight line fits.
 type ClockFit struct {
 	OffsetNs      float64 `json:"offset_ns"`
 	DriftPPM      float64 `json:"drift_ppm"`
 	ResidualRMSNs float64 `json:"residual_rms_ns"`
 	ResidualMaxNs float64 `json:"residual_max_ns"`
 	Points        int     `json:"points"`
+	// AtNs is the device time at which OffsetNs holds; 0 for device time
+	// zero. A remote clock in Unix ns gives its offset near the run, where
+	// an extrapolation to 1970 would multiply the drift's error by 55
+	// years.
+	AtNs int64 `json:"at_ns,omitempty"`
+	// BoundNs bounds the error of every sample time mapped with the fit,
+	// from round-trip exchanges (meters/agent); 0 when the fit gives none.
+	// DriftBoundPPM is the drift's share of it.
+	BoundNs       float64 `json:"bound_ns,omitempty"`
+	DriftBoundPPM float64 `json:"drift_bound_ppm,omitempty"`
 }
 
 // Env is what a driver may need from its surroundings. Hardware is read

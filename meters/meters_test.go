@@ -158,3 +158,19 @@ func TestOpenAutoRefusesOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"agent:pi:9190?token=s3cret":            "agent:pi:9190?token=***",
+		"agent:pi:9190?meter=rapl&token=s3cret": "agent:pi:9190?meter=rapl&token=***",
+		"agent:pi:9190?token=s3cret&meter=rapl": "agent:pi:9190?token=***&meter=rapl",
+		"openmetrics:x?Password=p,rate=2":       "openmetrics:x?Password=***,rate=2",
+		"rapl:sysfs=/tmp/token=x":               "rapl:sysfs=/tmp/token=x",
+		"agent:pi:9190?meter=tokenizer":         "agent:pi:9190?meter=tokenizer",
+		"estimate:idle=2W":                      "estimate:idle=2W",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -121,3 +121,13 @@ func (sp Spec) CheckAuto() error {
 	}
 	return nil
 }
+
+// secretOption matches the options of a spec that hold a secret.
+var secretOption = regexp.MustCompile(`(?i)((?:^|[?&,:])(?:token|password)=)[^&,]*`)
+
+// Redact is spec with the values of its secret options (token=,
+// password=) replaced by ***, for messages and files: a spec may carry
+// an agent's token, and run.json and logs must not.
+func Redact(spec string) string {
+	return secretOption.ReplaceAllString(spec, "${1}***")
+}

@@ -122,6 +122,12 @@ type Kind struct {
 	Clean func(ctx context.Context, opts CleanOptions) ([]Leftover, error)
 	// CleanDoc says in one line what Clean looks for, and where.
 	CleanDoc string
+	// Host, when set, names the machine a target with these options is
+	// served from, where the scenario's host: does not say: a wasm target
+	// with options.remote is served from the remote's host. "" (or no
+	// Host) is the machine the harness runs on. run.json records it, and
+	// a run whose meters measure another machine is not valid.
+	Host func(spec Spec) string
 }
 
 // CleanOptions selects what Kind.Clean removes.

@@ -4,6 +4,7 @@ package all
 
 import (
 	// One line per driver package; each registers itself from init.
+	_ "github.com/academemes/harness/meters/agent"
 	_ "github.com/academemes/harness/meters/estimate"
 	_ "github.com/academemes/harness/meters/modbus"
 	_ "github.com/academemes/harness/meters/rapl"

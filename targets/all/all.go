@@ -5,6 +5,7 @@ package all
 import (
 	// One line per kind; each registers itself from init.
 	_ "github.com/academemes/harness/targets/dockernode"
+	_ "github.com/academemes/harness/targets/null"
 	_ "github.com/academemes/harness/targets/openfaas"
 	_ "github.com/academemes/harness/targets/wasm"
 )

@@ -30,6 +30,13 @@ func init() {
 			_, err := parseOptions(spec.Options)
 			return err
 		},
+		// A remote `harness serve` runs the function on its machine.
+		Host: func(spec targets.Spec) string {
+			if o, err := parseOptions(spec.Options); err == nil && o.Remote != nil {
+				return o.Remote.Hostname()
+			}
+			return ""
+		},
 	})
 }
 

@@ -42,6 +42,11 @@ type Options struct {
 	MaxErrorRate     float64       // failed requests in a phase
 	// PowerPoints is the most points per meter in Detail.Power.
 	PowerPoints int
+	// MaxClockBound is the largest bound on a remote meter's sample
+	// times (agent:), as a share of the median request's latency, that
+	// passes without a warning: beyond it, which requests a sample
+	// overlaps is uncertain.
+	MaxClockBound float64
 }
 
 // DefaultOptions are the parameters Analyze uses.
@@ -56,6 +61,7 @@ func DefaultOptions() Options {
 		MaxClockResidual: time.Millisecond,
 		MaxErrorRate:     0.01,
 		PowerPoints:      1500,
+		MaxClockBound:    0.1,
 	}
 }
 
@@ -219,6 +225,45 @@ func (a *analysis) runWarnings() []string {
 			if f := r.ClockFit; f != nil && f.ResidualRMSNs > float64(a.opt.MaxClockResidual) {
 				w = append(w, fmt.Sprintf("meter %s: clock fit residual %.2f ms RMS (max %.2f ms) exceeds %v: sample times are uncertain", m.meta.Name, f.ResidualRMSNs/1e6, f.ResidualMaxNs/1e6, a.opt.MaxClockResidual))
 			}
+			if f := r.ClockFit; f != nil && f.BoundNs > 0 {
+				if med, ok := a.medianLatencyNs(); ok && f.BoundNs > a.opt.MaxClockBound*med {
+					w = append(w, fmt.Sprintf("meter %s: its sample times are known to ±%.3g ms (the bound of its clock fit), %.0f %% of the median request's %.3g ms: which requests a sample overlaps is uncertain, so the per-request distribution is blurred (whole-window figures are not)",
+						m.meta.Name, f.BoundNs/1e6, 100*f.BoundNs/med, med/1e6))
+				}
+			}
+		}
+		w = append(w, a.hostWarnings(m.meta)...)
+	}
+	return w
+}
+
+// medianLatencyNs is the median latency of the run's successful requests.
+func (a *analysis) medianLatencyNs() (float64, bool) {
+	var lat []float64
+	for _, r := range a.run.Requests {
+		if r.OK() && r.LatencyNs > 0 {
+			lat = append(lat, float64(r.LatencyNs))
+		}
+	}
+	if len(lat) == 0 {
+		return 0, false
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], true
+}
+
+// hostWarnings names the targets served from another machine than the
+// one meter m measures: its figures for them are not their energy. (When
+// no meter measures a target's machine, the run's validity says so.)
+func (a *analysis) hostWarnings(m runstore.MeterMeta) []string {
+	var w []string
+	if m.Host == "" {
+		return nil
+	}
+	for _, t := range a.run.Meta.Targets {
+		// The null target serves from the load machine on purpose.
+		if t.Host != "" && t.Host != m.Host && !t.Skipped && t.Kind != "null" {
+			w = append(w, fmt.Sprintf("meter %s measures %s, but target %s is served from %s: the meter's figures for it are not its energy", m.Name, m.Host, t.Name, t.Host))
 		}
 	}
 	return w

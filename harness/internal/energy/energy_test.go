@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,6 +270,66 @@ func TestWarnings(t *testing.T) {
 			}
 			all := strings.Join(s.Warnings, "\n") + "\n" + strings.Join(s.Targets[0].Phases[0].Warnings, "\n")
 			if !strings.Contains(all, tc.want) {
+				t.Errorf("warnings lack %q:\n%s", tc.want, all)
+			}
+		})
+	}
+}
+
+// TestWhereAndWhenWarnings: a remote meter's clock bound is weighed
+// against the typical request, and a meter on another machine than a
+// target's is named, each only when it applies.
+func TestWhereAndWhenWarnings(t *testing.T) {
+	medianNs := func(r *runstore.Run) float64 {
+		var lat []float64
+		for _, q := range r.Requests {
+			if q.OK() {
+				lat = append(lat, float64(q.LatencyNs))
+			}
+		}
+		slices.Sort(lat)
+		return lat[len(lat)/2]
+	}
+	bound := func(share float64) func(*runstore.Run) {
+		return func(r *runstore.Run) {
+			r.Meta.Meters[0].Report = &runstore.MeterReport{ClockFit: &runstore.ClockFit{BoundNs: share * medianNs(r), Points: 5}}
+		}
+	}
+	hosts := func(meter, target string) func(*runstore.Run) {
+		return func(r *runstore.Run) {
+			r.Meta.Meters[0].Host = meter
+			for i := range r.Meta.Targets {
+				r.Meta.Targets[i].Host = target
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(*runstore.Run)
+		want   string // "" : neither warning
+	}{
+		{"bound a fifth of the median request", bound(0.2), "its sample times are known to ±"},
+		{"bound a hundredth of it", bound(0.01), ""},
+		{"meter here, target elsewhere", hosts("local", "pi.lan"), "meter m measures local, but target"},
+		{"both on one machine", hosts("pi.lan", "pi.lan"), ""},
+		{"an old run: no hosts", hosts("", ""), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := truthConfig(3, synth.Meter{Name: "m", RateHz: 10, Watts: true})
+			c.Reps, c.Load, c.Idle = 1, 5*time.Second, 3*time.Second
+			run, _ := synth.Generate(c)
+			tc.change(run)
+			s, err := Analyze(run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(s.Warnings, "\n")
+			if tc.want == "" {
+				if strings.Contains(all, "sample times are known") || strings.Contains(all, "is served from") {
+					t.Errorf("warnings:\n%s\nwant neither the clock bound nor the host", all)
+				}
+			} else if !strings.Contains(all, tc.want) {
 				t.Errorf("warnings lack %q:\n%s", tc.want, all)
 			}
 		})

@@ -202,6 +202,7 @@ func (r *run) phaseEnded(idx int, ph *runstore.Phase) error {
 	if wt == nil {
 		return nil
 	}
+	r.awaitLagging(ph.EndNs)
 	if wt.mon != nil {
 		to, _ := wt.mon.Sample()
 		wt.mu.Lock()
@@ -218,6 +219,24 @@ func (r *run) phaseEnded(idx int, ph *runstore.Phase) error {
 		return fmt.Errorf("%w: %s", ErrInvalid, problemList(ph.Validity.Problems))
 	}
 	return nil
+}
+
+// lagging is a meter whose samples arrive up to lag after they were read.
+type lagging struct {
+	name string
+	lag  time.Duration
+}
+
+// awaitLagging waits, up to each lagging meter's lag, until it has
+// delivered a sample from the phase's end on, so that the phase is not
+// judged short of samples that are merely on their way.
+func (r *run) awaitLagging(endNs int64) {
+	for _, m := range r.lagging {
+		deadline := time.Now().Add(m.lag)
+		for len(r.watch.track.Samples(m.name, endNs, math.MaxInt64)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // finishChecks judges every phase again once the meters have stopped (their

@@ -5,6 +5,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,7 +138,8 @@ func Run(ctx context.Context, sc *scenario.Scenario, opt Options) (*Result, erro
 	} else {
 		meta.Load.Model = "open"
 	}
-	w, err := runstore.Create(dir, sc.Source, meta)
+	// The copy of the scenario keeps no meter's token (an agent's).
+	w, err := runstore.Create(dir, []byte(meters.Redact(string(sc.Source))), meta)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +194,8 @@ type run struct {
 	live    []*liveTarget
 	markers []meters.Marker
 	// bodies holds each body_file's content, read before the run began.
-	bodies map[string][]byte
+	bodies  map[string][]byte
+	lagging []lagging // meters whose samples arrive late
 
 	requests atomic.Int64
 	errors   atomic.Int64
@@ -237,17 +240,20 @@ func (r *run) execute(ctx context.Context) (err error) {
 }
 
 func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
-	for _, spec := range r.sc.Meters {
+	for i, spec := range r.sc.Meters {
 		m, notes, err := meters.Open(spec, r.env)
 		for _, n := range notes {
 			r.logf("%s", n)
 		}
 		if err != nil {
-			return fmt.Errorf("meter %s: %w", spec, err)
+			return fmt.Errorf("meter %s: %w", meters.Redact(spec), err)
 		}
 		info := m.Info()
 		mm := runstore.MeterMetaFrom(info)
 		mm.Notes = notes
+		// The machine measured: the scenario's host:, else the meter's
+		// own address (an agent's), else this one.
+		mm.Host = hostName(cmp.Or(r.sc.MeterHost(i), info.Host))
 		idx := len(r.w.Meta().Meters)
 		r.w.Update(func(meta *runstore.Meta) { meta.Meters = append(meta.Meters, mm) })
 		r.opt.Observer.MeterStarted(mm)
@@ -255,9 +261,15 @@ func (r *run) startMeters(ctx context.Context, wg *sync.WaitGroup) error {
 		if info.Kind == meters.Model && !strings.Contains(desc, "not a measurement") {
 			desc += " — an estimate from a model, not a measurement"
 		}
+		if mm.Host != runstore.HostLocal {
+			desc += " (measures " + mm.Host + ")"
+		}
 		r.logf("meter %s: %s", info.Label(), desc)
 		if mk, ok := m.(meters.Marker); ok {
 			r.markers = append(r.markers, mk)
+		}
+		if lg, ok := m.(meters.Lagger); ok {
+			r.lagging = append(r.lagging, lagging{info.Name, lg.Lag()})
 		}
 		wg.Add(1)
 		go func() {
@@ -295,11 +307,18 @@ func (r *run) startTargets(ctx context.Context) error {
 			Logf: func(format string, args ...any) { r.logf(ts.Name+": "+format, args...) },
 		}
 		lt := &liveTarget{spec: ts, meta: runstore.TargetMetaFrom(targets.Info{Name: ts.Name, Kind: ts.Kind, Mode: spec.Mode, Function: ts.Function})}
+		host := targetHost(ts, spec)
+		lt.meta.Host = host
 		t, err := targets.New(spec)
 		if err == nil {
 			lt.target = t
 			lt.meta = runstore.TargetMetaFrom(t.Info())
-			r.logf("target %s (%s, %s, %s): starting", ts.Name, ts.Kind, ts.Mode, ts.Function)
+			lt.meta.Host = host
+			where := ""
+			if host != runstore.HostLocal {
+				where = ", served from " + host
+			}
+			r.logf("target %s (%s, %s, %s%s): starting", ts.Name, ts.Kind, ts.Mode, ts.Function, where)
 			err = t.Start(ctx)
 			if err == nil {
 				lt.meta.URL = t.URL().String()

@@ -33,6 +33,7 @@ func MeterMetaFrom(info meters.Info) MeterMeta {
 		Kind:        meterKindFrom(info.Kind),
 		Description: info.Description,
 		Label:       info.Label(),
+		Host:        info.Host,
 		Precision: Precision{
 			PowerStepW:  info.Precision.PowerStepW,
 			EnergyStepJ: info.Precision.EnergyStepJ,
@@ -77,6 +78,9 @@ func MeterReportFrom(rep meters.Report) *MeterReport {
 			ResidualRMSNs: f.ResidualRMSNs,
 			ResidualMaxNs: f.ResidualMaxNs,
 			Points:        f.Points,
+			AtNs:          f.AtNs,
+			BoundNs:       f.BoundNs,
+			DriftBoundPPM: f.DriftBoundPPM,
 		}
 	}
 	return r

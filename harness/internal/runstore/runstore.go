@@ -239,6 +239,10 @@ type TargetMeta struct {
 	// Report is what the target said of itself when it stopped (image,
 	// CPU time, configuration): free-form, for people.
 	Report map[string]any `json:"report,omitempty"`
+	// Host is the machine that serves the target: HostLocal for the one
+	// the harness runs on, else as the scenario names it. "" in runs
+	// written before it was recorded.
+	Host string `json:"host,omitempty"`
 }
 
 // MeterKind says whether a meter measures or models.
@@ -271,6 +275,11 @@ type MeterMeta struct {
 	Notes  []string     `json:"notes,omitempty"` // how auto chose, etc.
 	Report *MeterReport `json:"report,omitempty"`
 	Error  string       `json:"error,omitempty"` // why it stopped early
+
+	// Host is the machine whose power the meter measures: HostLocal for
+	// the one the harness runs on, else as the scenario or the meter's
+	// address names it. "" in runs written before it was recorded.
+	Host string `json:"host,omitempty"`
 }
 
 // Channel is one series of a meter.
@@ -313,14 +322,27 @@ type Gap struct {
 }
 
 // ClockFit maps a device's own clock onto the harness clock:
-// host = device*(1+DriftPPM/1e6) + OffsetNs.
+// host = device + OffsetNs + (device-AtNs)*DriftPPM/1e6 (AtNs 0 in runs
+// of serial meters and older runs: host = device*(1+DriftPPM/1e6) +
+// OffsetNs).
 type ClockFit struct {
 	OffsetNs      float64 `json:"offset_ns"`
 	DriftPPM      float64 `json:"drift_ppm"`
 	ResidualRMSNs float64 `json:"residual_rms_ns"`
 	ResidualMaxNs float64 `json:"residual_max_ns"`
 	Points        int     `json:"points"`
+	// AtNs is the device time at which OffsetNs holds.
+	AtNs int64 `json:"at_ns,omitempty"`
+	// BoundNs bounds the error of every sample time mapped (a remote
+	// agent's clock, from round-trip exchanges); 0: no bound known.
+	// DriftBoundPPM is what it allows of the drift.
+	BoundNs       float64 `json:"bound_ns,omitempty"`
+	DriftBoundPPM float64 `json:"drift_bound_ppm,omitempty"`
 }
+
+// HostLocal names, in TargetMeta.Host and MeterMeta.Host, the machine
+// the harness runs on.
+const HostLocal = "local"
 
 // Phase names.
 const (

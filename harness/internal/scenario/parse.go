@@ -248,7 +248,9 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 	if f["meters"] != nil {
 		sc.Meters = nil
 		for i, m := range p.list(f["meters"], "meters") {
-			sc.Meters = append(sc.Meters, p.str(m, fmt.Sprintf("meters[%d]", i)))
+			spec, host := p.meter(m, fmt.Sprintf("meters[%d]", i))
+			sc.Meters = append(sc.Meters, spec)
+			sc.MeterHosts = append(sc.MeterHosts, host)
 		}
 	}
 	for i, t := range p.list(f["targets"], "targets") {
@@ -259,8 +261,21 @@ func (p *parser) scenario(root *yaml.Node) *Scenario {
 	return sc
 }
 
+// meter decodes one meter entry: a spec string, or {spec: S, host: H}
+// to say which machine it measures (a PDU outlet powering another box).
+func (p *parser) meter(n *yaml.Node, path string) (spec, host string) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return p.str(n, path), ""
+	}
+	f := p.fields(n, path, "spec", "host")
+	if f["spec"] == nil {
+		p.add(n, path+".spec", "a meter entry needs spec: (a meter spec such as rapl)")
+	}
+	return p.str(f["spec"], path+".spec"), p.str(f["host"], path+".host")
+}
+
 // targetFields are the fields of a target entry.
-var targetFields = []string{"name", "kind", "function", "mode", "required", "options", "inputs"}
+var targetFields = []string{"name", "kind", "function", "mode", "required", "host", "options", "inputs"}
 
 func (p *parser) target(n *yaml.Node, path string) Target {
 	f := p.fields(n, path, targetFields...)
@@ -270,7 +285,11 @@ func (p *parser) target(n *yaml.Node, path string) Target {
 		Function: p.str(f["function"], path+".function"),
 		Mode:     p.str(f["mode"], path+".mode"),
 		Required: p.boolean(f["required"], path+".required"),
+		Host:     p.str(f["host"], path+".host"),
 		Options:  map[string]any{},
+	}
+	if n := f["kind"]; n != nil && n.Tag == "!!null" && n.Value == "null" {
+		t.Kind = "null" // YAML reads `kind: null` as nothing; it names the null target
 	}
 	t.Inputs = p.inputs(f["inputs"], path+".inputs")
 	if o := f["options"]; o != nil && o.Tag != "!!null" {

@@ -51,6 +51,12 @@ type Scenario struct {
 	Meters      []string      // meter spec strings
 	Targets     []Target
 	Load        Load
+
+	// MeterHosts names, per meter (same index as Meters), the machine it
+	// measures, from a meter entry's host: ("" when not said: the meter's
+	// own address, else this machine). Read it with MeterHost.
+	MeterHosts []string
+
 	// Checks is the validity policy: validity.Strict, Warn (the
 	// default) or Off. `harness run --checks` overrides it.
 	Checks string
@@ -87,6 +93,10 @@ type Target struct {
 	// Inputs, when given, replace load.inputs for this target, so that
 	// each function can get the inputs that suit it.
 	Inputs []Input
+
+	// Host names the machine that serves the target; "" lets the kind say
+	// (a wasm target's options.remote), else it is this machine.
+	Host string
 
 	// Positions of option errors: an unknown key at the key, a bad value
 	// at the value.
@@ -133,6 +143,14 @@ type Input struct {
 	Body     string
 	BodyFile string
 	Path     string
+}
+
+// MeterHost is the host: given for meter i, "" when none was.
+func (sc *Scenario) MeterHost(i int) string {
+	if i < len(sc.MeterHosts) {
+		return sc.MeterHosts[i]
+	}
+	return ""
 }
 
 // TotalLoadDuration is the planned length of one load phase per input, or 0

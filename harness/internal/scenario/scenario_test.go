@@ -86,6 +86,39 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// TestHosts: where targets and meters run, as a scenario says it.
+func TestHosts(t *testing.T) {
+	tests := []struct {
+		name       string
+		sets       []string
+		meterHosts []string
+		targetHost string
+	}{
+		{"nothing said", nil, []string{"", ""}, ""},
+		{"a meter's machine and a target's", []string{"meters[1]={spec: testmeter, host: pi.lan}", "targets[0].host=pi.lan"}, []string{"", "pi.lan"}, "pi.lan"},
+		{"an address", []string{"meters=[{spec: auto, host: '192.0.2.7'}]"}, []string{"192.0.2.7"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := Parse("s.yaml", []byte(good), tt.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tt.meterHosts {
+				if got := sc.MeterHost(i); got != want {
+					t.Errorf("meter %d (%s) host %q, want %q", i, sc.Meters[i], got, want)
+				}
+			}
+			if len(sc.Meters) != len(tt.meterHosts) || sc.Meters[0] != "auto" {
+				t.Errorf("meters %q", sc.Meters)
+			}
+			if sc.Targets[0].Host != tt.targetHost {
+				t.Errorf("target host %q, want %q", sc.Targets[0].Host, tt.targetHost)
+			}
+		})
+	}
+}
+
 func TestSet(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -214,6 +247,12 @@ func TestErrors(t *testing.T) {
 		{"both load models", good, []string{"load.sequential={requests: 3}"}, []string{"give stages: or sequential:, not both"}},
 		{"unknown order", strings.Replace(good, "repeat: 2", "repeat: 2\norder: shuffled", 1), nil, []string{`s.yaml:4:8: order: "shuffled": use random (targets shuffled in each repetition) or fixed (A B A B)`}},
 		{"bad seed", strings.Replace(good, "repeat: 2", "repeat: 2\nseed: -1", 1), nil, []string{`s.yaml:4:7: seed: must be a whole number from 0 to 18446744073709551615, got "-1"`}},
+		{"meter entry without a spec", good, []string{"meters[1]={host: pi}"}, []string{"meters[1].spec: a meter entry needs spec:"}},
+		{"unknown meter in an entry", good, []string{"meters[1]={spec: wattmeter, host: pi}"}, []string{`meters[1].spec: unknown meter driver "wattmeter"`}},
+		{"bad meter host", good, []string{"meters[1]={spec: testmeter, host: 'a b'}"}, []string{`meters[1].host: "a b": a host name or address`}},
+		{"unknown field of a meter entry", good, []string{"meters[1]={spec: testmeter, where: pi}"}, []string{"meters[1].where: unknown field; allowed here: spec, host"}},
+		{"bad target host", strings.Replace(good, "mode: cold", "mode: cold\n    host: http://pi/", 1), nil, []string{`s.yaml:11:11: targets[0].host: "http://pi/": a host name or address`}},
+		{"kind: null names the null kind, not nothing", good, []string{"targets[0].kind=null"}, []string{`targets[0].kind: unknown target kind "null"`}},
 		{"missing body file", good, []string{"load.request.body=", "load.request.body_file=nope.json"}, []string{"load.request.body_file: cannot read", "nope.json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,6 +23,9 @@ import (
 // fields.
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// hostName is what a host: may hold: a name, an IPv4 or IPv6 address.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+
 var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 // validate checks the decoded scenario and records every problem with the
@@ -55,6 +58,12 @@ func (p *parser) validate(sc *Scenario, root *yaml.Node) {
 	}
 	for i, m := range sc.Meters {
 		path := fmt.Sprintf("meters[%d]", i)
+		if h := sc.MeterHost(i); h != "" && !hostName.MatchString(h) {
+			p.add(orAt(at, path+".host", path), path+".host", "%q: a host name or address (pi.lan, 192.0.2.7), the same as the targets' host:", h)
+		}
+		if at(path) != nil && at(path).Kind == yaml.MappingNode {
+			path += ".spec"
+		}
 		sp, err := meters.ParseSpec(m)
 		if err != nil {
 			p.add(at(path), path, "%v", err)
@@ -102,6 +111,9 @@ func (p *parser) validateTargets(sc *Scenario, at func(string) *yaml.Node) {
 			p.add(at(path+".name"), path+".name", "%q names two targets", t.Name)
 		}
 		seen[t.Name] = true
+		if t.Host != "" && !hostName.MatchString(t.Host) {
+			p.add(at(path+".host"), path+".host", "%q: a host name or address (pi.lan, 192.0.2.7), the same as the meters' host:", t.Host)
+		}
 		kind, ok := targets.Lookup(t.Kind)
 		if !ok {
 			where := at(path + ".kind")

@@ -110,6 +110,7 @@ func (t Thresholds) Table() []Row {
 		{CheckInterrupted, "a phase cut short", "its rate and baseline are not those planned", "invalid"},
 		{CheckLoadAverage, "> " + fmt.Sprint(t.LoadPerCore) + " per CPU (1-minute)", "more runnable tasks than CPUs; lags by minutes, so it only warns", "warning"},
 		{CheckClock, "not synchronised (adjtimex)", "a drifting wall clock misplaces remote meters' samples and run dates", "warning"},
+		{CheckHost, "a target served from a machine that no meter measures", "the meters' figures are another machine's energy (run.json records where each target runs and what each meter measures)", "invalid"},
 	}
 }
 

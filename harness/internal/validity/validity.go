@@ -46,6 +46,10 @@ const (
 	CheckLoadAverage = "load_average"
 	// CheckClock: the system clock is not synchronised (a warning only).
 	CheckClock = "clock_sync"
+	// CheckHost: a target is served from a machine that none of the
+	// run's meters measures (local RAPL with a remote target, or an
+	// agent on another machine with a local one).
+	CheckHost = "measured_host"
 )
 
 // Policies: what a failed check does, from the scenario's `checks:` field
@@ -263,6 +267,9 @@ func (x *index) phase(meta *runstore.Meta, i int, t Thresholds) *runstore.Validi
 		}
 	}
 
+	if p.Target != "" {
+		judgeHost(meta, p.Target, add)
+	}
 	for _, m := range meta.Meters {
 		x.judgeMeter(m, p, t, add)
 	}
@@ -314,6 +321,42 @@ func (x *index) judgeMeter(m runstore.MeterMeta, p runstore.Phase, t Thresholds,
 		add(CheckGaps, worstGap, t.GapShare, UnitShare, "meter %s: no samples for %s of the phase (limit %s); the energy there is interpolated",
 			label, pct(worstGap), pct(t.GapShare))
 	}
+}
+
+// judgeHost checks that some meter measures the machine that serves
+// target. Runs from before hosts were recorded ("" on either side) are
+// not judged.
+func judgeHost(meta *runstore.Meta, target string, add func(string, float64, float64, string, string, ...any)) {
+	host := ""
+	for _, tm := range meta.Targets {
+		if tm.Name == target {
+			host = tm.Host
+			if tm.Kind == "null" {
+				// The null target is served on the load machine on
+				// purpose: it measures what the load generator costs
+				// the metered machine, wherever that is.
+				return
+			}
+		}
+	}
+	if host == "" {
+		return
+	}
+	var measured []string
+	for _, m := range meta.Meters {
+		if m.Host == "" {
+			return
+		}
+		if m.Host == host {
+			return
+		}
+		measured = append(measured, fmt.Sprintf("%s (%s)", m.Host, m.Name))
+	}
+	if len(measured) == 0 {
+		return
+	}
+	add(CheckHost, 0, 1, "meters", "target %s is served from %s, but the meters measure %s: their figures are not its energy; measure %s (harness agent there, meter agent:HOST:PORT) or say where things run (host: on the target or meter)",
+		target, host, strings.Join(measured, ", "), host)
 }
 
 // window returns the samples in [a, b) of a time-ordered channel.

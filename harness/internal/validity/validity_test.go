@@ -175,6 +175,50 @@ func TestEvaluate(t *testing.T) {
 			want: []want{{"wasm/idle/0", CheckForeignCPU, 0.45, "45 % of the CPUs (3.60 CPU-s; limit 5.0 %): sh (pid 71) 24 %, sh (pid 72) 21 %"}},
 		},
 		{
+			name: "local RAPL with a remote target",
+			bend: func(r *runstore.Run) {
+				r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm", Host: "pi.lan"}}
+				r.Meta.Meters[0].Host = runstore.HostLocal
+			},
+			want: []want{
+				{"wasm/idle/0", CheckHost, 0, "target wasm is served from pi.lan, but the meters measure local (estimate)"},
+				{"wasm/load/0", CheckHost, 0, "harness agent there"},
+			},
+		},
+		{
+			name: "an agent on another machine with a local target",
+			bend: func(r *runstore.Run) {
+				r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm", Host: runstore.HostLocal}}
+				r.Meta.Meters[0].Host = "192.0.2.7"
+			},
+			want: []want{{"wasm/idle/0", CheckHost, 0, "served from local, but the meters measure 192.0.2.7"}, {"wasm/load/0", CheckHost, 0, ""}},
+		},
+		{
+			name: "one of two meters measures the target's machine",
+			bend: func(r *runstore.Run) {
+				r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm", Host: "pi.lan"}}
+				r.Meta.Meters[0].Host = runstore.HostLocal
+				m := r.Meta.Meters[0]
+				m.Name, m.Host = "agent:pi.lan:9190", "pi.lan"
+				r.Meta.Meters = append(r.Meta.Meters, m)
+				for _, s := range slices.Clone(r.Samples) {
+					s.Meter = m.Name
+					r.Samples = append(r.Samples, s)
+				}
+			},
+		},
+		{
+			name: "the null target is on the load machine on purpose",
+			bend: func(r *runstore.Run) {
+				r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm", Kind: "null", Host: runstore.HostLocal}}
+				r.Meta.Meters[0].Host = "192.0.2.7"
+			},
+		},
+		{
+			name: "an old run records no hosts: not judged",
+			bend: func(r *runstore.Run) { r.Meta.Targets = []runstore.TargetMeta{{Name: "wasm"}} },
+		},
+		{
 			name: "a run-level problem is kept, a stale phase problem is judged again",
 			bend: func(r *runstore.Run) {
 				r.Meta.Validity = &runstore.Validity{Problems: []runstore.Problem{
