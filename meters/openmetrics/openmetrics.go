@@ -6,7 +6,7 @@
 //
 // Spec:
 //
-//	openmetrics:URL?metric=NAME[&labels=k=v+k2=v2][&rate=HZ][&unit=J|mJ|uJ|nJ|Wh|kWh][&wrap=N][&timeout=D][&giveup=D]
+//	openmetrics:URL?metric=NAME[&labels=k=v+k2=v2][&rate=HZ][&unit=J|mJ|uJ|nJ|Wh|kWh][&wrap=N][&kind=measured|model][&timeout=D][&giveup=D]
 //
 // URL defaults to http:// and to the path /metrics ("openmetrics:127.0.0.1:9100?metric=..."
 // reads http://127.0.0.1:9100/metrics). The page is parsed with the
@@ -24,6 +24,11 @@
 // The time resolution is the scrape interval, or the exporter's own update
 // interval where that is longer (Kepler refreshes every few seconds); the
 // report says which was seen.
+//
+// A counter that splits a node's energy among containers, pods or
+// processes by CPU share (Kepler's, Scaphandre's per-process) is a model,
+// not a measurement: the meter's kind is then "model", and every output
+// labels it so. kind= overrides the rule.
 package openmetrics
 
 import (
@@ -68,7 +73,7 @@ const (
 )
 
 // Usage is the spec grammar in one line.
-const Usage = "openmetrics:URL?metric=NAME[&labels=k=v+k2=v2&rate=HZ&unit=J|mJ|uJ&wrap=N&timeout=5s&giveup=2m]  an energy counter scraped from an exporter's /metrics (node_exporter, Scaphandre, Kepler); rate default 1"
+const Usage = "openmetrics:URL?metric=NAME[&labels=k=v+k2=v2&rate=HZ&unit=J|mJ|uJ&wrap=N&kind=measured|model&timeout=5s&giveup=2m]  an energy counter scraped from an exporter's /metrics (node_exporter, Scaphandre, Kepler); rate default 1"
 
 func init() {
 	meters.Register(meters.Driver{
@@ -101,12 +106,27 @@ type Config struct {
 	Wrap    float64
 	Timeout time.Duration
 	GiveUp  time.Duration
+	// Kind is measured, or model for a counter that splits a node's
+	// energy by CPU share (Kepler's per-container and per-pod counters):
+	// kind=, else from the metric's name (counter.IsAttribution).
+	Kind meters.Kind
+}
+
+// ParseKind reads a kind= option; "" leaves the default.
+func ParseKind(v string, def meters.Kind) (meters.Kind, error) {
+	switch meters.Kind(v) {
+	case "":
+		return def, nil
+	case meters.Measured, meters.Model:
+		return meters.Kind(v), nil
+	}
+	return def, fmt.Errorf("kind=%s: want measured or model", v)
 }
 
 // ParseConfig checks a spec and reports every problem at once.
 func ParseConfig(sp meters.Spec) (Config, error) {
 	c := Config{Rate: DefaultRate, Timeout: DefaultTimeout, GiveUp: DefaultGiveUp, Labels: map[string]string{}}
-	if err := sp.Unknown("metric", "labels", "rate", "unit", "wrap", "timeout", "giveup"); err != nil {
+	if err := sp.Unknown("metric", "labels", "rate", "unit", "wrap", "timeout", "giveup", "kind"); err != nil {
 		return c, err
 	}
 	var bad []string
@@ -169,6 +189,13 @@ func ParseConfig(sp meters.Spec) (Config, error) {
 	}
 	durOpt("timeout", &c.Timeout)
 	durOpt("giveup", &c.GiveUp)
+	def := meters.Measured
+	if counter.IsAttribution(c.Metric) {
+		def = meters.Model
+	}
+	if c.Kind, err = ParseKind(o["kind"], def); err != nil {
+		bad = append(bad, err.Error())
+	}
 	if len(bad) > 0 {
 		return c, fmt.Errorf("%w %q: %s", meters.ErrSpec, sp.Raw, strings.Join(bad, "; "))
 	}
@@ -272,14 +299,18 @@ func Open(ctx context.Context, sp meters.Spec, env meters.Env) (*Meter, error) {
 		env.Logf("openmetrics %s: no series of %s has the labels %s yet; its series now: %s", cfg.URL, cfg.Metric, labelText(cfg.Labels), seriesList(sc.seen))
 	}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	desc := fmt.Sprintf("energy counter %s from %s (%d series, %s, unit %s J from %s), every %v",
+		cfg.Metric+labelText(cfg.Labels), cfg.URL, len(sc.values), sc.typ, strconv.FormatFloat(cfg.UnitJ, 'g', -1, 64), cfg.UnitFrom, interval)
+	if cfg.Kind == meters.Model {
+		desc += "; an attribution model (the node's energy split by CPU share), not a measurement"
+	}
 	m.info = meters.Info{
-		Name:   sp.Raw,
-		Driver: Name,
-		Kind:   meters.Measured,
-		Description: fmt.Sprintf("energy counter %s from %s (%d series, %s, unit %s J from %s), every %v",
-			cfg.Metric+labelText(cfg.Labels), cfg.URL, len(sc.values), sc.typ, strconv.FormatFloat(cfg.UnitJ, 'g', -1, 64), cfg.UnitFrom, interval),
-		Channels:  []meters.Channel{{Name: cfg.Metric + labelText(cfg.Labels), InTotal: true}},
-		Precision: Precision(cfg.Metric, interval),
+		Name:        sp.Raw,
+		Driver:      Name,
+		Kind:        cfg.Kind,
+		Description: desc,
+		Channels:    []meters.Channel{{Name: cfg.Metric + labelText(cfg.Labels), InTotal: true}},
+		Precision:   Precision(cfg.Metric, interval),
 	}
 	return m, nil
 }

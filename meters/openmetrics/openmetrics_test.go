@@ -54,6 +54,25 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("labels %v", c.Labels)
 				}
 			}},
+		{name: "Kepler's container counter is a model", spec: "openmetrics:h:9102?metric=kepler_container_joules_total",
+			check: func(t *testing.T, c Config) {
+				if c.Kind != meters.Model {
+					t.Errorf("kind %s; want model", c.Kind)
+				}
+			}},
+		{name: "node counters are measured, kind= overrides", spec: "openmetrics:h:9102?metric=kepler_node_package_joules_total&kind=model",
+			check: func(t *testing.T, c Config) {
+				if c.Kind != meters.Model {
+					t.Errorf("kind %s; want model", c.Kind)
+				}
+			}},
+		{name: "RAPL is measured", spec: "openmetrics:h:9100?metric=node_rapl_package_joules_total",
+			check: func(t *testing.T, c Config) {
+				if c.Kind != meters.Measured {
+					t.Errorf("kind %s; want measured", c.Kind)
+				}
+			}},
+		{name: "bad kind", spec: "openmetrics:h:1?metric=x_joules&kind=guess", errs: []string{"kind=guess"}},
 		{name: "no metric", spec: "openmetrics:h:1", errs: []string{"metric= is required"}},
 		{name: "no URL", spec: "openmetrics:?metric=x_joules", errs: []string{"no URL"}},
 		{name: "unit unknown", spec: "openmetrics:h:1?metric=pdu_energy_total", errs: []string{"does not say its unit", "unit="}},

@@ -5,7 +5,7 @@
 //
 // Spec:
 //
-//	prometheus:URL?query=PROMQL[&step=D][&poll=2s][&grace=D][&unit=J|mJ|uJ|nJ|Wh|kWh][&wrap=N][&timeout=10s]
+//	prometheus:URL?query=PROMQL[&step=D][&poll=2s][&grace=D][&unit=J|mJ|uJ|nJ|Wh|kWh][&wrap=N][&kind=measured|model][&timeout=10s]
 //
 // URL is the server's base (http:// by default, a path prefix allowed).
 // PROMQL selects one or more counter series, best a plain selector such as
@@ -16,7 +16,10 @@
 // series' reset into a fall of the total; write the selector instead. A
 // spec's options are split at "&" and ",", and "+" reads as a space, so
 // write those in PROMQL as %26, %2C and %2B. The unit comes from the
-// metric names in the query (_joules, _microjoules, ...) or unit=.
+// metric names in the query (_joules, _microjoules, ...) or unit=. A
+// counter that splits a node's energy by CPU share (Kepler's per-pod and
+// per-container ones) makes the meter a model, labelled so everywhere;
+// kind= overrides the rule.
 //
 // # Time
 //
@@ -90,7 +93,7 @@ const (
 )
 
 // Usage is the spec grammar in one line.
-const Usage = "prometheus:URL?query=PROMQL[&step=D&poll=2s&grace=D&unit=J|mJ|uJ&wrap=N&timeout=10s]  an energy counter read back from a Prometheus server (range queries during and after the run); write , & + in PROMQL as %2C %26 %2B"
+const Usage = "prometheus:URL?query=PROMQL[&step=D&poll=2s&grace=D&unit=J|mJ|uJ&wrap=N&kind=measured|model&timeout=10s]  an energy counter read back from a Prometheus server (range queries during and after the run); write , & + in PROMQL as %2C %26 %2B"
 
 func init() {
 	meters.Register(meters.Driver{
@@ -126,6 +129,11 @@ type Config struct {
 	// reset.
 	Wrap    float64
 	Timeout time.Duration
+	// Kind is measured, or model when the query reads a counter that
+	// splits a node's energy by CPU share (Kepler's per-pod counters):
+	// kind=, else from the names in the query and in its series.
+	Kind    meters.Kind
+	kindSet bool // kind= was given
 }
 
 // metricName finds the names in a PromQL text once its string literals
@@ -135,11 +143,18 @@ var (
 	metricName = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
 )
 
+// namesInQuery returns the names in a PromQL text outside its strings:
+// metric names, and functions and keywords, which no rule here mistakes
+// for a metric.
+func namesInQuery(query string) []string {
+	return metricName.FindAllString(stringLit.ReplaceAllString(query, `""`), -1)
+}
+
 // unitsInQuery returns the distinct units that the metric names in query
 // say, by size in joules, with one name for each.
 func unitsInQuery(query string) map[float64]string {
 	out := map[float64]string{}
-	for _, n := range metricName.FindAllString(stringLit.ReplaceAllString(query, `""`), -1) {
+	for _, n := range namesInQuery(query) {
 		if j, ok := counter.UnitFromName(n); ok {
 			if _, seen := out[j]; !seen {
 				out[j] = n
@@ -154,7 +169,7 @@ func unitsInQuery(query string) map[float64]string {
 // sees the series' names.
 func ParseConfig(sp meters.Spec) (Config, error) {
 	c := Config{Poll: DefaultPoll, Timeout: DefaultTimeout}
-	if err := sp.Unknown("query", "step", "poll", "grace", "unit", "wrap", "timeout"); err != nil {
+	if err := sp.Unknown("query", "step", "poll", "grace", "unit", "wrap", "timeout", "kind"); err != nil {
 		return c, err
 	}
 	var bad []string
@@ -212,6 +227,17 @@ func ParseConfig(sp meters.Spec) (Config, error) {
 	durOpt("poll", &c.Poll, 100*time.Millisecond, time.Hour)
 	durOpt("grace", &c.Grace, time.Millisecond, time.Hour)
 	durOpt("timeout", &c.Timeout, 10*time.Millisecond, 10*time.Minute)
+	def := meters.Measured
+	for _, n := range namesInQuery(c.Query) {
+		if counter.IsAttribution(n) {
+			def = meters.Model
+		}
+	}
+	c.Kind, err = openmetrics.ParseKind(o["kind"], def)
+	if err != nil {
+		bad = append(bad, err.Error())
+	}
+	_, c.kindSet = o["kind"]
 	if len(bad) > 0 {
 		return c, fmt.Errorf("%w %q: %s", meters.ErrSpec, sp.Raw, strings.Join(bad, "; "))
 	}
@@ -265,36 +291,61 @@ func Open(ctx context.Context, sp meters.Spec, env meters.Env) (*Meter, error) {
 	default:
 		return nil, fmt.Errorf("%w %q: the query gives a %s; it must give an instant vector (a counter's current value: drop any [range] and rate())", meters.ErrSpec, sp.Raw, r.ResultType)
 	}
+	names, err := seriesNames(r)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus %s: the query's answer: %w", cfg.URL, err)
+	}
 	if m.cfg.UnitJ == 0 {
-		if err := m.unitFromSeries(sp, r); err != nil {
+		if err := m.unitFromSeries(sp, names); err != nil {
 			return nil, err
 		}
 	}
+	for _, n := range names {
+		if !cfg.kindSet && counter.IsAttribution(n) {
+			m.cfg.Kind = meters.Model
+		}
+	}
 	m.probeInterval(ctx)
+	desc := fmt.Sprintf("energy counter %s read back from Prometheus at %s (unit %s J from %s), polled every %v",
+		cfg.Query, cfg.URL, strconv.FormatFloat(m.cfg.UnitJ, 'g', -1, 64), m.cfg.UnitFrom, cfg.Poll)
+	if m.cfg.Kind == meters.Model {
+		desc += "; an attribution model (the node's energy split by CPU share), not a measurement"
+	}
 	m.info = meters.Info{
-		Name:   sp.Raw,
-		Driver: Name,
-		Kind:   meters.Measured,
-		Description: fmt.Sprintf("energy counter %s read back from Prometheus at %s (unit %s J from %s), polled every %v",
-			cfg.Query, cfg.URL, strconv.FormatFloat(m.cfg.UnitJ, 'g', -1, 64), m.cfg.UnitFrom, cfg.Poll),
-		Channels:  []meters.Channel{{Name: cfg.Query, InTotal: true}},
-		Precision: m.precision(),
+		Name:        sp.Raw,
+		Driver:      Name,
+		Kind:        m.cfg.Kind,
+		Description: desc,
+		Channels:    []meters.Channel{{Name: cfg.Query, InTotal: true}},
+		Precision:   m.precision(),
 	}
 	return m, nil
 }
 
-// unitFromSeries takes the unit from the __name__ of the series the query
-// returns, when the query's text did not say it.
-func (m *Meter) unitFromSeries(sp meters.Spec, r result) error {
+// seriesNames lists the __name__ of each series of an instant query's
+// answer (none for a scalar, or where a function dropped the name).
+func seriesNames(r result) ([]string, error) {
+	if r.ResultType != "vector" {
+		return nil, nil
+	}
 	var v model.Vector
-	if r.ResultType == "vector" {
-		if err := json.Unmarshal(r.Result, &v); err != nil {
-			return fmt.Errorf("prometheus %s: the query's answer: %w", m.cfg.URL, err)
+	if err := json.Unmarshal(r.Result, &v); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range v {
+		if n := string(s.Metric[model.MetricNameLabel]); n != "" {
+			out = append(out, n)
 		}
 	}
+	return out, nil
+}
+
+// unitFromSeries takes the unit from the names of the series the query
+// returns, when the query's text did not say it.
+func (m *Meter) unitFromSeries(sp meters.Spec, names []string) error {
 	us := map[float64]string{}
-	for _, s := range v {
-		n := string(s.Metric[model.MetricNameLabel])
+	for _, n := range names {
 		if j, ok := counter.UnitFromName(n); ok {
 			us[j] = n
 		}

@@ -45,6 +45,18 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("unit %g", c.UnitJ)
 				}
 			}},
+		{name: "a per-pod counter is a model", spec: `prometheus:h:9090?query=kepler_pod_cpu_joules_total{pod_name="memes-1"%2Czone="package"}`,
+			check: func(t *testing.T, c Config) {
+				if c.Kind != meters.Model {
+					t.Errorf("kind %s; want model", c.Kind)
+				}
+			}},
+		{name: "a label value naming a pod counter says nothing", spec: `prometheus:h:9090?query=node_rapl_package_joules_total{job="kepler_pod_x"}`,
+			check: func(t *testing.T, c Config) {
+				if c.Kind != meters.Measured {
+					t.Errorf("kind %s; want measured", c.Kind)
+				}
+			}},
 		{name: "no query", spec: "prometheus:h:9090", errs: []string{"query= is required"}},
 		{name: "no URL", spec: "prometheus:?query=x_joules", errs: []string{"no URL", "the server's base"}},
 		{name: "mixed units", spec: "prometheus:h?query=a_joules_total%2Bb_microjoules", errs: []string{"mixes energy units"}},
@@ -148,9 +160,13 @@ func TestOpen(t *testing.T) {
 		spec    bool // the error wraps ErrSpec
 		parts   []string
 		unitJ   float64
+		kind    meters.Kind
 	}{
-		{name: "unit from the series' name", query: `{__name__="x_microjoules_total"}`, unitJ: 1e-6, answers: map[string]string{
+		{name: "unit from the series' name", query: `{__name__="x_microjoules_total"}`, unitJ: 1e-6, kind: meters.Measured, answers: map[string]string{
 			`/api/v1/query {__name__="x_microjoules_total"}`: vector("x_microjoules_total"),
+		}},
+		{name: "a model by the series' name", query: `{__name__=~"kepler_pod_cpu_joules_total"}`, unitJ: 1, kind: meters.Model, answers: map[string]string{
+			`/api/v1/query {__name__=~"kepler_pod_cpu_joules_total"}`: vector("kepler_pod_cpu_joules_total"),
 		}},
 		{name: "refused query", query: "x_joules{", spec: true, parts: []string{"the server refused the query", "parse error"}},
 		{name: "a range is not a counter's value", query: "x_joules[5m]", spec: true, parts: []string{"gives a matrix", "drop any [range]"},
@@ -170,8 +186,8 @@ func TestOpen(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.Config().UnitJ != tt.unitJ {
-					t.Errorf("unit %g J; want %g", m.Config().UnitJ, tt.unitJ)
+				if m.Config().UnitJ != tt.unitJ || m.Info().Kind != tt.kind {
+					t.Errorf("unit %g J, kind %s; want %g, %s", m.Config().UnitJ, m.Info().Kind, tt.unitJ, tt.kind)
 				}
 				return
 			}

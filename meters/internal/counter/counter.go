@@ -78,6 +78,21 @@ func EnergyNames(names []string) []string {
 	return out
 }
 
+// IsAttribution reports whether the metric called name is an attribution
+// model rather than a reading of a meter: Kepler's per-container, per-pod,
+// per-process and per-VM counters split the node's RAPL energy by CPU
+// share (kepler_container_joules_total, kepler_pod_cpu_joules_total), and
+// so do Scaphandre's per-process figures. The node's own counters
+// (kepler_node_*, scaph_host_*, node_rapl_*) are readings.
+func IsAttribution(name string) bool {
+	for _, p := range []string{"kepler_container_", "kepler_pod_", "kepler_process_", "kepler_vm_", "scaph_process_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Series follows one counter series. The zero value treats every decrease
 // as a reset to zero, as Prometheus's rate() and increase() do: an
 // exporter that restarts (Kepler, Scaphandre) begins again at 0, so

@@ -99,3 +99,21 @@ func TestSumFollowsEachSeries(t *testing.T) {
 		t.Errorf("resets %d, series %d, wraps %d; want 1, 3, 0", s.Resets, s.Series, s.Wraps)
 	}
 }
+
+func TestIsAttribution(t *testing.T) {
+	for name, want := range map[string]bool{
+		"kepler_container_joules_total":    true,
+		"kepler_pod_cpu_joules_total":      true,
+		"kepler_process_cpu_joules_total":  true,
+		"scaph_process_energy_microjoules": true,
+		"kepler_node_package_joules_total": false,
+		"kepler_node_cpu_joules_total":     false,
+		"scaph_host_energy_microjoules":    false,
+		"node_rapl_package_joules_total":   false,
+		"x_kepler_container_joules_total":  false,
+	} {
+		if got := IsAttribution(name); got != want {
+			t.Errorf("IsAttribution(%q) = %v; want %v", name, got, want)
+		}
+	}
+}
