@@ -46,21 +46,27 @@ func TestNodeExporterRAPL(t *testing.T) {
 		pkgW, dramW = 18.0, 3.0
 		maxUJ       = 262143328850 // the fixture's max_energy_range_uj
 	)
-	fx := promtest.MovingRAPL(t, raplArchive,
-		promtest.Zone{Dir: "intel-rapl:0", Watts: pkgW},
-		promtest.Zone{Dir: "intel-rapl:0:2", Watts: dramW},
-	)
-	url := promtest.NodeExporter(t, fx.Root)
+	// One node_exporter per meter: each fixture file takes one reader
+	// at a time, and two meters scraping one exporter would read it at
+	// once.
+	exporter := func() (*promtest.RAPL, string) {
+		fx := promtest.MovingRAPL(t, raplArchive,
+			promtest.Zone{Dir: "intel-rapl:0", Watts: pkgW},
+			promtest.Zone{Dir: "intel-rapl:0:2", Watts: dramW},
+		)
+		return fx, "openmetrics:" + promtest.NodeExporter(t, fx.Root)
+	}
+	fx, wrapping := exporter()
+	_, plain := exporter()
 	// package-0 wraps 1.5 s from now, in the middle of the recording.
 	fx.Restart(t, "intel-rapl:0", maxUJ-1_500_000*pkgW)
-	base := "openmetrics:" + url
 	tests := []struct {
 		name  string
 		spec  string
 		watts float64
 	}{
-		{"package wraps, wrap= undoes it", base + "?metric=node_rapl_package_joules_total&labels=index=0&rate=10&wrap=262143.32885", pkgW},
-		{"dram, no label filter", base + "?metric=node_rapl_dram_joules_total&rate=10", dramW},
+		{"package wraps, wrap= undoes it", wrapping + "?metric=node_rapl_package_joules_total&labels=index=0&rate=10&wrap=262143.32885", pkgW},
+		{"dram, no label filter", plain + "?metric=node_rapl_dram_joules_total&rate=10", dramW},
 	}
 	const d = 3 * time.Second
 	var wg sync.WaitGroup

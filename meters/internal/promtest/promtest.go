@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,13 +62,16 @@ type Zone struct {
 	StartUJ uint64
 }
 
-// RAPL is a fixture sysfs tree whose energy_uj files advance at known
-// powers while the test runs, as the kernel's do: node_exporter reads them
-// at each scrape.
+// RAPL is a fixture sysfs tree whose energy_uj counters advance at known
+// powers while the test runs. As the kernel computes a sysfs attribute when
+// it is read, each energy_uj is a named pipe that a goroutine answers with
+// the counter at the moment a reader opens it: node_exporter reads the
+// value of that instant, never one a writer left behind, however busy the
+// machine.
 type RAPL struct {
 	// Root is the sysfs root, for --path.sysfs.
 	Root string
-	stop chan struct{}
+	stop atomic.Bool
 	done sync.WaitGroup
 
 	mu    sync.Mutex
@@ -77,12 +82,8 @@ type movingZone struct {
 	Zone
 	start, max uint64
 	t0         time.Time // when the counter was start
-	path, tmp  string
+	path       string
 }
-
-// writeEvery is how often the counters are rewritten: node_exporter sees
-// a value at most this old, 2 ms of energy at the zone's power.
-const writeEvery = 2 * time.Millisecond
 
 // MovingRAPL extracts the txtar fixture at archive (meters/rapl/testdata's
 // layout: files under sys/) into a temporary directory and advances each
@@ -107,12 +108,9 @@ func MovingRAPL(t testing.TB, archive string, zones ...Zone) *RAPL {
 			t.Fatal(err)
 		}
 	}
-	r := &RAPL{Root: filepath.Join(dir, "sys"), stop: make(chan struct{})}
-	tmp := filepath.Join(dir, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, z := range zones {
+	r := &RAPL{Root: filepath.Join(dir, "sys")}
+	now := time.Now()
+	for _, z := range zones {
 		zd := filepath.Join(r.Root, "class/powercap", z.Dir)
 		read := func(name string) uint64 {
 			b, err := os.ReadFile(filepath.Join(zd, name))
@@ -125,45 +123,82 @@ func MovingRAPL(t testing.TB, archive string, zones ...Zone) *RAPL {
 			}
 			return v
 		}
-		mz := movingZone{Zone: z, start: read("energy_uj"), max: read("max_energy_range_uj"),
-			path: filepath.Join(zd, "energy_uj"), tmp: filepath.Join(tmp, fmt.Sprintf("energy_uj.%d", i))}
+		mz := movingZone{Zone: z, start: read("energy_uj"), max: read("max_energy_range_uj"), t0: now,
+			path: filepath.Join(zd, "energy_uj")}
 		if z.StartUJ != 0 {
 			mz.start = z.StartUJ
 		}
+		if err := os.Remove(mz.path); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(mz.path, 0o444); err != nil {
+			t.Fatalf("moving RAPL fixture: mkfifo %s: %v", mz.path, err)
+		}
 		r.zones = append(r.zones, mz)
 	}
-	now := time.Now()
 	for i := range r.zones {
-		r.zones[i].t0 = now
+		r.done.Add(1)
+		go r.serve(t, i)
 	}
-	if err := r.write(now); err != nil {
-		t.Fatal(err)
-	}
-	r.done.Add(1)
-	go r.advance(t)
 	t.Cleanup(func() {
-		close(r.stop)
-		r.done.Wait()
+		r.stop.Store(true)
+		done := make(chan struct{})
+		go func() {
+			r.done.Wait()
+			close(done)
+		}()
+		for {
+			// Open each pipe for reading, so that its server, blocked
+			// until a reader comes, wakes and sees the stop; again
+			// until all have, since a server may only now be about to
+			// block.
+			for _, z := range r.zones {
+				if f, err := os.OpenFile(z.path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	})
 	return r
 }
 
-// advance rewrites the counters every writeEvery until the test ends.
-func (r *RAPL) advance(t testing.TB) {
+// serve answers every reader of zone i's energy_uj with the counter at the
+// moment the reader opened it, until the test ends. A pipe has no
+// readers of its own: after each answer serve waits until the reader has
+// closed its end, or the next open would hand the same reader a second
+// value. So each file takes one reader at a time, as node_exporter reads
+// it: one program per fixture tree.
+func (r *RAPL) serve(t testing.TB, i int) {
 	defer r.done.Done()
-	tick := time.NewTicker(writeEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.stop:
+	path := r.zones[i].path
+	for !r.stop.Load() {
+		// Blocks until a reader opens the pipe.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Errorf("moving RAPL fixture: %v", err)
 			return
-		case <-tick.C:
-			// Now, not the tick's time: a tick that waited in the
-			// channel may predate a Restart.
-			if err := r.write(time.Now()); err != nil {
-				t.Errorf("moving RAPL fixture: %v", err)
-				return
+		}
+		r.mu.Lock()
+		v := r.zones[i].At(time.Since(r.zones[i].t0))
+		r.mu.Unlock()
+		// A reader that went away (the cleanup's) makes this fail with
+		// EPIPE; nothing was waiting for the value.
+		f.Write([]byte(strconv.FormatUint(v, 10) + "\n"))
+		f.Close()
+		// Until the reader closes, a writer may open without blocking;
+		// once it has, the kernel refuses that (ENXIO).
+		for !r.stop.Load() {
+			g, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				break
 			}
+			g.Close()
+			time.Sleep(100 * time.Microsecond)
 		}
 	}
 }
@@ -183,24 +218,6 @@ func (r *RAPL) Restart(t testing.TB, dir string, uj uint64) {
 		}
 	}
 	t.Fatalf("moving RAPL fixture: no moving zone %s", dir)
-}
-
-// write sets every zone's energy_uj for time now, taken under the lock
-// that Restart takes. Each file is replaced
-// whole by a rename, so that a reader never sees one half written.
-func (r *RAPL) write(now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, z := range r.zones {
-		v := z.At(now.Sub(z.t0))
-		if err := os.WriteFile(z.tmp, []byte(strconv.FormatUint(v, 10)+"\n"), 0o444); err != nil {
-			return err
-		}
-		if err := os.Rename(z.tmp, z.path); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // At is the zone's energy_uj after d.
