@@ -429,6 +429,9 @@ func (m *Meter) measureClock(ctx context.Context) error {
 	defer m.mu.Unlock()
 	m.st.offsets = append(m.st.offsets, offsetSample{offset: off, rtt: t1.Sub(t0)})
 	m.st.exchanges++
+	if best := m.st.offset(); len(m.st.used) == 0 || m.st.used[len(m.st.used)-1] != best {
+		m.st.used = append(m.st.used, best)
+	}
 	return nil
 }
 

@@ -58,7 +58,10 @@ func (d *deduper) add(p point) bool {
 
 // state is what a run gathers for its report. The Meter's mu guards it.
 type state struct {
-	offsets   []offsetSample
+	offsets []offsetSample
+	// used are the exchanges the mapping took, in turn; their spread
+	// around the last is the clock fit's residual.
+	used      []offsetSample
 	exchanges int
 	intervals []time.Duration
 
@@ -128,16 +131,18 @@ func (m *Meter) Run(ctx context.Context, emit func(meters.Sample)) error {
 	tick := time.NewTicker(m.cfg.Poll)
 	defer tick.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return r.final()
-		case <-tick.C:
-		}
+		// The first poll comes at once: it finds the scrapes before the
+		// start, so the baseline is there from the beginning.
 		err := r.poll(ctx, m.env.Clock().Add(-ingestLag))
 		if ctx.Err() != nil {
 			return r.final()
 		}
 		r.count(err)
+		select {
+		case <-ctx.Done():
+			return r.final()
+		case <-tick.C:
+		}
 	}
 }
 
@@ -367,24 +372,27 @@ func (m *Meter) Report() meters.Report {
 	if len(st.offsets) > 0 {
 		best := st.offset()
 		var ss, mx float64
-		minRTT, maxRTT := st.offsets[0].rtt, st.offsets[0].rtt
-		for _, o := range st.offsets {
+		for _, o := range st.used {
 			d := float64(o.offset - best.offset)
 			ss += d * d
 			mx = math.Max(mx, math.Abs(d))
+		}
+		minRTT, maxRTT := st.offsets[0].rtt, st.offsets[0].rtt
+		for _, o := range st.offsets {
 			minRTT, maxRTT = min(minRTT, o.rtt), max(maxRTT, o.rtt)
 		}
 		rep.ClockFit = &meters.ClockFit{
 			OffsetNs:      float64(best.offset),
-			ResidualRMSNs: math.Sqrt(ss / float64(len(st.offsets))),
+			ResidualRMSNs: math.Sqrt(ss / float64(len(st.used))),
 			ResidualMaxNs: mx,
 			Points:        len(st.offsets),
 		}
 		rep.Details["clock"] = map[string]any{
-			"method":    "time() queries: host = server + offset, offset = midpoint of the request on the harness clock minus the server's time; the shortest round trip of the last 8 is used; no drift is fitted",
-			"offset_ms": float64(best.offset) / 1e6,
-			"bound_ms":  float64(best.rtt/2+500*time.Microsecond) / 1e6,
-			"rtt_ms":    map[string]float64{"min": float64(minRTT) / 1e6, "max": float64(maxRTT) / 1e6},
+			"method":       "time() queries: host = server + offset, offset = midpoint of the request on the harness clock minus the server's time; the shortest round trip of the last 8 is used; no drift is fitted; residuals: the offsets used in turn against the last",
+			"offsets_used": len(st.used),
+			"offset_ms":    float64(best.offset) / 1e6,
+			"bound_ms":     float64(best.rtt/2+500*time.Microsecond) / 1e6,
+			"rtt_ms":       map[string]float64{"min": float64(minRTT) / 1e6, "max": float64(maxRTT) / 1e6},
 		}
 	}
 	if st.finalRan {
