@@ -152,7 +152,7 @@ var (
 
 // Info describes the target.
 func (t *Target) Info() targets.Info {
-	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function}
+	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function, Variant: "node", Language: "JavaScript"}
 }
 
 // URL is where requests go; nil before Start.
