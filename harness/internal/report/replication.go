@@ -59,8 +59,8 @@ type StudyFigure struct {
 // replicationMetric is a metric the section compares: its label and unit,
 // and whether it is a figure per platform or of the machine.
 type replicationMetric struct {
-	ID, Label, Unit string
-	Device          bool
+	ID, Label, Note, Unit string
+	Device                bool
 }
 
 // replicationMetrics are the metrics in the order shown. Each study
@@ -68,9 +68,9 @@ type replicationMetric struct {
 var replicationMetrics = []replicationMetric{
 	{ID: "cold_start", Label: "cold start", Unit: "ms"},
 	{ID: "total_latency", Label: "total latency", Unit: "ms"},
-	{ID: "energy_per_request", Label: "energy per request (whole device, no idle subtracted)", Unit: "uWh"},
-	{ID: "dynamic_energy_per_request", Label: "dynamic energy per request (above idle; ours only)", Unit: "J"},
-	{ID: "idle_power", Label: "idle power", Unit: "W", Device: true},
+	{ID: "energy_per_request", Label: "energy per request", Note: "whole device, no idle subtracted, as the study", Unit: "uWh"},
+	{ID: "dynamic_energy_per_request", Label: "dynamic energy per request", Note: "above the idle baseline; ours only", Unit: "J"},
+	{ID: "idle_power", Label: "idle power", Note: "whole device", Unit: "W", Device: true},
 }
 
 // LoadStudy reads the embedded study figures and checks them.
@@ -151,8 +151,10 @@ type Replication struct {
 // ReplicationRow is one metric on one machine: the study's or ours.
 // Values and intervals are NaN (null in JSON) where there are none.
 type ReplicationRow struct {
-	Metric  string `json:"metric"`
-	Label   string `json:"label"`
+	Metric string `json:"metric"`
+	Label  string `json:"label"`
+	// Note says what the metric holds, where the label does not.
+	Note    string `json:"note,omitempty"`
 	Unit    string `json:"unit"`
 	Ours    bool   `json:"ours"`
 	Machine string `json:"machine"`
@@ -169,6 +171,9 @@ type ReplicationRow struct {
 	VsOursDocker energy.Float `json:"ours_over_study_docker"`
 	VsOursWasm   energy.Float `json:"ours_over_study_wasm"`
 	VsOursDevice energy.Float `json:"ours_over_study_device"`
+	// Span is, on the first row of a metric, how many rows it has (the
+	// page writes the metric once); 0 on the others.
+	Span int `json:"-"`
 }
 
 // Replicate is the Replication section of a run, or nil when the run is
@@ -208,6 +213,7 @@ func (s *side) add(t runstore.TargetMeta) {
 
 func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 	rp := &Replication{RunID: sum.RunID, Study: st.Title, Source: st.Source, Machine: ourMachine(run.Meta.Host)}
+	ourRow := "ours: " + run.Meta.Host.Hostname
 	var wasm, docker side
 	dockerMethods := map[string]bool{}
 	for _, t := range run.Meta.Targets {
@@ -248,7 +254,9 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 
 	ours := map[string]ReplicationRow{}
 	for _, m := range replicationMetrics {
-		row := ReplicationRow{Metric: m.ID, Label: m.Label, Unit: m.Unit, Ours: true, Machine: rp.Machine}
+		nan := energy.Float(math.NaN())
+		row := ReplicationRow{Metric: m.ID, Label: m.Label, Note: m.Note, Unit: m.Unit, Ours: true, Machine: ourRow,
+			VsOursDocker: nan, VsOursWasm: nan, VsOursDevice: nan}
 		if m.Device {
 			row.Device = repInterval(idlePerRep(sum, meter))
 			row.Docker, row.Wasm, row.Ratio = noFigure(""), noFigure(""), noFigure("")
@@ -261,11 +269,12 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 		ours[m.ID] = row
 	}
 	for _, m := range replicationMetrics {
+		first := len(rp.Rows)
 		for _, f := range st.Figures {
 			if f.Metric != m.ID {
 				continue
 			}
-			row := ReplicationRow{Metric: m.ID, Label: m.Label, Unit: m.Unit, Machine: "study: " + st.machine(f.Machine),
+			row := ReplicationRow{Metric: m.ID, Label: m.Label, Note: m.Note, Unit: m.Unit, Machine: "study: " + st.machine(f.Machine),
 				Docker: published(f.Docker), Wasm: published(f.Wasm), Device: published(f.Device), Ratio: noFigure("")}
 			switch {
 			case f.Ratio != nil:
@@ -280,12 +289,13 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 			rp.Rows = append(rp.Rows, row)
 		}
 		rp.Rows = append(rp.Rows, ours[m.ID])
+		rp.Rows[first].Span = len(rp.Rows) - first
 	}
 	rp.Method = methodNotes(st, rp, dockerMethods)
 	return rp
 }
 
-// ourMachine names the host in the words the study used for its machines.
+// ourMachine describes the host as the study described its machines.
 func ourMachine(h runstore.Host) string {
 	var parts []string
 	if h.CPUModel != "" {
@@ -295,9 +305,9 @@ func ourMachine(h runstore.Host) string {
 		parts = append(parts, fmt.Sprintf("%d cores", h.Cores))
 	}
 	if h.Virtual != "" {
-		parts = append(parts, "virtual ("+h.Virtual+")")
+		parts = append(parts, h.Virtual)
 	}
-	s := "ours: " + h.Hostname
+	s := h.Hostname
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}
@@ -324,7 +334,7 @@ func methodNotes(st *Study, rp *Replication, dockerMethods map[string]bool) []st
 	return []string{
 		fmt.Sprintf("The study: %s; against %s; %s; meter: %s; %s; %s.",
 			st.Method["wasm"], st.Method["docker"], st.Method["load"], st.Method["meter"], st.Method["energy"], st.Method["statistic"]),
-		fmt.Sprintf("Ours: Purify (wazero, in process) with %s against %s; meter: %s.", rp.Wasm, docker, meter),
+		fmt.Sprintf("Ours, on %s: Purify (wazero, in process) with %s against %s; meter: %s.", rp.Machine, rp.Wasm, docker, meter),
 		"What differs: the machine (see each row); the meter; the energy is integrated over each load phase's steady window and shared among its requests " +
 			"(the study kept a sample only when it fell wholly inside a request); the idle baseline is measured, so dynamic energy (idle subtracted) " +
 			"stands beside the study's whole-device figure; each figure of ours is the mean of per-repetition means, with a 95% t interval over the repetitions, " +
@@ -490,7 +500,7 @@ func ratioPerRep(docker, wasm map[int]float64) energy.Interval {
 	nan := energy.Float(math.NaN())
 	if len(logs) < energy.DefaultOptions().MinReps {
 		return energy.Interval{Value: energy.Float(math.Exp(energy.Mean(logs))), Lo: nan, Hi: nan, N: len(logs), Method: "none",
-			Reason: fmt.Sprintf("%d repetition(s): no interval", len(logs))}
+			Reason: fmt.Sprintf("%d repetition(s) with both sides positive: no interval", len(logs))}
 	}
 	m, lo, hi := energy.TInterval(logs, 0.95)
 	return energy.Interval{Value: energy.Float(math.Exp(m)), Lo: energy.Float(math.Exp(lo)), Hi: energy.Float(math.Exp(hi)), N: len(logs),
@@ -538,7 +548,7 @@ func fmtTimes(f energy.Float) string {
 func PrintReplication(w io.Writer, rp *Replication) {
 	fmt.Fprintf(w, "\nReplication of the original study (run %s)\n", rp.RunID)
 	fmt.Fprintf(w, "  study: %s\n  source: %s\n", rp.Study, rp.Source)
-	fmt.Fprintf(w, "  ours: Wasm = %s; Docker = %s; meter %s\n", rp.Wasm, rp.Docker, orNone(rp.Meter))
+	fmt.Fprintf(w, "  ours: on %s; Wasm = %s; Docker = %s; meter %s\n", rp.Machine, rp.Wasm, rp.Docker, orNone(rp.Meter))
 	for _, row := range rp.Rows {
 		vs := ""
 		if t := row.VsText(); t != "" {
@@ -548,8 +558,12 @@ func PrintReplication(w io.Writer, rp *Replication) {
 			fmt.Fprintf(w, "  %-26s %-44s device %s%s\n", row.Metric, row.Machine, row.DeviceText(), vs)
 			continue
 		}
+		ratio := row.RatioText()
+		if row.Ours && !row.Ratio.Lo.OK() && row.Ratio.Reason != "" {
+			ratio += " (" + row.Ratio.Reason + ")"
+		}
 		fmt.Fprintf(w, "  %-26s %-44s Docker %s  Wasm %s  Docker/Wasm %s%s\n", row.Metric, row.Machine,
-			row.DockerText(), row.WasmText(), row.RatioText(), vs)
+			row.DockerText(), row.WasmText(), ratio, vs)
 	}
 	for _, m := range rp.Method {
 		fmt.Fprintf(w, "  %s\n", m)
@@ -581,7 +595,10 @@ func (r ReplicationRow) DeviceText() string { return fmtRepl(r.Device, r.Unit) }
 func (r ReplicationRow) RatioText() string { return fmtRepl(r.Ratio, "x") }
 
 // VsText is, on a study row, our figures over its figures.
-func (r ReplicationRow) VsText() string {
+func (r ReplicationRow) VsText() string { return strings.Join(r.VsParts(), ", ") }
+
+// VsParts are VsText's parts, one per side.
+func (r ReplicationRow) VsParts() []string {
 	var parts []string
 	for _, p := range []struct {
 		name string
@@ -591,5 +608,5 @@ func (r ReplicationRow) VsText() string {
 			parts = append(parts, p.name+" "+s)
 		}
 	}
-	return strings.Join(parts, ", ")
+	return parts
 }
