@@ -49,7 +49,7 @@ var roundedCorpus = []struct{ query, body, accept string }{
 
 // TestBuildsAnswerIdentically checks that every build of a function (Go
 // command, Go reactor in warm mode, the small C build and the Rust build,
-// each cold and warm) gives the same bytes
+// each cold, prewarmed and warm) gives the same bytes
 // for the same request, over the committed .wasm files.
 func TestBuildsAnswerIdentically(t *testing.T) {
 	if testing.Short() {
@@ -77,7 +77,8 @@ func TestBuildsAnswerIdentically(t *testing.T) {
 			// module (functions/README.md).
 			for _, v := range []string{"small", "rust"} {
 				if _, err := functions.Module(fsys, fn, v); err == nil {
-					builds = append(builds, build{fn + "-" + v + "-cold", v, targets.Cold}, build{fn + "-" + v + "-warm", v, targets.Warm})
+					builds = append(builds, build{fn + "-" + v + "-cold", v, targets.Cold}, build{fn + "-" + v + "-warm", v, targets.Warm},
+						build{fn + "-" + v + "-prewarmed", v, targets.Prewarmed})
 				}
 			}
 			for _, b := range builds {
