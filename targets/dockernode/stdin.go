@@ -63,7 +63,7 @@ func (t *Target) serveColdStdin(w http.ResponseWriter, r *http.Request) {
 			rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			t0 := time.Now()
-			if _, err := t.client().ContainerRemove(rctx, res.id, client.ContainerRemoveOptions{Force: true}); err != nil {
+			if _, err := t.engine().ContainerRemove(rctx, res.id, client.ContainerRemoveOptions{Force: true}); err != nil {
 				t.stats.addFailure(fmt.Sprintf("removing container %.12s: %v", res.id, err))
 				t.spec.Logf("%s: removing container %.12s: %v", t.spec.Name, res.id, err)
 				return
@@ -93,8 +93,8 @@ func (t *Target) serveColdStdin(w http.ResponseWriter, r *http.Request) {
 	t.stats.addCold()
 }
 
-// client is the engine client Start connected.
-func (t *Target) client() *client.Client {
+// engine is the client of the Docker Engine that Start connected.
+func (t *Target) engine() *client.Client {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cli
