@@ -249,7 +249,7 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 		rp.Notes = append(rp.Notes, fmt.Sprintf("%d repetition(s): our figures have no interval (%d or more give one).", run.Meta.Repeat, minReps))
 	}
 	if run.Meta.Validity != nil && !run.Meta.Validity.Valid {
-		rp.Notes = append(rp.Notes, "This run failed validity checks (see the banner at the top): our figures are shown, but they are not evidence.")
+		rp.Notes = append(rp.Notes, "This run failed validity checks (its problems are listed with the run): our figures are shown, but they are not evidence.")
 	}
 
 	ours := map[string]ReplicationRow{}
@@ -335,7 +335,8 @@ func methodNotes(st *Study, rp *Replication, dockerMethods map[string]bool) []st
 		fmt.Sprintf("The study: %s; against %s; %s; meter: %s; %s; %s.",
 			st.Method["wasm"], st.Method["docker"], st.Method["load"], st.Method["meter"], st.Method["energy"], st.Method["statistic"]),
 		fmt.Sprintf("Ours, on %s: Purify (wazero, in process) with %s against %s; meter: %s.", rp.Machine, rp.Wasm, docker, meter),
-		"What differs: the machine (see each row); the meter; the energy is integrated over each load phase's steady window and shared among its requests " +
+		"What differs: the machine (see each row); the meter and what it covers (the study's PDU the whole device at the wall; RAPL the processor package, " +
+			"not the whole device; the estimate a model of it); the energy is integrated over each load phase's steady window and shared among its requests " +
 			"(the study kept a sample only when it fell wholly inside a request); the idle baseline is measured, so dynamic energy (idle subtracted) " +
 			"stands beside the study's whole-device figure; each figure of ours is the mean of per-repetition means, with a 95% t interval over the repetitions, " +
 			"and each repetition ran the targets in a fresh order.",
