@@ -38,6 +38,31 @@ const ConfigFile = "purify.json"
 // platform serves it for the function's Go build when the mode is warm.
 const Reactor = "reactor"
 
+// Variants of the builds this project makes (functions/README.md): the
+// files <name>-<variant>.wasm beside the Go build <name>.wasm.
+const (
+	// Small is the build without a language runtime: freestanding C.
+	Small = "small"
+	// Rust is the Rust build (std only, wasm32-wasi), the original study's
+	// language.
+	Rust = "rust"
+)
+
+// Language names the language of a build: the Go builds (variant "" and
+// Reactor) "Go", Small "C", Rust "Rust"; "" for a variant of a
+// functions tree that this package does not know.
+func Language(variant string) string {
+	switch variant {
+	case "", Reactor:
+		return "Go"
+	case Small:
+		return "C"
+	case Rust:
+		return "Rust"
+	}
+	return ""
+}
+
 // FS returns the embedded tree: one directory per function, as in the
 // source tree.
 func FS() fs.FS { return files }

@@ -1,7 +1,13 @@
 package functions
 
 import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
 	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +34,7 @@ func TestEmbedded(t *testing.T) {
 	}{
 		{"memes", "", true}, {"memes", "reactor", true}, {"memes", "small", true}, {"fibonacci", "small", true},
 		{"prime", "small", false}, {"nope", "", false}, {"../etc", "", false},
+		{"memes", "rust", true}, {"fibonacci", "rust", true}, {"factorial", "rust", true}, {"prime", "rust", true}, {"exponential", "rust", true},
 	} {
 		b, err := Module(FS(), c.name, c.variant)
 		if (err == nil) != c.ok {
@@ -38,7 +45,7 @@ func TestEmbedded(t *testing.T) {
 		}
 	}
 	// The directories are embedded whole: sources and data ride along.
-	for _, p := range []string{"README.md", "memes/memes.json", "memes/main.go", "memes/small/main.c"} {
+	for _, p := range []string{"README.md", "memes/memes.json", "memes/main.go", "memes/small/main.c", "memes/rust/main.rs"} {
 		if _, err := fs.Stat(FS(), p); err != nil {
 			t.Errorf("%s not embedded: %v", p, err)
 		}
@@ -81,9 +88,9 @@ func TestVariants(t *testing.T) {
 		want []string
 		ok   bool
 	}{
-		{"memes", FS(), "memes", []string{Reactor, "small"}, true},
-		{"fibonacci", FS(), "fibonacci", []string{Reactor, "small"}, true},
-		{"prime", FS(), "prime", []string{Reactor}, true},
+		{"memes", FS(), "memes", []string{Reactor, "rust", "small"}, true},
+		{"fibonacci", FS(), "fibonacci", []string{Reactor, "rust", "small"}, true},
+		{"prime", FS(), "prime", []string{Reactor, "rust"}, true},
 		{"only the function's own builds, each once", odd, "f", []string{"fast", "small"}, true},
 		{"no such function", FS(), "nope", nil, false},
 		{"bad name", FS(), "../etc", nil, false},
@@ -99,5 +106,96 @@ func TestVariants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLanguage(t *testing.T) {
+	for _, tc := range []struct{ variant, want string }{
+		{"", "Go"}, {Reactor, "Go"}, {Small, "C"}, {Rust, "Rust"}, {"fast", ""},
+	} {
+		t.Run(cmp.Or(tc.variant, "go"), func(t *testing.T) {
+			if got := Language(tc.variant); got != tc.want {
+				t.Errorf("Language(%q) = %q, want %q", tc.variant, got, tc.want)
+			}
+		})
+	}
+	// Every build in the tree has a known language.
+	names, _ := Names(FS())
+	for _, n := range names {
+		vs, _ := Variants(FS(), n)
+		for _, v := range vs {
+			if Language(v) == "" {
+				t.Errorf("%s-%s: no language", n, v)
+			}
+		}
+	}
+}
+
+// TestRustBuildsReproduce rebuilds the Rust modules with build.sh in a
+// temporary copy of their sources and requires the committed bytes: the
+// builds are reproducible, and the committed ones are built from the
+// committed sources. It needs Debian's rustc 1.63 with the wasm32-wasi
+// standard library, which the test suite does not install (the modules
+// are committed so that nothing else needs it), and skips without it,
+// under CI=true too.
+func TestRustBuildsReproduce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles five Rust modules (-short)")
+	}
+	rustc := "/usr/bin/rustc"
+	out, err := exec.Command(rustc, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "rustc 1.63.") {
+		t.Skipf("no Debian rustc 1.63 at %s (%v %s): apt-get install rustc libstd-rust-dev-wasm32 to check the Rust builds", rustc, err, out)
+	}
+	sysroot, err := exec.Command(rustc, "--print", "sysroot").Output()
+	if _, serr := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib/rustlib/wasm32-wasi")); err != nil || serr != nil {
+		t.Skipf("%s has no wasm32-wasi standard library: apt-get install libstd-rust-dev-wasm32", rustc)
+	}
+	dir := t.TempDir()
+	copyTree := func(from string) {
+		err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(dir, p)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, 0o755)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := Names(FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyTree("build.sh")
+	copyTree("internal/rust")
+	for _, n := range names {
+		copyTree(filepath.Join(n, "rust"))
+	}
+	cmd := exec.Command("sh", filepath.Join(dir, "build.sh"))
+	cmd.Env = append(os.Environ(), "BUILDS=rust", "RUSTC="+rustc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build.sh: %v\n%s", err, out)
+	}
+	for _, n := range names {
+		want, err := Module(FS(), n, Rust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, n, n+"-rust.wasm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s-rust.wasm: rebuilt %d bytes sha256 %x, committed %d bytes sha256 %x", n, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
+		}
 	}
 }

@@ -46,6 +46,14 @@ type Info struct {
 	Kind     string `json:"kind"`
 	Mode     Mode   `json:"mode"`
 	Function string `json:"function"`
+	// Variant names the build of the function served: a variant of
+	// package functions ("small", "rust", "reactor"), "go" for the Go
+	// command build, "node" for the Node.js one; "" where the kind does
+	// not say.
+	Variant string `json:"variant,omitempty"`
+	// Language is that build's language ("Go", "C", "Rust",
+	// "JavaScript"), "" where unknown.
+	Language string `json:"language,omitempty"`
 }
 
 // Target is a serving platform with one function deployed.

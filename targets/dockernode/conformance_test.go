@@ -2,6 +2,7 @@ package dockernode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/internal/nodeimage"
 )
@@ -88,9 +90,10 @@ var conformanceCases = []struct {
 		{accept: "text/html"}, {query: "id=0"}, {query: "id=100000"}, {query: "id=-7"}, {query: "id=9007199254740991"}, {query: "id=9007199254740992"}}},
 }
 
-// TestConformance runs each function's Wasm build (the committed
-// functions/<name>/<name>.wasm on wazero, as a CGI-like command) and its
-// Node build (index.js, in a docker-node container, or on the local node
+// TestConformance runs each function's Wasm builds (the committed
+// functions/<name>/<name>.wasm and every variant beside it but the
+// reactor: the small C and the Rust builds, on wazero, as a CGI-like
+// command) and its Node build (index.js, in a docker-node container, or on the local node
 // when no engine is reachable and CI is not set) on the same inputs and
 // requires the same status, Content-Type and body bytes. Floating-point
 // results (exponential) must be byte-identical too; where they are not,
@@ -117,33 +120,53 @@ func TestConformance(t *testing.T) {
 				b.body = strings.ReplaceAll(b.body, "FIELD", fc.field)
 				inputs = append(inputs, b)
 			}
+			variants, err := functions.Variants(os.DirFS(functionsDir), fc.fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			builds := []string{""} // the Go command build
+			for _, v := range variants {
+				if v != functions.Reactor {
+					builds = append(builds, v)
+				}
+			}
 			for _, in := range inputs {
-				name := in.name
-				if name == "" {
-					name = "q=" + in.query + " body=" + in.body + " accept=" + in.accept
-				}
-				w, err := wasm.run(fc.fn, in)
-				if err != nil {
-					t.Fatalf("%s: wasm: %v", name, err)
-				}
 				n, err := node(in)
 				if err != nil {
-					t.Fatalf("%s: node: %v", name, err)
+					t.Fatalf("%+v: node: %v", in, err)
 				}
-				if w.ContentType == "application/json" && !json.Valid([]byte(w.Body)) {
-					t.Errorf("%s: the answer is not valid JSON: %q", name, clip(w.Body))
+				for _, variant := range builds {
+					name := in.name
+					if name == "" {
+						name = "q=" + in.query + " body=" + in.body + " accept=" + in.accept
+					}
+					name = cmp.Or(variant, "go") + ": " + name
+					w, err := wasm.run(fc.fn, variant, in)
+					if err != nil {
+						t.Fatalf("%s: wasm: %v", name, err)
+					}
+					conform(t, name, w, n)
 				}
-				if w == n {
-					continue
-				}
-				if w.Status == n.Status && w.ContentType == n.ContentType && equal12(w.Body, n.Body) {
-					t.Errorf("%s: bodies differ in bytes but agree to 12 significant digits:\nwasm %q\nnode %q", name, w.Body, n.Body)
-					continue
-				}
-				t.Errorf("%s:\nwasm %d %q %q\nnode %d %q %q", name, w.Status, w.ContentType, clip(w.Body), n.Status, n.ContentType, clip(n.Body))
 			}
 		})
 	}
+}
+
+// conform reports how a Wasm build's answer w differs from the Node
+// build's n, if it does.
+func conform(t *testing.T, name string, w, n answerBytes) {
+	t.Helper()
+	if w.ContentType == "application/json" && !json.Valid([]byte(w.Body)) {
+		t.Errorf("%s: the answer is not valid JSON: %q", name, clip(w.Body))
+	}
+	if w == n {
+		return
+	}
+	if w.Status == n.Status && w.ContentType == n.ContentType && equal12(w.Body, n.Body) {
+		t.Errorf("%s: bodies differ in bytes but agree to 12 significant digits:\nwasm %q\nnode %q", name, w.Body, n.Body)
+		return
+	}
+	t.Errorf("%s:\nwasm %d %q %q\nnode %d %q %q", name, w.Status, w.ContentType, clip(w.Body), n.Status, n.ContentType, clip(n.Body))
 }
 
 func clip(s string) string {
@@ -226,18 +249,20 @@ func newWasmRunner(t *testing.T) *wasmRunner {
 	return &wasmRunner{rt: rt, compiled: map[string]wazero.CompiledModule{}}
 }
 
-func (w *wasmRunner) run(fn string, in input) (answerBytes, error) {
+// run runs build variant of fn ("" the Go build) on one input.
+func (w *wasmRunner) run(fn, variant string, in input) (answerBytes, error) {
 	ctx := context.Background()
-	cm := w.compiled[fn]
+	key := fn + "-" + variant
+	cm := w.compiled[key]
 	if cm == nil {
-		b, err := os.ReadFile(filepath.Join(functionsDir, fn, fn+".wasm"))
+		b, err := functions.Module(os.DirFS(functionsDir), fn, variant)
 		if err != nil {
 			return answerBytes{}, err
 		}
 		if cm, err = w.rt.CompileModule(ctx, b); err != nil {
-			return answerBytes{}, fmt.Errorf("compiling %s: %w", fn, err)
+			return answerBytes{}, fmt.Errorf("compiling %s: %w", key, err)
 		}
-		w.compiled[fn] = cm
+		w.compiled[key] = cm
 	}
 	method, ctype := "GET", ""
 	if in.body != "" {

@@ -9,12 +9,15 @@
 //     loopback port forwarding, never to a bridge address). Reset replaces
 //     the container with a fresh one on the same port before it returns, so
 //     repetitions share no process state and no request pays the start.
-//   - cold: a container per request, the original study's `docker run --rm`
-//     measured precisely. URL is an in-process proxy on 127.0.0.1 that, per
-//     request, creates and starts a container, waits until its health path
-//     answers, forwards the request, answers with X-Cold-Start: 1 and
-//     X-Start-Ns (create to ready), then reads the container's CPU time and
-//     removes it in the background.
+//   - cold: a container per request. URL is an in-process proxy on
+//     127.0.0.1 that, per request, runs a fresh container by the option
+//     cold_start_method: "http" (the default) creates and starts a
+//     container serving HTTP, waits until its health path answers,
+//     forwards the request, answers with X-Cold-Start: 1 and X-Start-Ns
+//     (create to ready), then reads the container's CPU time and removes
+//     it in the background; "stdin" is the original study's
+//     `docker run --rm -i`: the request on the container's stdin, the
+//     answer from its stdout (stdin.go).
 //
 // Everything a target creates carries the harness labels
 // (nodeimage.LabelHarness, LabelRun, LabelTarget), so that Clean, and
@@ -103,6 +106,12 @@ func NewTarget(spec targets.Spec, opts Options) (*Target, error) {
 	if spec.Mode != targets.Warm && spec.Mode != targets.Cold {
 		return nil, fmt.Errorf("target %s (%s): mode %q not supported; want warm or cold", spec.Name, Kind, spec.Mode)
 	}
+	if spec.Mode == targets.Warm && opts.ColdStartMethod == ColdStdin {
+		return nil, fmt.Errorf("target %s (%s): cold_start_method stdin runs a container per request: it needs mode cold", spec.Name, Kind)
+	}
+	if opts.ColdStartMethod == "" {
+		opts.ColdStartMethod = ColdHTTP
+	}
 	if spec.Logf == nil {
 		spec.Logf = func(string, ...any) {}
 	}
@@ -152,7 +161,7 @@ var (
 
 // Info describes the target.
 func (t *Target) Info() targets.Info {
-	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function}
+	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function, Variant: "node", Language: "JavaScript"}
 }
 
 // URL is where requests go; nil before Start.
@@ -211,7 +220,11 @@ func (t *Target) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("target %s: cold-start proxy: %w", t.spec.Name, err)
 		}
-		srv := &http.Server{Handler: http.HandlerFunc(t.serveCold), ReadHeaderTimeout: 10 * time.Second}
+		serve := t.serveCold
+		if t.opts.ColdStartMethod == ColdStdin {
+			serve = t.serveColdStdin
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(serve), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		t.mu.Lock()
 		t.proxy = srv
@@ -319,9 +332,19 @@ func (t *Target) Report() map[string]any {
 	t.mu.Unlock()
 	r := im.Report()
 	r["limits"] = map[string]any{"cpus": t.opts.CPUs, "cpuset": t.opts.Cpuset, "memory_bytes": t.opts.Memory}
-	r["cold_start_method"] = "container created, started and health-checked per request (docker run --rm equivalent), ports published on 127.0.0.1"
-	if t.spec.Mode == targets.Warm {
-		r["cold_start_method"] = "none: one long-running container; Reset replaces it before the next repetition"
+	switch {
+	case t.spec.Mode == targets.Warm:
+		r["cold_start_method"] = "none"
+		r["cold_start_how"] = "one long-running container; Reset replaces it before the next repetition"
+	case t.opts.ColdStartMethod == ColdStdin:
+		r["cold_start_method"] = string(ColdStdin)
+		r["cold_start_how"] = "docker run --rm -i per request through the Engine API: a container created with stdin open, attached, started, " +
+			"the request written to its stdin (node " + nodeimage.StdinScript + "), the answer read from its stdout, the container removed; " +
+			"no network; start-up is create to the function loaded"
+	default:
+		r["cold_start_method"] = string(ColdHTTP)
+		r["cold_start_how"] = "a container per request created, started and health-checked (docker run --rm with a server), the request forwarded " +
+			"to its port published on 127.0.0.1; start-up is create to ready"
 	}
 	t.stats.report(r)
 	return r

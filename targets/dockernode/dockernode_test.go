@@ -34,12 +34,14 @@ func TestParseOptions(t *testing.T) {
 			func(o Options) bool {
 				return o.ImageSource == nodeimage.SourceLocalNode && o.ReadyTimeout == 5*time.Second && o.MaxContainers == 2 && !o.KeepImage
 			}, ""},
+		{"the study's cold start", map[string]any{"cold_start_method": "stdin"}, func(o Options) bool { return o.ColdStartMethod == ColdStdin }, ""},
+		{"bad cold start", map[string]any{"cold_start_method": "run"}, nil, `option cold_start_method: want one of http, stdin, got "run"`},
 		{"sizes as docker writes them", map[string]any{"memory": "512MiB"}, func(o Options) bool { return o.Memory == 512<<20 }, ""},
 		{"negative cpus", map[string]any{"cpus": -1}, nil, "option cpus: want a number of at least 0, got -1"},
 		{"bad memory", map[string]any{"memory": "lots"}, nil, `option memory: want a size like 256m or a number of bytes, got "lots"`},
 		{"bad source", map[string]any{"image_source": "hub"}, nil, `option image_source: want one of auto, registry, local-node, got "hub"`},
 		{"zero containers", map[string]any{"max_containers": 0}, nil, "option max_containers: want a whole number of at least 1, got 0"},
-		{"unknown key", map[string]any{"replicas": 3}, nil, "option replicas: unknown option; known: cpus, cpuset, image_source, keep_image, max_containers, memory, node, ready_timeout"},
+		{"unknown key", map[string]any{"replicas": 3}, nil, "option replicas: unknown option; known: cold_start_method, cpus, cpuset, image_source, keep_image, max_containers, memory, node, ready_timeout"},
 		{"a bare number for a duration", map[string]any{"ready_timeout": 5}, nil, "option ready_timeout: want a duration like 30s, got 5"},
 		{"every problem at once, in key order", map[string]any{"ready_timeout": "soon", "cpus": "x"}, nil,
 			"option cpus: want a number of at least 0, got \"x\"\noption ready_timeout: want a duration like 30s, got \"soon\""},
@@ -70,6 +72,7 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"prewarmed mode", targets.Spec{Name: "d", Kind: Kind, Function: "echo", Mode: targets.Prewarmed}},
 		{"no function", targets.Spec{Name: "d", Kind: Kind, Mode: targets.Cold}},
+		{"stdin in warm mode", targets.Spec{Name: "d", Kind: Kind, Function: "echo", Mode: targets.Warm, Options: map[string]any{"cold_start_method": "stdin"}}},
 		{"unknown option", targets.Spec{Name: "d", Kind: Kind, Function: "echo", Options: map[string]any{"gpu": true}}},
 	}
 	for _, tc := range tests {

@@ -26,7 +26,29 @@ type Options struct {
 	KeepImage bool
 	// Node is the local node binary ("" looks it up on PATH).
 	Node string
+	// ColdStartMethod is how cold mode runs a request in a fresh
+	// container: ColdHTTP or ColdStdin.
+	ColdStartMethod ColdStartMethod
 }
+
+// ColdStartMethod is how cold mode runs one request in a fresh container.
+type ColdStartMethod string
+
+// Cold-start methods.
+const (
+	// ColdHTTP creates and starts a container running the function's HTTP
+	// server, waits until its health path answers, and forwards the
+	// request to it: start-up is create to ready.
+	ColdHTTP ColdStartMethod = "http"
+	// ColdStdin is the original study's `docker run --rm -i`: a container
+	// runs the function once, the request on its stdin and the answer on
+	// its stdout, attached through the Engine API; start-up is create to
+	// the function loaded (stdin.js's ready line).
+	ColdStdin ColdStartMethod = "stdin"
+)
+
+// ColdStartMethods are the methods a scenario may choose.
+var ColdStartMethods = []ColdStartMethod{ColdHTTP, ColdStdin}
 
 // fields lists the option keys of a scenario's docker-node target, bound
 // to o: the one place that names, documents and decodes them.
@@ -41,12 +63,14 @@ func (o *Options) fields() option.List {
 		option.Int(&o.MaxContainers, "max_containers", 1, math.MaxInt, "cold mode: containers alive at once; further requests wait (default 8)"),
 		option.Bool(&o.KeepImage, "keep_image", "keep the image after Stop as a cache (default true; `harness clean` removes it)"),
 		option.String(&o.Node, "node", "local-node source: the node binary to assemble the image from (default: node on PATH)"),
+		option.Enum(&o.ColdStartMethod, "cold_start_method", ColdStartMethods,
+			"cold mode: http (default: a container per request serving HTTP, health-checked, the request forwarded) or stdin (docker run --rm -i: the request on the container's stdin, the answer on its stdout, as the original study ran it)"),
 	}
 }
 
 // DefaultOptions are the settings when a scenario gives none.
 func DefaultOptions() Options {
-	return Options{ImageSource: nodeimage.SourceAuto, ReadyTimeout: 30 * time.Second, MaxContainers: 8, KeepImage: true}
+	return Options{ImageSource: nodeimage.SourceAuto, ReadyTimeout: 30 * time.Second, MaxContainers: 8, KeepImage: true, ColdStartMethod: ColdHTTP}
 }
 
 // ParseOptions decodes scenario options (YAML values) over the defaults and

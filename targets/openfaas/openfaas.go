@@ -130,7 +130,7 @@ func New(spec targets.Spec, getenv func(string) string) (*Target, error) {
 
 // Info describes the target.
 func (t *Target) Info() targets.Info {
-	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function}
+	return targets.Info{Name: t.spec.Name, Kind: Kind, Mode: t.spec.Mode, Function: t.spec.Function, Variant: "node", Language: "JavaScript"}
 }
 
 // URL is where requests go: the gateway's /function/{name}, or in cold

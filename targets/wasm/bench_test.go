@@ -23,6 +23,8 @@ import (
 // memes built by Go for wasip1 (2.4 MB; its reactor build in warm mode).
 // Goals on a 2-core machine: small cold p50 <= 100 us, warm >= 10k req/s,
 // go cold p50 <= 6 ms. `targets/wasm/bench.sh OUT.json` writes the figures.
+// BenchmarkColdBuilds (builds_bench_test.go) puts every function's Go,
+// small C and Rust builds side by side in cold mode.
 
 type benchModule struct{ name, variant string }
 

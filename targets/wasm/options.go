@@ -24,7 +24,7 @@ type options struct {
 func (o *options) fields() option.List {
 	c := &o.Config
 	return option.List{
-		option.String(&o.Variant, "variant", `which build to serve: "" the Go build (the reactor build in warm mode), "small" the build without a language runtime`),
+		option.String(&o.Variant, "variant", `which build to serve: "" the Go build (the reactor build in warm mode), "small" the C build without a language runtime, "rust" the Rust build`),
 		option.URL(&o.Remote, "remote", "base URL of a `harness serve` to deploy to and load instead of serving in process (http://HOST:PORT)"),
 		option.String(&o.Token, "token", "bearer token for the remote deploy API"),
 		option.Bool(&c.Impure, "impure", "give the function a real clock (default false: pure)"),

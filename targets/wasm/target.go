@@ -94,20 +94,27 @@ func newTarget(spec targets.Spec) (targets.Target, error) {
 	return t, nil
 }
 
-// Info implements targets.Target.
+// Info implements targets.Target; Variant and Language name the build
+// deployed ("go" for the Go command build).
 func (t *Target) Info() targets.Info {
-	return targets.Info{Name: t.spec.Name, Kind: "wasm", Mode: t.cfg.Mode, Function: t.spec.Function}
+	v := t.moduleVariant()
+	return targets.Info{Name: t.spec.Name, Kind: "wasm", Mode: t.cfg.Mode, Function: t.spec.Function,
+		Variant: cmp.Or(v, "go"), Language: functions.Language(v)}
 }
 
-// module reads the bytes to deploy: the reactor build in warm mode unless a
-// variant is named (the small builds serve every mode from one module).
-func (t *Target) module() ([]byte, error) {
-	fsys := functions.Open(t.spec.FunctionsDir)
-	variant := t.variant
-	if variant == "" && t.cfg.Mode == targets.Warm {
-		variant = "reactor"
+// moduleVariant is the variant of the module to deploy: the reactor build
+// in warm mode unless a variant is named (the small and Rust builds serve
+// every mode from one module).
+func (t *Target) moduleVariant() string {
+	if t.variant == "" && t.cfg.Mode == targets.Warm {
+		return functions.Reactor
 	}
-	return functions.Module(fsys, t.spec.Function, variant)
+	return t.variant
+}
+
+// module reads the bytes to deploy.
+func (t *Target) module() ([]byte, error) {
+	return functions.Module(functions.Open(t.spec.FunctionsDir), t.spec.Function, t.moduleVariant())
 }
 
 // Start implements targets.Target: deploys the function, in process on a

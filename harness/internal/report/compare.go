@@ -171,6 +171,9 @@ type Comparison struct {
 	Skipped []string
 	// Forced and AcrossHosts are the options it was made with.
 	Forced, AcrossHosts bool
+	// Replication holds, for each run of the original study's scenario,
+	// its figures beside the study's (replication.go).
+	Replication []*Replication
 }
 
 // RunLabel is a short name for a run in tables, "run 2", numbered as in
@@ -255,6 +258,9 @@ func Compare(title string, pairs []Pair, opt Options) *Comparison {
 			if !seen[r.Summary.RunID] {
 				seen[r.Summary.RunID] = true
 				c.Runs = append(c.Runs, runInfo(r))
+				if rp := Replicate(r.Run, r.Summary); rp != nil {
+					c.Replication = append(c.Replication, rp)
+				}
 			}
 		}
 		cross := p.A != p.B
@@ -815,6 +821,9 @@ func PrintComparison(w io.Writer, c *Comparison) {
 			}
 		}
 	}
+	for _, rp := range c.Replication {
+		PrintReplication(w, rp)
+	}
 }
 
 func firstLoad(c *Comparison) string {
@@ -974,6 +983,8 @@ type jsonComparison struct {
 	AcrossHosts bool      `json:"across_hosts"`
 	Report      string    `json:"report,omitempty"`
 	Comparisons []jsonRow `json:"comparisons"`
+	// Replication is the study's figures beside a run of its scenario.
+	Replication []*Replication `json:"replication,omitempty"`
 }
 
 func floats(xs ...float64) []energy.Float {
@@ -1014,7 +1025,7 @@ func toJSONSide(s Side) jsonSide {
 // not. report is the HTML page's path, "" when none was written.
 func WriteComparisonJSON(w io.Writer, c *Comparison, report string) error {
 	out := jsonComparison{Title: c.Title, Skipped: c.Skipped, Forced: c.Forced, AcrossHosts: c.AcrossHosts, Report: report,
-		Runs: []jsonRun{}, Comparisons: []jsonRow{}}
+		Runs: []jsonRun{}, Comparisons: []jsonRow{}, Replication: c.Replication}
 	if out.Skipped == nil {
 		out.Skipped = []string{}
 	}

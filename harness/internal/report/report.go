@@ -107,6 +107,9 @@ type runPage struct {
 	NotDrawn []string
 	// Index is the JSON that index.html reads back from the page.
 	Index string
+	// Replication is the study's figures beside ours, for a run of the
+	// study's scenario (replication.go); nil otherwise.
+	Replication *Replication
 }
 
 type fileLink struct{ Name, Href string }
@@ -133,6 +136,8 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		Carbon:     carbonTables(sum, v),
 		NoCarbon:   NoCarbon,
 		NotDrawn:   notDrawn(sum),
+		// The study's figures beside ours, for a run of its scenario.
+		Replication: Replicate(run, sum),
 	}
 	idx, err := indexMeta(runEntry(run, sum, v))
 	if err != nil {

@@ -21,7 +21,8 @@ import (
 
 // TargetMetaFrom is the run.json record of a target described by info.
 func TargetMetaFrom(info targets.Info) TargetMeta {
-	return TargetMeta{Name: info.Name, Kind: info.Kind, Mode: string(info.Mode), Function: info.Function}
+	return TargetMeta{Name: info.Name, Kind: info.Kind, Mode: string(info.Mode), Function: info.Function,
+		Variant: info.Variant, Language: info.Language}
 }
 
 // MeterMetaFrom is the run.json record of a meter described by info,

@@ -178,6 +178,8 @@ func TestConvert(t *testing.T) {
 		{"empty report", MeterReportFrom(meters.Report{}), &MeterReport{}},
 		{"target", TargetMetaFrom(targets.Info{Name: "w", Kind: "wasm", Mode: targets.Prewarmed, Function: "memes"}),
 			TargetMeta{Name: "w", Kind: "wasm", Mode: "prewarmed", Function: "memes"}},
+		{"target's build", TargetMetaFrom(targets.Info{Name: "r", Kind: "wasm", Mode: targets.Cold, Function: "prime", Variant: "rust", Language: "Rust"}),
+			TargetMeta{Name: "r", Kind: "wasm", Mode: "cold", Function: "prime", Variant: "rust", Language: "Rust"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

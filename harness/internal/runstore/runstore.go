@@ -232,6 +232,11 @@ type TargetMeta struct {
 	Kind     string `json:"kind"` // a registered target kind: "wasm", "docker-node", ...
 	Mode     string `json:"mode"` // how instances are treated: "cold", "prewarmed", "warm", ...
 	Function string `json:"function"`
+	// Variant and Language name the build of the function that the target
+	// served ("rust", "Rust"; "go", "Go"; "node", "JavaScript"); absent in
+	// runs written before they were recorded.
+	Variant  string `json:"variant,omitempty"`
+	Language string `json:"language,omitempty"`
 	URL      string `json:"url,omitempty"`
 	Skipped  bool   `json:"skipped,omitempty"`
 	// SkipReason is why a skipped target did not run.

@@ -3,7 +3,8 @@
 // everything the harness creates in a Docker Engine.
 //
 // An image holds the shared server (server.js: Node's own http module, port
-// 8080, health paths /_/health and /_/ready), the ABI helpers every Node
+// 8080, health paths /_/health and /_/ready), the one-shot form of it
+// (stdin.js: one request on stdin, the answer on stdout), the ABI helpers every Node
 // function loads (fnio.js, the counterpart of functions/internal/fnio),
 // and the function's files from
 // functions/<name>/ (index.js and any other .js/.json there). It comes from
@@ -79,6 +80,13 @@ const (
 	HealthPath = "/_/health"
 	// ReadyPath is the same as HealthPath (of-watchdog has both).
 	ReadyPath = "/_/ready"
+	// StdinScript runs the function once on the request in its
+	// environment and stdin and writes the answer to stdout in the
+	// function ABI's CGI form (the original study's `docker run --rm -i`).
+	StdinScript = "/app/stdin.js"
+	// StdinReady is what StdinScript writes to stderr once node runs and
+	// the function is loaded, before it reads stdin.
+	StdinReady = "ready\n"
 	// RefPrefix starts the repository name of every function image.
 	RefPrefix = "academemes/node-"
 	// DefaultBaseImage is the official Node image the registry source uses.
@@ -186,21 +194,25 @@ var serverJS []byte
 //go:embed fnio.js
 var fnioJS []byte
 
+//go:embed stdin.js
+var stdinJS []byte
+
 //go:embed Dockerfile
 var dockerfile []byte
 
 // Runtime returns the files every image has besides the function, by path
-// under /app: server.js (the HTTP server) and fnio.js (the ABI's input
-// rules, which functions load as require('../fnio')). With the function's
+// under /app: server.js (the HTTP server), stdin.js (one request on stdin,
+// the answer on stdout) and fnio.js (the ABI's input rules, which
+// functions load as require('../fnio')). With the function's
 // files under function/ they let a local node run a function as the image
 // would (tests, the conformance check).
 func Runtime() map[string][]byte {
-	return map[string][]byte{"server.js": slices.Clone(serverJS), "fnio.js": slices.Clone(fnioJS)}
+	return map[string][]byte{"server.js": slices.Clone(serverJS), "stdin.js": slices.Clone(stdinJS), "fnio.js": slices.Clone(fnioJS)}
 }
 
 // buildVersion changes when the layout of an image changes, so old images
 // are not found by hash any more.
-const buildVersion = "nodeimage/2"
+const buildVersion = "nodeimage/3"
 
 var (
 	buildMu    sync.Mutex
@@ -256,6 +268,7 @@ func Build(ctx context.Context, cli API, opts Options) (Image, error) {
 	fmt.Fprintf(h, "%s\x00%s\x00", buildVersion, src)
 	hashBytes(h, "server.js", serverJS)
 	hashBytes(h, "fnio.js", fnioJS)
+	hashBytes(h, "stdin.js", stdinJS)
 	for _, f := range files {
 		hashBytes(h, "function/"+f.name, f.data)
 	}
@@ -434,6 +447,9 @@ func buildRegistry(ctx context.Context, cli API, ref, base string, files []funcF
 		return err
 	}
 	if err := add("fnio.js", fnioJS); err != nil {
+		return err
+	}
+	if err := add("stdin.js", stdinJS); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -669,6 +685,9 @@ func writeRootfs(w io.Writer, node []hostFile, files []funcFile) error {
 		return err
 	}
 	if err := addData("/app/fnio.js", 0o644, fnioJS); err != nil {
+		return err
+	}
+	if err := addData("/app/stdin.js", 0o644, stdinJS); err != nil {
 		return err
 	}
 	for _, f := range files {
