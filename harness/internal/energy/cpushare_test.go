@@ -27,9 +27,9 @@ func TestCPUSplit(t *testing.T) {
 		{
 			name: "two intervals, shares differ",
 			cpu: rows(
-				runstore.CPU{0, "target", 0}, runstore.CPU{0, "harness", 0},
-				runstore.CPU{s, "target", 0.3}, runstore.CPU{s, "harness", 0.1},
-				runstore.CPU{2 * s, "target", 0.3}, runstore.CPU{2 * s, "harness", 0.3}),
+				cpuRow(0, "target", 0), cpuRow(0, "harness", 0),
+				cpuRow(s, "target", 0.3), cpuRow(s, "harness", 0.1),
+				cpuRow(2*s, "target", 0.3), cpuRow(2*s, "harness", 0.3)),
 			energyAt: tenW, idleW: 4, win: [][2]int64{{0, 2 * s}},
 			// 6 J dynamic a second: 3:1 in the first, all the harness's in the second.
 			wantJ:   map[string]float64{"target": 4.5, "harness": 7.5},
@@ -38,9 +38,9 @@ func TestCPUSplit(t *testing.T) {
 		{
 			name: "window inside the samples: interpolated",
 			cpu: rows(
-				runstore.CPU{0, "target", 0}, runstore.CPU{0, "harness", 0},
-				runstore.CPU{s, "target", 0.3}, runstore.CPU{s, "harness", 0.1},
-				runstore.CPU{2 * s, "target", 0.3}, runstore.CPU{2 * s, "harness", 0.3}),
+				cpuRow(0, "target", 0), cpuRow(0, "harness", 0),
+				cpuRow(s, "target", 0.3), cpuRow(s, "harness", 0.1),
+				cpuRow(2*s, "target", 0.3), cpuRow(2*s, "harness", 0.3)),
 			energyAt: tenW, idleW: 4, win: [][2]int64{{s / 2, 3 * s / 2}},
 			wantJ:   map[string]float64{"target": 2.25, "harness": 0.75 + 3},
 			wantCPU: map[string]float64{"target": 0.15, "harness": 0.15},
@@ -48,8 +48,8 @@ func TestCPUSplit(t *testing.T) {
 		{
 			name: "no CPU recorded after the last sample: unattributed",
 			cpu: rows(
-				runstore.CPU{0, "other", 0},
-				runstore.CPU{s, "other", 0.5}),
+				cpuRow(0, "other", 0),
+				cpuRow(s, "other", 0.5)),
 			energyAt: tenW, idleW: 4, win: [][2]int64{{0, 2 * s}},
 			wantJ:   map[string]float64{"other": 6},
 			wantCPU: map[string]float64{"other": 0.5},
@@ -58,9 +58,9 @@ func TestCPUSplit(t *testing.T) {
 		{
 			name: "a group first seen later counts from zero; two windows add up",
 			cpu: rows(
-				runstore.CPU{0, "harness", 1},
-				runstore.CPU{s, "harness", 1.2}, runstore.CPU{s, "dockerd", 0.2},
-				runstore.CPU{2 * s, "harness", 1.4}, runstore.CPU{2 * s, "dockerd", 0.2}),
+				cpuRow(0, "harness", 1),
+				cpuRow(s, "harness", 1.2), cpuRow(s, "dockerd", 0.2),
+				cpuRow(2*s, "harness", 1.4), cpuRow(2*s, "dockerd", 0.2)),
 			energyAt: tenW, idleW: 0, win: [][2]int64{{0, s}, {s, 2 * s}},
 			wantJ:   map[string]float64{"harness": 5 + 10, "dockerd": 5},
 			wantCPU: map[string]float64{"harness": 0.4, "dockerd": 0.2},
@@ -99,9 +99,13 @@ func TestCPUSplit(t *testing.T) {
 	}
 }
 
+func cpuRow(t int64, g string, s float64) runstore.CPU {
+	return runstore.CPU{TNs: t, Group: g, CPUS: s}
+}
+
 // Too few samples to form an interval give no series, and so no split.
 func TestBuildCPUTooFew(t *testing.T) {
-	if cs := buildCPU([]runstore.CPU{{TNs: 5, Group: "other", CPUS: 1}}); cs != nil {
+	if cs := buildCPU([]runstore.CPU{cpuRow(5, "other", 1)}); cs != nil {
 		t.Errorf("one sample time: %+v, want none", cs)
 	}
 }

@@ -206,7 +206,7 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 	e.totals(noIdle)
 	if byCPU != nil {
 		under := e.Label
-		if e.Estimate {
+		if e.Estimate && !strings.Contains(under, "estimate") {
 			under += " (itself an estimate)"
 		}
 		e.CPUShares = byCPU.shares(under)
