@@ -144,7 +144,11 @@ func (sp *cpuSplit) add(cs *cpuSeries, energyAt func(int64) float64, idleW float
 		}
 		for g, x := range d {
 			sp.cpuS[g] += x
-			sp.joules[g] += dyn * x / total
+			if x > 0 { // a group that did not run takes nothing, not a -0
+				sp.joules[g] += dyn * x / total
+			} else if _, ok := sp.joules[g]; !ok {
+				sp.joules[g] = 0
+			}
 		}
 	}
 }
