@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/academemes/harness/harness/internal/energy"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/validity"
 )
@@ -138,6 +139,22 @@ func TestChecksOnBusyMachine(t *testing.T) {
 		if p.Foreign == nil || !slices.ContainsFunc(p.Foreign.Top, func(q runstore.Process) bool { return q.Name == hogName }) {
 			t.Errorf("warn: phase %s: other processes' CPU %s does not name %s", key, js(p.Foreign), hogName)
 		}
+	}
+
+	// The same sampling feeds cpu.csv: the hogs' time is the rest of the
+	// machine's, the load generator's (with Purify, in-process) the
+	// harness's, and the analysis splits the wasm load phase between them.
+	last := map[string]float64{}
+	for _, c := range run.CPU {
+		last[c.Group] = c.CPUS
+	}
+	if last["other"] <= 0 || last["harness"] <= 0 {
+		t.Errorf("warn: cpu.csv ends at %v, want the hogs under other and the load under harness", last)
+	}
+	if sum, err := energy.Analyze(run); err != nil {
+		t.Error(err)
+	} else if p := sum.Find("wasm", "load"); p == nil || len(p.Energy) == 0 || p.Energy[0].CPUShares == nil || len(p.Energy[0].CPUShares.Groups) < 2 {
+		t.Errorf("warn: the wasm load phase has no attribution by CPU share")
 	}
 
 	// Without the hogs. The tests of other packages, and anything else,

@@ -119,6 +119,7 @@ func AnalyzeDetail(run *runstore.Run, opt Options) (*Summary, *Detail, error) {
 	}
 	a := &analysis{run: run, opt: opt}
 	a.meters = buildMeters(run.Meta.Meters, run.Samples)
+	a.cpu = buildCPU(run.CPU)
 	a.index()
 	s := &Summary{
 		Version:  SummaryVersion,
@@ -161,6 +162,8 @@ type analysis struct {
 	phases map[string][]runstore.Phase
 	// carbon is run.json's carbon: block; nil when it has none.
 	carbon *carbon.Config
+	// cpu is cpu.csv, the attribution model's input; nil without one.
+	cpu *cpuSeries
 }
 
 func (a *analysis) index() {

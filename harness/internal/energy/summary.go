@@ -221,6 +221,9 @@ type Energy struct {
 	// Coverage is the lowest sample coverage of any window (0-1).
 	Coverage Float       `json:"coverage"`
 	Reps     []RepEnergy `json:"reps"`
+	// CPUShares splits DynamicJ among groups of processes by CPU time, a
+	// model on top of this meter; nil when the run has no cpu.csv.
+	CPUShares *CPUShares `json:"cpu_shares,omitempty"`
 	// Carbon is this energy's carbon per request by the SCI method; nil
 	// when the run gave no carbon: block.
 	Carbon *Carbon `json:"carbon,omitempty"`

@@ -168,8 +168,15 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 	var slopes []float64 // each repetition's marginal slope
 	var attributed, unattributed float64
 	var lats []float64
+	var byCPU *cpuSplit
+	if a.cpu != nil && !noIdle {
+		byCPU = &cpuSplit{cpuS: map[string]float64{}, joules: map[string]float64{}}
+	}
 	for _, w := range a.windows(target, name, phases) {
 		iw := idle.at((w.s + w.e) / 2)
+		if byCPU != nil {
+			byCPU.add(a.cpu, m.at, iw, w.s, w.e)
+		}
 		r := repEnergy(m, iw, w)
 		e.Reps = append(e.Reps, r)
 		e.Coverage = Float(math.Min(float64(e.Coverage), float64(r.Coverage)))
@@ -197,6 +204,13 @@ func (a *analysis) energy(target, name string, phases []runstore.Phase, m *meter
 		}
 	}
 	e.totals(noIdle)
+	if byCPU != nil {
+		under := e.Label
+		if e.Estimate && !strings.Contains(under, "estimate") {
+			under += " (itself an estimate)"
+		}
+		e.CPUShares = byCPU.shares(under)
+	}
 	lim := meterLimits(m.meta.Precision.RelError, e.Reps)
 	e.ResolutionJ = Float(lim.windowJ)
 	e.JPerRequest = repInterval(g.RepJ, a.opt.MinReps, a.opt.Confidence, lim)

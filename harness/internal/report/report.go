@@ -102,6 +102,9 @@ type runPage struct {
 	// block, and NoCarbon then says how to add one.
 	Carbon   []carbonTable
 	NoCarbon string
+	// CPUShares is the attribution by CPU share, one table per meter;
+	// none for a run without cpu.csv.
+	CPUShares []cpuShareTable
 	// NotDrawn explains per-request distributions left out because the
 	// meter samples too slowly to attribute energy to single requests.
 	NotDrawn []string
@@ -135,6 +138,7 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		ColdStarts: coldStartRows(sum),
 		Carbon:     carbonTables(sum, v),
 		NoCarbon:   NoCarbon,
+		CPUShares:  cpuShareTables(sum, v),
 		NotDrawn:   notDrawn(sum),
 		// The study's figures beside ours, for a run of its scenario.
 		Replication: Replicate(run, sum),
@@ -148,7 +152,10 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 	if err != nil {
 		rel = run.Dir
 	}
-	for _, f := range []string{runstore.RunFile, runstore.ScenarioFile, runstore.RequestsFile, runstore.SamplesFile, runstore.SummaryFile} {
+	for _, f := range []string{runstore.RunFile, runstore.ScenarioFile, runstore.RequestsFile, runstore.SamplesFile, runstore.CPUFile, runstore.SummaryFile} {
+		if f == runstore.CPUFile && len(run.CPU) == 0 {
+			continue
+		}
 		pg.Files = append(pg.Files, fileLink{f, filepath.ToSlash(filepath.Join(rel, f))})
 	}
 	pg.Warnings = groupWarnings(sum)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/academemes/harness/clock"
 	"github.com/academemes/harness/harness/internal/runstore"
 	"github.com/academemes/harness/harness/internal/validity"
 	"github.com/academemes/harness/harness/internal/validity/machine"
@@ -27,8 +29,12 @@ type watch struct {
 	policy string
 	th     validity.Thresholds
 	track  *validity.Tracker
-	mon    *machine.Monitor // nil when /proc cannot be read
-	close  func()
+	mon    *machine.Monitor    // nil when /proc cannot be read
+	cpu    *runstore.CPUWriter // cpu.csv, the attribution model's input; nil without mon
+	// smu keeps each sample and its stamp together, so that cpu.csv's
+	// times grow with its totals.
+	smu   sync.Mutex
+	close func()
 
 	mu        sync.Mutex
 	phaseFrom machine.Totals
@@ -114,7 +120,12 @@ func (r *run) systemCheck(ctx context.Context) error {
 	}
 	if s, err := machine.NewSampler(r.env.ProcfsRoot, class); err == nil {
 		wt.mon = machine.NewMonitor(s)
-		wt.mon.Sample()
+		if cw, err := runstore.CreateCPU(r.w.Dir()); err == nil {
+			wt.cpu = cw
+		} else {
+			r.warn("no %s, so no attribution by CPU share: %v", runstore.CPUFile, err)
+		}
+		wt.sample()
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -126,14 +137,38 @@ func (r *run) systemCheck(ctx context.Context) error {
 				case <-stop:
 					return
 				case <-t.C:
-					wt.mon.Sample()
+					wt.sample()
 				}
 			}
 		}()
 		prev := wt.close
-		wt.close = func() { close(stop); <-done; prev() }
+		wt.close = func() {
+			close(stop)
+			<-done
+			if wt.cpu != nil {
+				wt.cpu.Close()
+			}
+			prev()
+		}
 	}
 	return nil
+}
+
+// sample samples processes now and appends each attribution group's CPU
+// time to cpu.csv, stamped on the run's clock.
+func (wt *watch) sample() (machine.Totals, error) {
+	wt.smu.Lock()
+	defer wt.smu.Unlock()
+	tot, err := wt.mon.Sample()
+	if wt.cpu != nil && err == nil {
+		t := clock.Now().UnixNano()
+		rows := make([]runstore.CPU, 0, len(tot.Groups))
+		for _, g := range slices.Sorted(maps.Keys(tot.Groups)) {
+			rows = append(rows, runstore.CPU{TNs: t, Group: g, CPUS: tot.Groups[g]})
+		}
+		wt.cpu.Add(rows...)
+	}
+	return tot, err
 }
 
 // meterProbe is the system check's look at the run's own meters, already
@@ -188,7 +223,7 @@ func (r *run) phaseStarted() {
 	if wt == nil || wt.mon == nil {
 		return
 	}
-	from, _ := wt.mon.Sample()
+	from, _ := wt.sample()
 	wt.mu.Lock()
 	wt.phaseFrom, wt.phaseT0 = from, time.Now()
 	wt.mu.Unlock()
@@ -204,7 +239,7 @@ func (r *run) phaseEnded(idx int, ph *runstore.Phase) error {
 	}
 	r.awaitLagging(ph.EndNs)
 	if wt.mon != nil {
-		to, _ := wt.mon.Sample()
+		to, _ := wt.sample()
 		wt.mu.Lock()
 		ph.Foreign = wt.mon.Foreign(wt.phaseFrom, to, time.Since(wt.phaseT0).Seconds())
 		wt.mu.Unlock()

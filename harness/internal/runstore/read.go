@@ -20,6 +20,9 @@ type Run struct {
 	Scenario []byte
 	Requests []Request // in file order, less the rows excluded
 	Samples  []Sample  // in file order, less the rows excluded
+	// CPU is cpu.csv, the attribution model's input; nil when the run
+	// has none.
+	CPU []CPU
 	// Warnings about the files themselves: a last row cut short by a
 	// crash, rows excluded because they hold what no run writes (each
 	// warning names them), a file that holds fewer rows than run.json
@@ -69,6 +72,9 @@ func Load(dir string) (*Run, error) {
 		return nil, err
 	}
 	if run.Samples, nSmp, err = readCSV(run, SamplesFile, SamplesHeader, parseSample, chk.sample); err != nil {
+		return nil, err
+	}
+	if err := run.readCPU(); err != nil {
 		return nil, err
 	}
 	run.Warnings = append(run.Warnings, chk.warnings()...)

@@ -315,3 +315,56 @@ func TestRunContainers(t *testing.T) {
 		t.Errorf("a container the engine does not know: err %v after %d asks, want an error and no cache", err, eng.asked)
 	}
 }
+
+// Every process's CPU time lands in one attribution group: the run's
+// container, the engine's two daemons (with what they start), the harness
+// and its children, kernel threads, and the rest.
+func TestSamplerGroups(t *testing.T) {
+	cases := []struct {
+		name  string
+		class Classifier
+		want  map[string]float64 // CPU-s over the fixture's 2 s
+	}{
+		{
+			name:  "docker-node run",
+			class: Classifier{Self: 100, Container: RunContainers(busyEngine(), "run-1"), Engine: true},
+			want: map[string]float64{
+				GroupTarget: 0.30, GroupContainerd: 0.20, GroupDockerd: 0.13,
+				GroupHarness: 0.60, GroupKernel: 0.30, GroupOther: 2.02,
+			},
+		},
+		{
+			name:  "no engine: containers and daemons are the rest",
+			class: Classifier{Self: 100},
+			want:  map[string]float64{GroupHarness: 0.60, GroupKernel: 0.30, GroupOther: 2.02 + 0.30 + 0.20 + 0.13},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := loadFixture(t, "busy")
+			s, err := NewSampler(fx.procfs, tc.class)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Sample(); err != nil {
+				t.Fatal(err)
+			}
+			if g := s.Totals().Groups; len(g) != 0 {
+				t.Errorf("after the first snapshot: %v, want nothing yet", g)
+			}
+			fx.advance()
+			if err := s.Sample(); err != nil {
+				t.Fatal(err)
+			}
+			got := s.Totals().Groups
+			if len(got) != len(tc.want) {
+				t.Errorf("groups %v, want %v", got, tc.want)
+			}
+			for g, w := range tc.want {
+				if math.Abs(got[g]-w) > 1e-9 {
+					t.Errorf("%s: %v CPU-s, want %v", g, got[g], w)
+				}
+			}
+		})
+	}
+}

@@ -112,6 +112,9 @@ type Sampler struct {
 	totalS   float64 // the CPUs' time, busy or idle: the machine's capacity
 	perProc  map[procKey]*procTotal
 	cpus     int
+	// groups is every process's CPU time so far by attribution group
+	// (Group*), for the attribution model.
+	groups map[string]float64
 }
 
 // procTotal is a foreign process's CPU time so far.
@@ -135,7 +138,7 @@ func NewSampler(root string, c Classifier) (*Sampler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("procfs %s: %w", root, err)
 	}
-	return &Sampler{fs: f, class: c, owner: map[procKey]string{}, perProc: map[procKey]*procTotal{}}, nil
+	return &Sampler{fs: f, class: c, owner: map[procKey]string{}, perProc: map[procKey]*procTotal{}, groups: map[string]float64{}}, nil
 }
 
 // take reads every process's CPU time. Processes that end while it reads
@@ -269,8 +272,9 @@ func (s *Sampler) Sample() error {
 			counted[st.ppid] += st.ticks
 		}
 	}
-	var foreignTicks uint64
+	var foreignTicks, allTicks uint64
 	grown := map[procKey]uint64{}
+	byGroup := map[string]uint64{}
 	for pid, st := range cur.procs {
 		key := cur.keys[pid]
 		d := st.ticks // a new process: all its time is since the last snapshot
@@ -283,7 +287,13 @@ func (s *Sampler) Sample() error {
 		if c := counted[pid]; c > 0 {
 			d -= min(d, c)
 		}
-		if d == 0 || s.classify(cur, pid) != foreign {
+		if d == 0 {
+			continue
+		}
+		owner := s.classify(cur, pid)
+		byGroup[group(owner, st, cur)] += d
+		allTicks += d
+		if owner != foreign {
 			continue
 		}
 		foreignTicks += d
@@ -299,6 +309,7 @@ func (s *Sampler) Sample() error {
 		}
 	}
 	s.foreignS += secs * scale
+	s.addGroups(byGroup, allTicks, prev, cur)
 	if prev.busyS >= 0 && cur.busyS >= 0 {
 		s.totalS += max(cur.totalS-prev.totalS, 0)
 	}
@@ -313,6 +324,56 @@ func (s *Sampler) Sample() error {
 	return nil
 }
 
+// Attribution groups: whose CPU time it is, as cpu.csv records it. The
+// harness, its load generator, its meters and an in-process Purify share
+// one process and one group: Go's goroutines move between threads, so no
+// per-thread reading (/proc/self/task) tells them apart.
+const (
+	GroupTarget     = "target"     // the run's containers (docker-node, OpenFaaS functions)
+	GroupDockerd    = "dockerd"    // dockerd and what it starts outside containers (docker-proxy, its re-executed "exe")
+	GroupContainerd = "containerd" // containerd, its shims, runc, fuse-overlayfs
+	GroupHarness    = "harness"    // the harness process and its children: load generator, meters, in-process Purify
+	GroupKernel     = "kernel"     // kernel threads
+	GroupOther      = "other"      // every other process: the rest of the machine
+)
+
+// group is the attribution group of a process of owner.
+func group(owner string, st procState, snap *snapshot) string {
+	switch owner {
+	case ownHarness:
+		return GroupHarness
+	case ownTarget:
+		return GroupTarget
+	case ownKernel:
+		return GroupKernel
+	case ownEngine:
+		comm := st.comm
+		if !isEngine(comm) {
+			comm = snap.procs[st.ppid].comm // started by a daemon
+		}
+		if strings.HasPrefix(comm, "dockerd") || strings.HasPrefix(comm, "docker-") {
+			return GroupDockerd
+		}
+		return GroupContainerd
+	}
+	return GroupOther
+}
+
+// addGroups adds one interval's ticks by group to the totals, scaled down
+// as the foreign time is when they exceed what the machine was busy.
+func (s *Sampler) addGroups(byGroup map[string]uint64, all uint64, prev, cur *snapshot) {
+	secs := float64(all) / userHZ
+	scale := 1.0
+	if prev.busyS >= 0 && cur.busyS >= 0 {
+		if busy := cur.busyS - prev.busyS; secs > busy && secs > 0 {
+			scale = max(busy, 0) / secs
+		}
+	}
+	for g, d := range byGroup {
+		s.groups[g] += float64(d) / userHZ * scale
+	}
+}
+
 // Totals is the foreign CPU time so far, for the difference at a phase's
 // end.
 type Totals struct {
@@ -323,11 +384,17 @@ type Totals struct {
 	CapacityS float64
 	Procs     map[procKey]float64
 	CPUs      int
+	// Groups is all processes' CPU time so far by attribution group
+	// (Group*), seconds since the sampler's first snapshot.
+	Groups map[string]float64
 }
 
 // Totals returns a copy of the totals so far.
 func (s *Sampler) Totals() Totals {
-	t := Totals{ForeignS: s.foreignS, CapacityS: s.totalS, Procs: make(map[procKey]float64, len(s.perProc)), CPUs: s.cpus}
+	t := Totals{ForeignS: s.foreignS, CapacityS: s.totalS, Procs: make(map[procKey]float64, len(s.perProc)), CPUs: s.cpus, Groups: make(map[string]float64, len(s.groups))}
+	for g, v := range s.groups {
+		t.Groups[g] = v
+	}
 	for k, p := range s.perProc {
 		t.Procs[k] = p.cpuS
 	}
