@@ -259,14 +259,31 @@ func (s *Sampler) Sample() error {
 	// A process that ended since the last snapshot hands its CPU time to
 	// its parent's children's time when the parent waits for it. That
 	// time was counted, up to the last snapshot, under the child; take it
-	// off the parent's growth so that it is not counted twice.
+	// off the parent's growth so that it is not counted twice. When the
+	// parent ended too (a test binary, then the go command that waited
+	// for it, then the shell's child), the time climbs the chain with
+	// each wait and lands in the first ancestor still alive: take it off
+	// that one's growth. Otherwise a test binary's minutes of CPU time
+	// would land in its shell's one interval, and the cap at the
+	// machine's busy time would shrink every other process out of sight.
+	// (An orphan re-parented before it ends is reaped by init or a
+	// subreaper instead; its earlier time is then counted there again,
+	// up to the cap.)
 	counted := map[int]uint64{}
 	for pid, st := range prev.procs {
 		if _, alive := cur.procs[pid]; alive && cur.keys[pid] == prev.keys[pid] {
 			continue
 		}
-		if pk, ok := prev.keys[st.ppid]; ok && cur.keys[st.ppid] == pk {
-			counted[st.ppid] += st.ticks
+		for p, depth := st.ppid, 0; p > 0 && depth < 64; depth++ {
+			pk, ok := prev.keys[p]
+			if !ok {
+				break
+			}
+			if _, alive := cur.procs[p]; alive && cur.keys[p] == pk {
+				counted[p] += st.ticks
+				break
+			}
+			p = prev.procs[p].ppid
 		}
 	}
 	var foreignTicks uint64
