@@ -218,7 +218,7 @@ func (x *index) phase(meta *runstore.Meta, i int, t Thresholds) *runstore.Validi
 
 	if f := p.Foreign; f != nil && f.Share > t.ForeignCPUShare {
 		add(CheckForeignCPU, f.Share, t.ForeignCPUShare, UnitShare, "other processes used %s of the CPUs (%.2f CPU-s; limit %s)%s",
-			pct(f.Share), f.CPUSeconds, pct(t.ForeignCPUShare), topList(f.Top))
+			pct(f.Share), f.CPUSeconds, pct(t.ForeignCPUShare), topList(f.Top, t.ForeignCPUShare))
 	}
 
 	if IsLoad(p.Name) {
@@ -440,20 +440,36 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// topList names the busiest foreign processes, those above half a percent
-// (at most eight): ": sh (pid 12) 24 %, ...".
-func topList(top []runstore.Process) string {
+// topList names the foreign processes as ProcessList does, after ": ".
+func topList(top []runstore.Process, limit float64) string {
 	if len(top) == 0 {
 		return ""
 	}
+	return ": " + ProcessList(top, limit)
+}
+
+// Processes named in a message: every one whose share alone is above the
+// limit (each would make the machine busy by itself, so none may be left
+// out however many there are), then the busiest others down to half a
+// percent, eight names in all.
+const (
+	namedAtLeast = 8
+	namedShare   = 0.005
+)
+
+// ProcessList names the foreign processes of top, busiest first, as a
+// problem's message does: "sh (pid 12) 24 %, ...". It names every process
+// above limit, and the busiest others down to half a percent of the
+// machine, eight names in all. top is sorted, most first.
+func ProcessList(top []runstore.Process, limit float64) string {
 	var parts []string
 	for i, p := range top {
-		if i == 8 || p.Share < 0.005 {
+		if p.Share <= limit && (i >= namedAtLeast || p.Share < namedShare) {
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))
 	}
-	return ": " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // firstError quotes the first failure's error or status, so the reader

@@ -2,6 +2,7 @@ package validity
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -301,4 +302,45 @@ func dump(ps []runstore.Problem) string {
 		b.WriteString(p.Phase + " " + p.Check + ": " + p.Message + "\n")
 	}
 	return b.String()
+}
+
+func TestProcessList(t *testing.T) {
+	procs := func(shares ...float64) []runstore.Process {
+		var out []runstore.Process
+		for i, s := range shares {
+			out = append(out, runstore.Process{PID: 100 + i, Name: "p", Share: s})
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		top   []runstore.Process
+		limit float64
+		want  int // how many are named
+	}{
+		{"none", nil, 0.05, 0},
+		{"the busiest down to half a percent", procs(0.3, 0.02, 0.006, 0.004), 0.05, 3},
+		{"eight in all when none is above the limit", procs(0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04), 0.05, 8},
+		// Twelve processes, each above the limit alone: every one is a
+		// reason the machine is busy, so none is left out.
+		{"every one above the limit, however many", procs(0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.06, 0.06, 0.01), 0.05, 12},
+		{"above the limit, then no more once eight are named", procs(0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.02, 0.02, 0.02, 0.02), 0.05, 8},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := ProcessList(c.top, c.limit)
+			n := 0
+			if got != "" {
+				n = len(strings.Split(got, ", "))
+			}
+			if n != c.want {
+				t.Errorf("ProcessList named %d (%q), want %d", n, got, c.want)
+			}
+			for i := range n {
+				if want := fmt.Sprintf("p (pid %d) %s", 100+i, pct(c.top[i].Share)); !strings.Contains(got, want) {
+					t.Errorf("ProcessList %q lacks %q", got, want)
+				}
+			}
+		})
+	}
 }

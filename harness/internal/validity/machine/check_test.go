@@ -304,6 +304,11 @@ func TestSamplerCapAndReuse(t *testing.T) {
 			t.Errorf("pid 60 named %q, want the new process", p.Name)
 		}
 	}
+	// Asked for the busiest one, the record still holds every process
+	// with RecordShare of the machine or more: all three here.
+	if f := s.Foreign(from, s.Totals(), 0.5, 1); len(f.Top) != 3 {
+		t.Errorf("top 1: %+v, want the 3 processes above %v", f.Top, RecordShare)
+	}
 }
 
 // Containers are asked about once each; one the engine does not know is

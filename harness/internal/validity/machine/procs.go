@@ -352,7 +352,8 @@ func (s *Sampler) Totals() Totals {
 }
 
 // Foreign is the foreign CPU time between two totals, with the top
-// processes named, as run.json records it. Shares are of the machine's
+// processes named (the busiest top, and every other one with RecordShare
+// or more), as run.json records it. Shares are of the machine's
 // CPU time between them; secs, the span's length, stands in when
 // /proc/stat could not be read.
 func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.ForeignCPU {
@@ -381,15 +382,24 @@ func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.Fore
 	slices.SortFunc(f.Top, func(a, b runstore.Process) int {
 		return cmp.Or(cmp.Compare(b.CPUSeconds, a.CPUSeconds), cmp.Compare(a.PID, b.PID))
 	})
-	if len(f.Top) > top {
-		f.Top = f.Top[:top]
+	n := min(len(f.Top), top)
+	for n < len(f.Top) && f.Top[n].Share >= RecordShare {
+		n++
 	}
+	f.Top = f.Top[:n]
 	return f
 }
 
-// TopProcesses is how many of the busiest foreign processes are recorded:
-// enough that a busy one is named even when many share the machine.
+// TopProcesses is how many of the busiest foreign processes are recorded
+// at least; beyond them, every one with RecordShare of the machine or
+// more is recorded too, so that a busy process is never cut off by a
+// crowd of others as busy.
 const TopProcesses = 10
+
+// RecordShare is the share of the machine's CPU time above which a
+// foreign process is always recorded: one percent, twenty times what an
+// idle daemon uses, and at most a hundred processes.
+const RecordShare = 0.01
 
 // Monitor samples processes in the background through a run and at every
 // phase boundary. Safe for concurrent use.
