@@ -84,6 +84,7 @@ type procState struct {
 	ppid  int
 	comm  string
 	ticks uint64 // utime + stime + cutime + cstime: with the children it waited for
+	child uint64 // cutime + cstime: the children's part of ticks
 	kthr  bool
 }
 
@@ -158,6 +159,7 @@ func (s *Sampler) take() (*snapshot, error) {
 			ppid:  st.PPID,
 			comm:  st.Comm,
 			ticks: uint64(st.UTime) + uint64(st.STime) + uint64(max(st.CUTime, 0)) + uint64(max(st.CSTime, 0)),
+			child: uint64(max(st.CUTime, 0)) + uint64(max(st.CSTime, 0)),
 			kthr:  st.Flags&pfKthread != 0 || st.PID == 2 || st.PPID == 2,
 		}
 		snap.keys[p.PID] = procKey{p.PID, st.Starttime}
@@ -257,30 +259,44 @@ func (s *Sampler) Sample() error {
 		return nil
 	}
 	// A process that ended since the last snapshot hands its CPU time to
-	// its parent's children's time when the parent waits for it. That
-	// time was counted, up to the last snapshot, under the child; take it
-	// off the parent's growth so that it is not counted twice. When the
-	// parent ended too (a test binary, then the go command that waited
-	// for it, then the shell's child), the time climbs the chain with
-	// each wait and lands in the first ancestor still alive: take it off
-	// that one's growth. Otherwise a test binary's minutes of CPU time
-	// would land in its shell's one interval, and the cap at the
+	// the process that waits for it, as that one's children's time. That
+	// time was counted, up to the last snapshot, under the ended one;
+	// take it off the reaper's growth so that it is not counted twice.
+	// The reaper is one of its ancestors: its parent; or, when the parent
+	// ended too, whoever reaped the parent after it waited (a test
+	// binary, then the go command that waited for it, then the shell's
+	// child: the time climbs the chain with each wait); or, when the
+	// parent ended first, init or a subreaper further up, which adopted
+	// it. So it is the nearest ancestor still alive whose children's time
+	// grew by at least as much. Without this a test binary's minutes of
+	// CPU time would land in its shell's one interval, and the cap at the
 	// machine's busy time would shrink every other process out of sight.
-	// (An orphan re-parented before it ends is reaped by init or a
-	// subreaper instead; its earlier time is then counted there again,
-	// up to the cap.)
 	counted := map[int]uint64{}
+	room := map[int]uint64{} // children's time gained and not yet explained
+	alive := func(pid int) bool {
+		_, ok := cur.procs[pid]
+		return ok && cur.keys[pid] == prev.keys[pid]
+	}
+	var ended []int
 	for pid, st := range prev.procs {
-		if _, alive := cur.procs[pid]; alive && cur.keys[pid] == prev.keys[pid] {
+		if !alive(pid) {
+			ended = append(ended, pid)
 			continue
 		}
+		if c := cur.procs[pid].child; c > st.child {
+			room[pid] = c - st.child
+		}
+	}
+	slices.Sort(ended)
+	for _, pid := range ended {
+		st := prev.procs[pid]
 		for p, depth := st.ppid, 0; p > 0 && depth < 64; depth++ {
-			pk, ok := prev.keys[p]
-			if !ok {
+			if _, ok := prev.procs[p]; !ok {
 				break
 			}
-			if _, alive := cur.procs[p]; alive && cur.keys[p] == pk {
+			if alive(p) && room[p] >= st.ticks {
 				counted[p] += st.ticks
+				room[p] -= st.ticks
 				break
 			}
 			p = prev.procs[p].ppid
