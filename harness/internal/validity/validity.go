@@ -448,23 +448,32 @@ func topList(top []runstore.Process, limit float64) string {
 	return ": " + ProcessList(top, limit)
 }
 
-// Processes named in a message: every one whose share alone is above the
-// limit (each would make the machine busy by itself, so none may be left
-// out however many there are), then the busiest others down to half a
+// NamedShare is the share of the machine's CPU time from which a foreign
+// process is always named in a problem's message, however many there
+// are (and recorded in run.json, so that the message can name it): one
+// percent, twenty times what an idle daemon uses. On a machine loaded by
+// a dozen others, two processes that make it busy may each have less than
+// the limit and less than eight others; a fixed number of names left
+// them out.
+const NamedShare = 0.01
+
+// Below NamedShare (and the limit), the busiest are named down to half a
 // percent, eight names in all.
 const (
 	namedAtLeast = 8
-	namedShare   = 0.005
+	namedFloor   = 0.005
 )
 
 // ProcessList names the foreign processes of top, busiest first, as a
 // problem's message does: "sh (pid 12) 24 %, ...". It names every process
-// above limit, and the busiest others down to half a percent of the
-// machine, eight names in all. top is sorted, most first.
+// with NamedShare of the machine or more (or above limit, where that is
+// lower), and the busiest others down to half a percent, eight names in
+// all. top is sorted, most first.
 func ProcessList(top []runstore.Process, limit float64) string {
+	always := min(NamedShare, limit)
 	var parts []string
 	for i, p := range top {
-		if p.Share <= limit && (i >= namedAtLeast || p.Share < namedShare) {
+		if p.Share < always && (i >= namedAtLeast || p.Share < namedFloor) {
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))

@@ -320,11 +320,12 @@ func TestProcessList(t *testing.T) {
 	}{
 		{"none", nil, 0.05, 0},
 		{"the busiest down to half a percent", procs(0.3, 0.02, 0.006, 0.004), 0.05, 3},
-		{"eight in all when none is above the limit", procs(0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04), 0.05, 8},
-		// Twelve processes, each above the limit alone: every one is a
-		// reason the machine is busy, so none is left out.
-		{"every one above the limit, however many", procs(0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.07, 0.06, 0.06, 0.01), 0.05, 12},
-		{"above the limit, then no more once eight are named", procs(0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.02, 0.02, 0.02, 0.02), 0.05, 8},
+		{"eight in all below one percent", procs(0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009), 0.05, 8},
+		// A dozen processes share a loaded machine with two that make it
+		// busy, each of those with less than the limit and less than
+		// eight others: every one with 1 % or more is named.
+		{"every one with one percent or more, however many", procs(0.14, 0.12, 0.11, 0.05, 0.04, 0.038, 0.038, 0.034, 0.03, 0.03, 0.02, 0.012, 0.009, 0.008), 0.05, 12},
+		{"every one above a limit below one percent", procs(0.2, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.006), 0.007, 10},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

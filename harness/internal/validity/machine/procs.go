@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/harness/internal/validity"
 )
 
 // userHZ is the unit of /proc's CPU times: clock ticks, 100 a second on
@@ -412,10 +413,10 @@ func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.Fore
 // crowd of others as busy.
 const TopProcesses = 10
 
-// RecordShare is the share of the machine's CPU time above which a
-// foreign process is always recorded: one percent, twenty times what an
-// idle daemon uses, and at most a hundred processes.
-const RecordShare = 0.01
+// RecordShare is the share of the machine's CPU time from which a
+// foreign process is always recorded: what a problem's message names
+// (validity.NamedShare).
+const RecordShare = validity.NamedShare
 
 // Monitor samples processes in the background through a run and at every
 // phase boundary. Safe for concurrent use.
