@@ -222,7 +222,7 @@ func (x *index) phase(meta *runstore.Meta, i int, t Thresholds) *runstore.Validi
 
 	if f := p.Foreign; f != nil && f.Share > t.ForeignCPUShare {
 		add(CheckForeignCPU, f.Share, t.ForeignCPUShare, UnitShare, "other processes used %s of the CPUs (%.2f CPU-s; limit %s)%s",
-			pct(f.Share), f.CPUSeconds, pct(t.ForeignCPUShare), topList(f.Top))
+			pct(f.Share), f.CPUSeconds, pct(t.ForeignCPUShare), topList(f.Top, t.ForeignCPUShare))
 	}
 
 	if IsLoad(p.Name) {
@@ -483,20 +483,45 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// topList names the busiest foreign processes, those above half a percent
-// (at most eight): ": sh (pid 12) 24 %, ...".
-func topList(top []runstore.Process) string {
+// topList names the foreign processes as ProcessList does, after ": ".
+func topList(top []runstore.Process, limit float64) string {
 	if len(top) == 0 {
 		return ""
 	}
+	return ": " + ProcessList(top, limit)
+}
+
+// NamedShare is the share of the machine's CPU time from which a foreign
+// process is always named in a problem's message, however many there
+// are (and recorded in run.json, so that the message can name it): one
+// percent, twenty times what an idle daemon uses. On a machine loaded by
+// a dozen others, two processes that make it busy may each have less than
+// the limit and less than eight others; a fixed number of names left
+// them out.
+const NamedShare = 0.01
+
+// Below NamedShare (and the limit), the busiest are named down to half a
+// percent, eight names in all.
+const (
+	namedAtLeast = 8
+	namedFloor   = 0.005
+)
+
+// ProcessList names the foreign processes of top, busiest first, as a
+// problem's message does: "sh (pid 12) 24 %, ...". It names every process
+// with NamedShare of the machine or more (or above limit, where that is
+// lower), and the busiest others down to half a percent, eight names in
+// all. top is sorted, most first.
+func ProcessList(top []runstore.Process, limit float64) string {
+	always := min(NamedShare, limit)
 	var parts []string
 	for i, p := range top {
-		if i == 8 || p.Share < 0.005 {
+		if p.Share < always && (i >= namedAtLeast || p.Share < namedFloor) {
 			break
 		}
 		parts = append(parts, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))
 	}
-	return ": " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // firstError quotes the first failure's error or status, so the reader

@@ -2,6 +2,7 @@ package validity
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -345,4 +346,46 @@ func dump(ps []runstore.Problem) string {
 		b.WriteString(p.Phase + " " + p.Check + ": " + p.Message + "\n")
 	}
 	return b.String()
+}
+
+func TestProcessList(t *testing.T) {
+	procs := func(shares ...float64) []runstore.Process {
+		var out []runstore.Process
+		for i, s := range shares {
+			out = append(out, runstore.Process{PID: 100 + i, Name: "p", Share: s})
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		top   []runstore.Process
+		limit float64
+		want  int // how many are named
+	}{
+		{"none", nil, 0.05, 0},
+		{"the busiest down to half a percent", procs(0.3, 0.02, 0.006, 0.004), 0.05, 3},
+		{"eight in all below one percent", procs(0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009, 0.009), 0.05, 8},
+		// A dozen processes share a loaded machine with two that make it
+		// busy, each of those with less than the limit and less than
+		// eight others: every one with 1 % or more is named.
+		{"every one with one percent or more, however many", procs(0.14, 0.12, 0.11, 0.05, 0.04, 0.038, 0.038, 0.034, 0.03, 0.03, 0.02, 0.012, 0.009, 0.008), 0.05, 12},
+		{"every one above a limit below one percent", procs(0.2, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.008, 0.006), 0.007, 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := ProcessList(c.top, c.limit)
+			n := 0
+			if got != "" {
+				n = len(strings.Split(got, ", "))
+			}
+			if n != c.want {
+				t.Errorf("ProcessList named %d (%q), want %d", n, got, c.want)
+			}
+			for i := range n {
+				if want := fmt.Sprintf("p (pid %d) %s", 100+i, pct(c.top[i].Share)); !strings.Contains(got, want) {
+					t.Errorf("ProcessList %q lacks %q", got, want)
+				}
+			}
+		})
+	}
 }

@@ -257,15 +257,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 func foreignItem(f *runstore.ForeignCPU, cpus int, th validity.Thresholds) Item {
 	it := Item{Name: "other processes' CPU", Status: OK, Check: validity.CheckForeignCPU, Observed: f.Share, Limit: th.ForeignCPUShare, Unit: validity.UnitShare}
 	it.Found = fmt.Sprintf("%s of %d CPUs", pct(f.Share), cpus)
-	var names []string
-	for i, p := range f.Top {
-		if p.Share < 0.005 || i == 8 {
-			break
-		}
-		names = append(names, fmt.Sprintf("%s (pid %d) %s", p.Name, p.PID, pct(p.Share)))
-	}
-	if len(names) > 0 {
-		it.Found += ": " + strings.Join(names, ", ")
+	if names := validity.ProcessList(f.Top, th.ForeignCPUShare); names != "" {
+		it.Found += ": " + names
 	}
 	if f.Share > th.ForeignCPUShare {
 		it.Status = Busy

@@ -159,6 +159,20 @@ func TestCheck(t *testing.T) {
 			busy: 1, warnings: 5,
 		},
 		{
+			// What each ended process had at the first read was
+			// counted then; counting it again under the live ancestor
+			// that reaped the chain made bash use 95 % of the machine
+			// and the cap shrank the hogs out of the message. An
+			// orphan's time is taken off its adopter's growth, init's.
+			name: "processes reaped in the window count only their time since the first read", fixture: "reaped", window: time.Second,
+			class: Classifier{Self: 100}, clock: synced,
+			share: 1.84 / 2,
+			items: map[string]item{
+				"other processes' CPU": {Busy, "92 % of 2 CPUs: validityhog (pid 20) 40 %, validityhog (pid 21) 39 %, bash (pid 10) 7.0 %, init (pid 1) 6.0 %; above 5.0 %", "kill PID"},
+			},
+			busy: 1, warnings: 1,
+		},
+		{
 			name: "quiet virtual machine: nothing to fix", fixture: "quiet", window: time.Second,
 			class: Classifier{Self: 100}, clock: synced,
 			share: 0.01 / 2,
@@ -290,6 +304,11 @@ func TestSamplerCapAndReuse(t *testing.T) {
 		if p.PID == 60 && p.Name != "new" {
 			t.Errorf("pid 60 named %q, want the new process", p.Name)
 		}
+	}
+	// Asked for the busiest one, the record still holds every process
+	// with RecordShare of the machine or more: all three here.
+	if f := s.Foreign(from, s.Totals(), 0.5, 1); len(f.Top) != 3 {
+		t.Errorf("top 1: %+v, want the 3 processes above %v", f.Top, RecordShare)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/harness/internal/validity"
 )
 
 // userHZ is the unit of /proc's CPU times: clock ticks, 100 a second on
@@ -84,6 +85,7 @@ type procState struct {
 	ppid  int
 	comm  string
 	ticks uint64 // utime + stime + cutime + cstime: with the children it waited for
+	child uint64 // cutime + cstime: the children's part of ticks
 	kthr  bool
 }
 
@@ -161,6 +163,7 @@ func (s *Sampler) take() (*snapshot, error) {
 			ppid:  st.PPID,
 			comm:  st.Comm,
 			ticks: uint64(st.UTime) + uint64(st.STime) + uint64(max(st.CUTime, 0)) + uint64(max(st.CSTime, 0)),
+			child: uint64(max(st.CUTime, 0)) + uint64(max(st.CSTime, 0)),
 			kthr:  st.Flags&pfKthread != 0 || st.PID == 2 || st.PPID == 2,
 		}
 		snap.keys[p.PID] = procKey{p.PID, st.Starttime}
@@ -260,16 +263,47 @@ func (s *Sampler) Sample() error {
 		return nil
 	}
 	// A process that ended since the last snapshot hands its CPU time to
-	// its parent's children's time when the parent waits for it. That
-	// time was counted, up to the last snapshot, under the child; take it
-	// off the parent's growth so that it is not counted twice.
+	// the process that waits for it, as that one's children's time. That
+	// time was counted, up to the last snapshot, under the ended one;
+	// take it off the reaper's growth so that it is not counted twice.
+	// The reaper is one of its ancestors: its parent; or, when the parent
+	// ended too, whoever reaped the parent after it waited (a test
+	// binary, then the go command that waited for it, then the shell's
+	// child: the time climbs the chain with each wait); or, when the
+	// parent ended first, init or a subreaper further up, which adopted
+	// it. So it is the nearest ancestor still alive whose children's time
+	// grew by at least as much. Without this a test binary's minutes of
+	// CPU time would land in its shell's one interval, and the cap at the
+	// machine's busy time would shrink every other process out of sight.
 	counted := map[int]uint64{}
+	room := map[int]uint64{} // children's time gained and not yet explained
+	alive := func(pid int) bool {
+		_, ok := cur.procs[pid]
+		return ok && cur.keys[pid] == prev.keys[pid]
+	}
+	var ended []int
 	for pid, st := range prev.procs {
-		if _, alive := cur.procs[pid]; alive && cur.keys[pid] == prev.keys[pid] {
+		if !alive(pid) {
+			ended = append(ended, pid)
 			continue
 		}
-		if pk, ok := prev.keys[st.ppid]; ok && cur.keys[st.ppid] == pk {
-			counted[st.ppid] += st.ticks
+		if c := cur.procs[pid].child; c > st.child {
+			room[pid] = c - st.child
+		}
+	}
+	slices.Sort(ended)
+	for _, pid := range ended {
+		st := prev.procs[pid]
+		for p, depth := st.ppid, 0; p > 0 && depth < 64; depth++ {
+			if _, ok := prev.procs[p]; !ok {
+				break
+			}
+			if alive(p) && room[p] >= st.ticks {
+				counted[p] += st.ticks
+				room[p] -= st.ticks
+				break
+			}
+			p = prev.procs[p].ppid
 		}
 	}
 	var foreignTicks, allTicks uint64
@@ -402,7 +436,8 @@ func (s *Sampler) Totals() Totals {
 }
 
 // Foreign is the foreign CPU time between two totals, with the top
-// processes named, as run.json records it. Shares are of the machine's
+// processes named (the busiest top, and every other one with RecordShare
+// or more), as run.json records it. Shares are of the machine's
 // CPU time between them; secs, the span's length, stands in when
 // /proc/stat could not be read.
 func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.ForeignCPU {
@@ -431,15 +466,24 @@ func (s *Sampler) Foreign(from, to Totals, secs float64, top int) *runstore.Fore
 	slices.SortFunc(f.Top, func(a, b runstore.Process) int {
 		return cmp.Or(cmp.Compare(b.CPUSeconds, a.CPUSeconds), cmp.Compare(a.PID, b.PID))
 	})
-	if len(f.Top) > top {
-		f.Top = f.Top[:top]
+	n := min(len(f.Top), top)
+	for n < len(f.Top) && f.Top[n].Share >= RecordShare {
+		n++
 	}
+	f.Top = f.Top[:n]
 	return f
 }
 
-// TopProcesses is how many of the busiest foreign processes are recorded:
-// enough that a busy one is named even when many share the machine.
+// TopProcesses is how many of the busiest foreign processes are recorded
+// at least; beyond them, every one with RecordShare of the machine or
+// more is recorded too, so that a busy process is never cut off by a
+// crowd of others as busy.
 const TopProcesses = 10
+
+// RecordShare is the share of the machine's CPU time from which a
+// foreign process is always recorded: what a problem's message names
+// (validity.NamedShare).
+const RecordShare = validity.NamedShare
 
 // Monitor samples processes in the background through a run and at every
 // phase boundary. Safe for concurrent use.
