@@ -289,6 +289,9 @@ type instance struct {
 }
 
 func (p *Platform) newFunction(ctx context.Context, name string, module []byte, cfg FunctionConfig) (*function, error) {
+	if err := checkModuleShape(module); err != nil {
+		return nil, err
+	}
 	rc := wazero.NewRuntimeConfig()
 	if p.opts.Interpreter {
 		rc = wazero.NewRuntimeConfigInterpreter()
