@@ -142,11 +142,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (p *Platform) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/fn/"), "/")
-	f := p.lookup(name)
+	f := p.acquire(name)
 	if f == nil {
 		writeFault(w, name, &Fault{Kind: "not-found", Status: 404, Msg: "no function named " + strconv.Quote(name) + " is deployed"})
 		return
 	}
+	defer f.release() // the version this request started on stays until it ends
 	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		writeFault(w, name, &Fault{Kind: "method", Status: 405, Msg: "invoke with POST (body on stdin) or GET (query)"})
