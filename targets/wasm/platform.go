@@ -431,13 +431,10 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		rt.Close(ctx)
 		return nil, err
 	}
-	if err := instantiateWASI(ctx, rt); err != nil {
-		return fail(fmt.Errorf("wasi: %w", err))
-	}
 	// The module as deployed (bytes, sha256) is what the API reports; the
 	// runtime gets it with its data segments merged (datamerge.go).
 	merged, ms := mergeDataSegments(module)
-	cm, err := rt.CompileModule(ctx, merged)
+	cm, err := compile(ctx, rt, merged)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrBadModule, err))
 	}
@@ -492,6 +489,11 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		return fail(fmt.Errorf("%w: %s must take no parameters and return nothing or one i32", ErrBadModule, f.entry))
 	}
 	f.modCfg = mc
+	// The host functions last: building them is half the cost of a deploy,
+	// not to be paid for a module refused above.
+	if err := instantiateWASI(ctx, rt); err != nil {
+		return fail(fmt.Errorf("wasi: %w", err))
+	}
 	if ms.Skipped == "" {
 		p.opts.Logf("purify: %s: merged %d data segments into %d", name, ms.Before, ms.After)
 	}
@@ -508,6 +510,19 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		go f.refiller()
 	}
 	return f, nil
+}
+
+// compile compiles module in rt, turning a panic of wazero's into an
+// error: wazero's validator has indexed past a slice on a malformed
+// function (found by FuzzDeploy), and a deploy must not take the process
+// with it.
+func compile(ctx context.Context, rt wazero.Runtime, module []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cm, err = nil, fmt.Errorf("wazero failed on it: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, module)
 }
 
 func (f *function) info() FunctionInfo {
@@ -598,8 +613,13 @@ func (f *function) refiller() {
 }
 
 // instantiate makes an instance under ctx, its memory counted against the
-// platform's bound.
-func (f *function) instantiate(ctx context.Context) (*instance, error) {
+// platform's bound. A panic of wazero's is an error, as in compile.
+func (f *function) instantiate(ctx context.Context) (_ *instance, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wazero failed making an instance: %v", r)
+		}
+	}()
 	if !f.p.mem.room(f.minMem) {
 		return nil, errMemoryBound
 	}
