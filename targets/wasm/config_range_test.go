@@ -20,7 +20,7 @@ func TestConfigRanges(t *testing.T) {
 	cases := []struct {
 		name string
 		json string
-		key  string // the key the error names; "" for a config that is fine, "json" for one that does not decode
+		key  string // the key the error names; "" for a config that is fine
 		want string
 	}{
 		{"a pool of 10^12", `{"mode":"prewarmed","pool":1000000000000}`, "pool", "from 1 to 256"},
@@ -33,7 +33,6 @@ func TestConfigRanges(t *testing.T) {
 		{"a request bound of 1 GiB", `{"max_request_bytes":1073741824}`, "max_request_bytes", "from 1 to 67108864"},
 		{"a negative response bound", `{"max_response_bytes":-1}`, "max_response_bytes", "got -1"},
 		{"a cache of 2 GiB", `{"cache_bytes":2147483648}`, "cache_bytes", "from 1 to 1073741824"},
-		{"a timeout of 10^300 seconds", `{"timeout":1e300}`, "json", "at most 9223372036 seconds"},
 		{"the edges", `{"memory_pages":65536,"timeout":"10m","concurrency":1024,"pool":256,"idle_timeout":"24h","cache_bytes":1073741824,"max_request_bytes":67108864}`, "", ""},
 		{"never idle", `{"idle_timeout":"-1s"}`, "", ""},
 	}
@@ -43,12 +42,6 @@ func TestConfigRanges(t *testing.T) {
 			if tc.key == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if tc.key == "json" { // refused while decoding, before any range
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("ParseFunctionConfig(%s) = %v; want an error containing %q", tc.json, err, tc.want)
 				}
 				return
 			}

@@ -652,7 +652,7 @@ type outcome struct {
 // Fault is a request that failed because of the function (or its limits),
 // not because of the platform.
 type Fault struct {
-	Kind   string // trap, exit, timeout, memory, purity, output, busy, too-large
+	Kind   string // trap, exit, timeout, memory, purity, output, busy, canceled, too-large, start
 	Status int    // the HTTP status the client gets
 	Msg    string
 	Stderr string // what the function wrote to stderr, bounded
