@@ -31,8 +31,9 @@ func (o *options) fields() option.List {
 		option.Size(&c.CacheBytes, "cache_bytes", "bound of the response cache: bytes or a size like 16m, up to 1g (default 16 MiB)"),
 		option.Int(&c.MemoryPages, "memory_pages", 1, MaxMemoryPages, "linear memory limit in 64 KiB pages, 1 to 65536 (default 2048: 128 MiB)"),
 		option.Duration(&c.Timeout, "timeout", Duration(MinTimeout), "time limit per request, 1ms to 10m (default 10s); past it the client gets 504"),
-		option.Int(&c.Concurrency, "concurrency", 1, MaxConcurrency, "most instances running at once, 1 to 1024 (default 64)"),
-		option.Int(&c.Pool, "pool", 1, MaxPool, "instances kept ready in prewarmed mode, 1 to 256 (default 4)"),
+		// The upper bounds of these two are Validate's (parseOptions).
+		option.Int(&c.Concurrency, "concurrency", 1, math.MaxInt, "most instances running at once, 1 to 1024 (default 64)"),
+		option.Int(&c.Pool, "pool", 1, math.MaxInt, "instances kept ready in prewarmed mode, 1 to 256 (default 4)"),
 		option.Duration(&c.IdleTimeout, "idle_timeout", math.MinInt64, "scale to zero after this long without requests, up to 24h (default 5m; negative: never)"),
 		option.Bool(&c.NoInterrupt, "no_interrupt", "trusted code: skip close-on-context-done (faster guest code, timeouts no longer stop a loop)"),
 		option.String(&o.CacheDir, "cache_dir", "directory for wazero's compilation cache, or memory (default: the user's cache directory, e.g. ~/.cache/academemes-harness/wazero)"),

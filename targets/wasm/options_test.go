@@ -24,13 +24,13 @@ func TestParseOptions(t *testing.T) {
 					c.CacheBytes == 1<<20 && c.MemoryPages == 16 && c.Timeout == Duration(2*time.Second) && c.Concurrency == 2 &&
 					c.Pool == 3 && c.IdleTimeout == Duration(-time.Second) && c.NoInterrupt && o.CacheDir == "memory"
 			}, ""},
-		{"a word for a count", map[string]any{"concurrency": "lots"}, nil, `option concurrency: want a whole number from 1 to 1024, got "lots"`},
+		{"a word for a count", map[string]any{"concurrency": "lots"}, nil, `option concurrency: want a whole number of at least 1, got "lots"`},
 		{"a bare number for a duration", map[string]any{"timeout": 5}, nil, "option timeout: want a duration like 30s, got 5"},
 		{"too much memory", map[string]any{"memory_pages": 65537}, nil, "option memory_pages: want a whole number from 1 to 65536, got 65537"},
 		{"a cache of an impure function", map[string]any{"cache": true, "impure": true}, nil, "option cache: only pure functions can be cached (impure is set)"},
 		{"every problem, in key order", map[string]any{"pool": 0, "concurrency": -1, "remote": "nowhere"}, nil,
-			"option concurrency: want a whole number from 1 to 1024, got -1\n" +
-				"option pool: want a whole number from 1 to 256, got 0\n" +
+			"option concurrency: want a whole number of at least 1, got -1\n" +
+				"option pool: want a whole number of at least 1, got 0\n" +
 				`option remote: want a URL like http://HOST:PORT, got "nowhere"`},
 	}
 	for _, tc := range tests {
