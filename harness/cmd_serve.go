@@ -7,13 +7,13 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/academemes/harness/functions"
+	"github.com/academemes/harness/targets/option"
 	"github.com/academemes/harness/targets/wasm"
 )
 
@@ -34,6 +34,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	dir := fs.String("functions", "", "functions `DIR` to load at start (package functions layout); empty: the functions built into harness")
 	token := fs.String("token", "", "bearer `TOKEN` required on the deploy API (/functions...); also read from $PURIFY_TOKEN")
 	cacheDir := fs.String("cache-dir", wasm.DefaultCacheDir(), "`DIR` for compiled code kept across restarts (empty: memory only)")
+	invokeToken := fs.String("invoke-token", "", "bearer `TOKEN` required to invoke functions (/fn/...), otherwise open; also read from $PURIFY_INVOKE_TOKEN")
+	maxMemory := fs.String("max-memory", "", "`SIZE` of linear memory all instances together may commit, e.g. 8g (default: half the machine's memory)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: harness serve --listen ADDR --functions DIR [--token T] [--cache-dir DIR]")
 		fmt.Fprintln(stderr, "\nRuns Purify, the Wasm function platform: invoke at /fn/NAME, deploy at /functions/NAME")
@@ -46,6 +48,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if *token == "" {
 		*token = os.Getenv("PURIFY_TOKEN")
 	}
+	if *invokeToken == "" {
+		*invokeToken = os.Getenv("PURIFY_INVOKE_TOKEN")
+	}
+	var maxMemoryBytes int64
+	if *maxMemory != "" {
+		n, err := option.ParseSize(*maxMemory)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "harness serve: --max-memory %s: want a size like 8g\n", *maxMemory)
+			return exitUsage
+		}
+		maxMemoryBytes = n
+	}
 	if err := wasm.CheckListen(*listen, *token); err != nil {
 		fmt.Fprintln(stderr, "harness serve:", err)
 		return exitUsage
@@ -57,7 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 	}
 	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
-	p, err := wasm.NewPlatform(wasm.Options{CacheDir: *cacheDir, Logf: logger.Printf})
+	p, err := wasm.NewPlatform(wasm.Options{CacheDir: *cacheDir, Logf: logger.Printf, MaxMemoryBytes: maxMemoryBytes})
 	if err != nil {
 		fmt.Fprintln(stderr, "harness serve:", err)
 		return exitFail
@@ -71,11 +85,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		fmt.Fprintln(stderr, "harness serve:", err)
 		return exitFail
 	}
-	srv := &http.Server{Handler: p.Handler(wasm.HandlerOptions{Token: *token}), ReadHeaderTimeout: 10 * time.Second}
+	srv := wasm.NewServer(p.Handler(wasm.HandlerOptions{Token: *token, InvokeToken: *invokeToken}))
 	for _, f := range p.Functions() {
 		fmt.Fprintf(stdout, "serving %s (%s) at http://%s/fn/%s\n", f.Name, f.Config.Mode, ln.Addr(), f.Name)
 	}
-	fmt.Fprintf(stdout, "purify listening on http://%s (deploy API %s)\n", ln.Addr(), map[bool]string{true: "needs the bearer token", false: "open on loopback"}[*token != ""])
+	fmt.Fprintf(stdout, "purify listening on http://%s (deploy API %s; invocation %s; instances may commit %d MiB)\n", ln.Addr(),
+		map[bool]string{true: "needs the bearer token", false: "open on loopback"}[*token != ""],
+		map[bool]string{true: "needs the invoke token", false: "open"}[*invokeToken != ""], p.Memory().LimitBytes>>20)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

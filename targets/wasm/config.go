@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/option"
 )
 
 // FunctionConfig is the small per-function configuration: in
@@ -52,6 +53,21 @@ type FunctionConfig struct {
 	NoInterrupt bool `json:"no_interrupt,omitempty"`
 }
 
+// Ranges of FunctionConfig's numbers (README.md, "Purify"), checked at
+// deploy (Validate) and by `harness run --check` (the scenario options
+// decode with the same bounds). Zero always means the default; a
+// negative IdleTimeout means never.
+const (
+	MaxMemoryPages = 65536 // 4 GiB, all a 32-bit memory can address
+	MinTimeout     = time.Millisecond
+	MaxTimeout     = 10 * time.Minute
+	MaxBodyBytes   = 64 << 20 // max_request_bytes and max_response_bytes: a body is held in memory whole
+	MaxConcurrency = 1024
+	MaxPool        = 256
+	MaxIdleTimeout = 24 * time.Hour
+	MaxCacheBytes  = 1 << 30
+)
+
 // Defaults are the values a zero field takes.
 var Defaults = FunctionConfig{
 	Mode:             targets.Cold,
@@ -80,26 +96,40 @@ func (c FunctionConfig) withDefaults() FunctionConfig {
 	return c
 }
 
-// Validate reports every problem at once.
+// Validate reports every problem at once, each an *option.Error naming
+// the field's JSON key (which is also its scenario option), so that the
+// scenario validator places it at its file:line:col.
 func (c FunctionConfig) Validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) { errs = append(errs, option.Errorf(key, format, args...)) }
 	if c.Mode != "" && !c.Mode.Valid() {
-		errs = append(errs, fmt.Errorf("mode %q: use cold, prewarmed or warm", c.Mode))
+		bad("mode", "want cold, prewarmed or warm, got %q", c.Mode)
 	}
-	if c.MemoryPages > 65536 {
-		errs = append(errs, fmt.Errorf("memory_pages %d: at most 65536 (4 GiB)", c.MemoryPages))
+	if c.MemoryPages > MaxMemoryPages {
+		bad("memory_pages", "want a whole number from 1 to %d (64 KiB pages, 4 GiB), got %d", MaxMemoryPages, c.MemoryPages)
 	}
 	for _, f := range []struct {
-		name string
-		v    int64
-	}{{"timeout", int64(c.Timeout)}, {"max_request_bytes", c.MaxRequestBytes}, {"max_response_bytes", c.MaxResponseBytes},
-		{"concurrency", int64(c.Concurrency)}, {"pool", int64(c.Pool)}, {"cache_bytes", c.CacheBytes}} {
-		if f.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %d: must not be negative", f.name, f.v))
+		key   string
+		v, hi int64
+	}{
+		{"max_request_bytes", c.MaxRequestBytes, MaxBodyBytes},
+		{"max_response_bytes", c.MaxResponseBytes, MaxBodyBytes},
+		{"concurrency", int64(c.Concurrency), MaxConcurrency},
+		{"pool", int64(c.Pool), MaxPool},
+		{"cache_bytes", c.CacheBytes, MaxCacheBytes},
+	} {
+		if f.v < 0 || f.v > f.hi {
+			bad(f.key, "want a whole number from 1 to %d, got %d", f.hi, f.v)
 		}
 	}
+	if t := time.Duration(c.Timeout); t != 0 && (t < MinTimeout || t > MaxTimeout) {
+		bad("timeout", "want a duration from %s to %s, got %s", MinTimeout, MaxTimeout, t)
+	}
+	if t := time.Duration(c.IdleTimeout); t > MaxIdleTimeout {
+		bad("idle_timeout", "want a duration of at most %s (negative: never), got %s", MaxIdleTimeout, t)
+	}
 	if c.Cache && c.Impure {
-		errs = append(errs, errors.New("cache: only pure functions can be cached (impure is set)"))
+		bad("cache", "only pure functions can be cached (impure is set)")
 	}
 	return errors.Join(errs...)
 }

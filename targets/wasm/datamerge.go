@@ -28,6 +28,14 @@ import (
 // i32.const offset and fits within its initial size (so no segment can
 // fail at instantiation). Anything else leaves the module as it is.
 //
+// It also rewrites only a module that is valid in every part the rewrite
+// touches, so that it can never turn a module the compiler refuses into
+// one it accepts (validate): the known sections each at most once and in
+// the specification's order, every integer in the canonical bounds of its
+// LEB128 encoding, a data count that is the number of segments, and no
+// memory.init or data.drop naming a segment past that count (the merged
+// segments are appended, so such an index would come to exist).
+//
 // Passive segments are kept. When the module has a data count section its
 // code may name segments by index (memory.init, data.drop), so every
 // original segment keeps its index: an active one becomes an empty passive
@@ -45,11 +53,19 @@ const maxMergeImage = 64 << 20
 
 // Wasm section ids (https://webassembly.github.io/spec/core/binary/modules.html).
 const (
+	secCustom    = 0
 	secImport    = 2
 	secMemory    = 5
+	secCode      = 10
 	secData      = 11
 	secDataCount = 12
+	secTag       = 13 // exception handling
 )
+
+// sectionRank is where each known section may appear: the specification's
+// order (the data count section between elements and code, tags between
+// memory and globals). Custom sections may appear anywhere.
+var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, secTag: 6, 6: 7, 7: 8, 8: 9, 9: 10, secDataCount: 11, secCode: 12, secData: 13}
 
 // mergeStats says what mergeDataSegments did, for the deploy log.
 type mergeStats struct {
@@ -92,6 +108,7 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 		return leave("not a version 1 wasm binary")
 	}
 	var secs []section
+	rank := 0
 	for i := 8; i < len(m); {
 		head := i
 		id := m[i]
@@ -104,10 +121,20 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 		if end > len(m) || end < start {
 			return leave("section %d at %d runs past the end", id, head)
 		}
+		if id != secCustom {
+			r, known := sectionRank[id]
+			if !known {
+				return leave("unknown section %d at %d", id, head)
+			}
+			if r <= rank {
+				return leave("section %d at %d is out of order or repeated", id, head)
+			}
+			rank = r
+		}
 		secs = append(secs, section{id: id, start: start, end: end, head: head})
 		i = end
 	}
-	var mem, data, count *section
+	var mem, data, count, code *section
 	for i := range secs {
 		s := &secs[i]
 		switch s.id {
@@ -125,6 +152,8 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 			data = s
 		case secDataCount:
 			count = s
+		case secCode:
+			code = s
 		}
 	}
 	if data == nil {
@@ -140,6 +169,20 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 	segs, err := parseData(m[data.start:data.end])
 	if err != nil {
 		return leave("data section: %v", err)
+	}
+	if count != nil {
+		declared, i, err := readU32(m, count.start)
+		if err != nil || i != count.end {
+			return leave("data count section: not one u32")
+		}
+		if int(declared) != len(segs) {
+			return leave("the data count section declares %d segments, the data section has %d", declared, len(segs))
+		}
+		if code != nil {
+			if idx, ok := segmentIndexFrom(m[code.start:code.end], declared); ok {
+				return leave("the code may name data segment %d, past the %d there are", idx, declared)
+			}
+		}
 	}
 	memBytes := uint64(minPages) * 65536
 	lo, hi := uint64(1<<63), uint64(0)
@@ -164,7 +207,7 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 	}
 	img := make([]byte, hi-lo)
 	for _, s := range segs {
-		if s.active {
+		if s.active && len(s.init) > 0 { // an empty one may lie outside [lo, hi)
 			copy(img[uint64(s.offset)-lo:], s.init)
 		}
 	}
@@ -395,33 +438,61 @@ func parseData(b []byte) ([]dataSeg, error) {
 	return segs, nil
 }
 
-// readU32 reads an unsigned LEB128 u32 at b[i:], returning the value and
-// the index after it.
-func readU32(b []byte, i int) (uint32, int, error) {
-	v, n := binary.Uvarint(b[min(i, len(b)):])
-	if n <= 0 || n > 5 || v > 1<<32-1 {
-		return 0, 0, fmt.Errorf("bad u32 at %d", i)
+// segmentIndexFrom reports a data segment index of at least n named by a
+// memory.init (0xfc 8) or data.drop (0xfc 9) in code. It scans the bytes
+// rather than decoding instructions, so it may also find such a pattern
+// inside another instruction's immediates: that only leaves a module
+// unmerged, while a real instruction is never missed.
+func segmentIndexFrom(code []byte, n uint32) (uint32, bool) {
+	for i := 0; i < len(code); i++ {
+		if code[i] != 0xfc {
+			continue
+		}
+		op, j, err := readU32(code, i+1)
+		if err != nil || op != 8 && op != 9 {
+			continue
+		}
+		if idx, _, err := readU32(code, j); err == nil && idx >= n {
+			return idx, true
+		}
 	}
-	return uint32(v), i + n, nil
+	return 0, false
 }
 
-// readS32 reads a signed LEB128 s32.
-func readS32(b []byte, i int) (int32, int, error) {
-	var v int64
-	var shift uint
-	for k := 0; k < 5; k++ {
-		if i+k >= len(b) {
-			break
-		}
+// readU32 reads an unsigned LEB128 u32 at b[i:], returning the value and
+// the index after it. Like the specification it takes at most 5 bytes,
+// the last with no bits beyond the 32nd.
+func readU32(b []byte, i int) (uint32, int, error) {
+	var v uint32
+	for k := 0; k < 5 && i+k < len(b); k++ {
 		c := b[i+k]
-		v |= int64(c&0x7f) << shift
-		shift += 7
+		if k == 4 && c > 0x0f {
+			break // a bit past the 32nd, or a sixth byte
+		}
+		v |= uint32(c&0x7f) << (7 * k)
 		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
+			return v, i + k + 1, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("bad u32 at %d", i)
+}
+
+// readS32 reads a signed LEB128 s32: at most 5 bytes, the last holding the
+// 4 remaining bits and their sign extension.
+func readS32(b []byte, i int) (int32, int, error) {
+	var v uint32
+	for k := 0; k < 5 && i+k < len(b); k++ {
+		c := b[i+k]
+		if k == 4 {
+			if c&0x80 != 0 || c&0x78 != 0 && c&0x78 != 0x78 {
+				break // a sixth byte, or unused bits that do not extend the sign
 			}
-			if v < -1<<31 || v > 1<<31-1 {
-				break
+			return int32(v | uint32(c&0x0f)<<28), i + 5, nil
+		}
+		v |= uint32(c&0x7f) << (7 * k)
+		if c&0x80 == 0 {
+			if shift := 7 * (k + 1); c&0x40 != 0 {
+				v |= ^uint32(0) << shift
 			}
 			return int32(v), i + k + 1, nil
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"net/url"
-	"time"
 
 	"github.com/academemes/harness/targets/option"
 )
@@ -29,24 +28,24 @@ func (o *options) fields() option.List {
 		option.String(&o.Token, "token", "bearer token for the remote deploy API"),
 		option.Bool(&c.Impure, "impure", "give the function a real clock (default false: pure)"),
 		option.Bool(&c.Cache, "cache", "answer repeated identical requests from a response cache (pure functions only)"),
-		option.Size(&c.CacheBytes, "cache_bytes", "bound of the response cache: bytes or a size like 16m (default 16 MiB)"),
-		option.Int(&c.MemoryPages, "memory_pages", 1, 65536, "linear memory limit in 64 KiB pages (default 2048)"),
-		option.Duration(&c.Timeout, "timeout", Duration(time.Millisecond), "time limit per request, e.g. 2s (default 10s); past it the client gets 504"),
-		option.Int(&c.Concurrency, "concurrency", 1, math.MaxInt, "most instances running at once (default 64)"),
-		option.Int(&c.Pool, "pool", 1, math.MaxInt, "instances kept ready in prewarmed mode (default 4)"),
-		option.Duration(&c.IdleTimeout, "idle_timeout", math.MinInt64, "scale to zero after this long without requests (default 5m; negative: never)"),
+		option.Size(&c.CacheBytes, "cache_bytes", "bound of the response cache: bytes or a size like 16m, up to 1g (default 16 MiB)"),
+		option.Int(&c.MemoryPages, "memory_pages", 1, MaxMemoryPages, "linear memory limit in 64 KiB pages, 1 to 65536 (default 2048: 128 MiB)"),
+		option.Duration(&c.Timeout, "timeout", Duration(MinTimeout), "time limit per request, 1ms to 10m (default 10s); past it the client gets 504"),
+		// The upper bounds of these two are Validate's (parseOptions).
+		option.Int(&c.Concurrency, "concurrency", 1, math.MaxInt, "most instances running at once, 1 to 1024 (default 64)"),
+		option.Int(&c.Pool, "pool", 1, math.MaxInt, "instances kept ready in prewarmed mode, 1 to 256 (default 4)"),
+		option.Duration(&c.IdleTimeout, "idle_timeout", math.MinInt64, "scale to zero after this long without requests, up to 24h (default 5m; negative: never)"),
 		option.Bool(&c.NoInterrupt, "no_interrupt", "trusted code: skip close-on-context-done (faster guest code, timeouts no longer stop a loop)"),
 		option.String(&o.CacheDir, "cache_dir", "directory for wazero's compilation cache, or memory (default: the user's cache directory, e.g. ~/.cache/academemes-harness/wazero)"),
 	}
 }
 
 // parseOptions decodes a scenario's options and reports every problem at
-// once, one *option.Error per key: the kind's Check.
+// once, one *option.Error per key: the kind's Check. The decoded config
+// then meets the checks a deploy makes (ranges the option types cannot
+// say, such as a duration's upper bound, and cache with impure).
 func parseOptions(m map[string]any) (options, error) {
 	var o options
 	err := o.fields().Decode(m)
-	if o.Config.Cache && o.Config.Impure {
-		err = errors.Join(err, option.Errorf("cache", "only pure functions can be cached (impure is set)"))
-	}
-	return o, err
+	return o, errors.Join(err, o.Config.Validate())
 }

@@ -9,6 +9,7 @@
 package wasm
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,10 +24,12 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
+	"github.com/academemes/harness/targets/option"
 )
 
 // Options configure a Platform.
@@ -46,18 +49,61 @@ type Options struct {
 	// them: slow code, but no compile time (tests of many large modules,
 	// platforms without the compiler).
 	Interpreter bool
+	// MaxMemoryBytes bounds the linear memory all instances together may
+	// commit: a memory.grow past it fails as at the function's own limit,
+	// an instance that would not fit is not made (503), and a function
+	// whose memory_pages alone exceed it is refused at deploy. 0 is
+	// DefaultMaxMemory().
+	MaxMemoryBytes int64
+	// MaxBodyBytes bounds the request bodies held in memory at once,
+	// invocations and deploys together; a request whose body would pass
+	// it gets 503. 0 is DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Sleep is how an impure function's sleep waits (poll_oneoff); nil
+	// waits for the duration or until the request's deadline, whichever
+	// comes first. Tests use it to hold a request in flight.
+	Sleep func(ctx context.Context, d time.Duration)
+}
+
+// DefaultMaxBodyBytes is the default of Options.MaxBodyBytes: 256 MiB,
+// 256 requests at the default max_request_bytes or four deploys of the
+// largest module.
+const DefaultMaxBodyBytes = 256 << 20
+
+// DefaultMaxMemory is the default of Options.MaxMemoryBytes: half of the
+// machine's memory, or 4 GiB where that cannot be read.
+func DefaultMaxMemory() int64 {
+	if m := physicalMemory(); m > 0 {
+		return m / 2
+	}
+	return 4 << 30
 }
 
 // Platform holds deployed functions and runs them.
+//
+// A deployed version of a function is reference-counted: the platform's
+// table holds one reference, each request in flight one, and the pool's
+// refiller one while it runs. Deleting or replacing a function takes it
+// out of the table and cancels what it does in the background, but its
+// runtime closes only when the last reference goes, so a request in
+// flight finishes on the version it started with (before, closing the
+// runtime under it answered 200 with an empty or cut body).
 type Platform struct {
-	opts  Options
-	cache wazero.CompilationCache
+	opts   Options
+	cache  wazero.CompilationCache
+	mem    memBudget // linear memory of every instance
+	bodies memBudget // request bodies held in memory
 
-	mu  sync.RWMutex
-	fns map[string]*function
+	// ctx is cancelled by Shutdown: every instantiation and call stops.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	mu     sync.RWMutex
+	fns    map[string]*function
+	closed bool
+
+	wg   sync.WaitGroup // the janitor and the refillers
+	live sync.WaitGroup // functions whose runtime is not closed yet
 }
 
 // Sentinel errors callers branch on.
@@ -66,6 +112,11 @@ var (
 	ErrNotFound = errors.New("no such function")
 	// ErrBadModule: the bytes are not a usable WASI module.
 	ErrBadModule = errors.New("bad module")
+	// ErrClosed: the platform is shut down.
+	ErrClosed = errors.New("platform closed")
+	// errMemoryBound: an instance's initial memory does not fit in what
+	// the platform may still commit.
+	errMemoryBound = errors.New("the platform's memory bound is reached")
 )
 
 // NewPlatform makes an empty platform. Close it when done.
@@ -79,7 +130,11 @@ func NewPlatform(opts Options) (*Platform, error) {
 	if opts.JanitorEvery <= 0 {
 		opts.JanitorEvery = time.Second
 	}
-	p := &Platform{opts: opts, fns: map[string]*function{}, done: make(chan struct{})}
+	opts.MaxMemoryBytes = cmp.Or(opts.MaxMemoryBytes, DefaultMaxMemory())
+	opts.MaxBodyBytes = cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes)
+	p := &Platform{opts: opts, fns: map[string]*function{}}
+	p.mem.max, p.bodies.max = opts.MaxMemoryBytes, opts.MaxBodyBytes
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
@@ -94,26 +149,62 @@ func NewPlatform(opts Options) (*Platform, error) {
 	return p, nil
 }
 
-// Close stops every function and releases compiled code.
+// Close is Shutdown with a deadline of 10 s.
 func (p *Platform) Close() error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	close(p.done)
-	p.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.Shutdown(ctx)
+}
+
+// Shutdown stops the platform: it removes every function, cancels every
+// instantiation and call in progress (their clients get 503), and waits
+// until each function's runtime is closed, or until ctx is done. Only a
+// guest that cannot be interrupted (no_interrupt) outlasts the deadline;
+// it is then left running and Shutdown says so.
+func (p *Platform) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
 	fns := p.fns
 	p.fns = map[string]*function{}
 	p.mu.Unlock()
+	p.cancel()
 	for _, f := range fns {
-		f.close()
+		f.retire()
+	}
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		p.live.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("purify: shut down with functions still running (only a no_interrupt guest cannot be stopped): %w", ctx.Err())
 	}
 	if p.opts.CacheDir != "" {
 		return p.cache.Close(context.Background())
 	}
 	return nil
+}
+
+// MemoryStats says how much linear memory the platform's instances have
+// committed, at most and now, against its bound.
+type MemoryStats struct {
+	CommittedBytes int64 `json:"committed_bytes"`
+	PeakBytes      int64 `json:"peak_bytes"`
+	LimitBytes     int64 `json:"limit_bytes"`
+	// BodyBytes are the request bodies held in memory now.
+	BodyBytes int64 `json:"body_bytes"`
+}
+
+// Memory reports the platform's memory.
+func (p *Platform) Memory() MemoryStats {
+	return MemoryStats{CommittedBytes: p.mem.used.Load(), PeakBytes: p.mem.peak.Load(), LimitBytes: p.mem.max, BodyBytes: p.bodies.used.Load()}
 }
 
 var sharedCache = sync.OnceValue(wazero.NewCompilationCache)
@@ -155,16 +246,25 @@ func (p *Platform) Deploy(ctx context.Context, name string, module []byte, cfg F
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("deploy %s: %w", name, err)
 	}
-	f, err := p.newFunction(ctx, name, module, cfg.withDefaults())
+	cfg = cfg.withDefaults()
+	if b := int64(cfg.MemoryPages) << 16; b > p.mem.max {
+		return fmt.Errorf("deploy %s: %w", name, option.Errorf("memory_pages", "%d pages (%d MiB) are more than the platform may commit in all (%d MiB)", cfg.MemoryPages, b>>20, p.mem.max>>20))
+	}
+	f, err := p.newFunction(ctx, name, module, cfg)
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", name, err)
 	}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		f.retire()
+		return fmt.Errorf("deploy %s: %w", name, ErrClosed)
+	}
 	old := p.fns[name]
 	p.fns[name] = f
 	p.mu.Unlock()
 	if old != nil {
-		old.close()
+		old.retire() // requests in flight finish on it
 	}
 	p.opts.Logf("purify: deployed %s (%d bytes, %s, mode %s)", name, len(module), f.sha[:12], f.cfg.Mode)
 	if f.cfg.Mode == targets.Prewarmed || f.cfg.Mode == targets.Warm {
@@ -182,7 +282,7 @@ func (p *Platform) Delete(name string) error {
 	if f == nil {
 		return fmt.Errorf("delete %s: %w", name, ErrNotFound)
 	}
-	f.close()
+	f.retire() // requests in flight finish on it
 	p.opts.Logf("purify: deleted %s", name)
 	return nil
 }
@@ -227,10 +327,24 @@ func (p *Platform) ScaleToZero(name string) error {
 	return nil
 }
 
+// lookup returns function name without taking a reference: to describe
+// it, not to run requests on it (see acquire).
 func (p *Platform) lookup(name string) *function {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.fns[name]
+}
+
+// acquire returns function name with a reference taken for a request,
+// or nil; the caller releases it.
+func (p *Platform) acquire(name string) *function {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	f := p.fns[name]
+	if f != nil {
+		f.refs.Add(1)
+	}
+	return f
 }
 
 // janitor scales idle functions to zero.
@@ -240,7 +354,7 @@ func (p *Platform) janitor() {
 	defer t.Stop()
 	for {
 		select {
-		case <-p.done:
+		case <-p.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -271,24 +385,40 @@ type function struct {
 	modCfg   wazero.ModuleConfig
 	entry    string // "_start" (command) or "purify_handle" (warm handler)
 
-	sem   chan struct{}  // one token per running instance
-	ready chan *instance // prewarmed: fresh instances; warm: idle instances
-	kickc chan struct{}
-	zero  atomic.Bool // scaled to zero: do not refill until the next request
+	sem    chan struct{}  // one token per running instance
+	ready  chan *instance // prewarmed: fresh instances; warm: idle instances
+	kickc  chan struct{}
+	zero   atomic.Bool // scaled to zero: do not refill until the next request
+	sleep  sleeper     // an impure function's sleep; nil: sleeps do not wait
+	minMem int64       // bytes of an instance's initial memory
 
 	lastUse                          atomic.Int64
 	requests, cold, faults, cacheHit atomic.Int64
 	cache                            *respCache
 
-	closeOnce sync.Once
-	done      chan struct{}
+	// ctx is cancelled when the function is retired (deleted, replaced,
+	// or the platform shut down): the refiller and its instantiations
+	// stop. Requests in flight are not cancelled by it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// refs counts the table's reference, the requests in flight and the
+	// refiller; the runtime closes when it drops to zero.
+	refs   atomic.Int64
+	closed chan struct{} // closed with the runtime
 }
 
 type instance struct {
 	mod api.Module
+	mem interface{ refused() bool } // its linear memory; nil if it has none
 }
 
+// close closes the instance, which frees its memory at once.
+func (in *instance) close() { in.mod.Close(context.Background()) }
+
 func (p *Platform) newFunction(ctx context.Context, name string, module []byte, cfg FunctionConfig) (*function, error) {
+	if err := checkModuleShape(module); err != nil {
+		return nil, err
+	}
 	rc := wazero.NewRuntimeConfig()
 	if p.opts.Interpreter {
 		rc = wazero.NewRuntimeConfigInterpreter()
@@ -301,13 +431,10 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		rt.Close(ctx)
 		return nil, err
 	}
-	if err := instantiateWASI(ctx, rt); err != nil {
-		return fail(fmt.Errorf("wasi: %w", err))
-	}
 	// The module as deployed (bytes, sha256) is what the API reports; the
 	// runtime gets it with its data segments merged (datamerge.go).
 	merged, ms := mergeDataSegments(module)
-	cm, err := rt.CompileModule(ctx, merged)
+	cm, err := compile(ctx, rt, merged)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrBadModule, err))
 	}
@@ -315,9 +442,12 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	f := &function{
 		p: p, name: name, cfg: cfg, bytes: len(module), deployed: p.opts.Now(),
 		rt: rt, compiled: cm,
-		sem:   make(chan struct{}, cfg.Concurrency),
-		kickc: make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		sem:    make(chan struct{}, cfg.Concurrency),
+		kickc:  make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+	for _, m := range cm.ExportedMemories() {
+		f.minMem = int64(m.Min()) << 16
 	}
 	sum := sha256.Sum256(module)
 	f.sha = hex.EncodeToString(sum[:])
@@ -326,7 +456,13 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	// which was a fifth of a small module's cold request.
 	mc := wazero.NewModuleConfig().WithName("").WithArgs(name).WithRandSource(zeroReader{})
 	if cfg.Impure {
-		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+		// Sleeps go through poll_oneoff (wasi.go), which waits with
+		// f.sleep and so honours the request's deadline.
+		mc = mc.WithSysWalltime().WithSysNanotime()
+		f.sleep = sleepFor
+		if p.opts.Sleep != nil {
+			f.sleep = p.opts.Sleep
+		}
 	}
 	_, hasStart := exports["_start"]
 	_, hasHandler := exports["purify_handle"]
@@ -353,6 +489,11 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		return fail(fmt.Errorf("%w: %s must take no parameters and return nothing or one i32", ErrBadModule, f.entry))
 	}
 	f.modCfg = mc
+	// The host functions last: building them is half the cost of a deploy,
+	// not to be paid for a module refused above.
+	if err := instantiateWASI(ctx, rt); err != nil {
+		return fail(fmt.Errorf("wasi: %w", err))
+	}
 	if ms.Skipped == "" {
 		p.opts.Logf("purify: %s: merged %d data segments into %d", name, ms.Before, ms.After)
 	}
@@ -360,11 +501,28 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		f.cache = newRespCache(cfg.CacheBytes)
 	}
 	f.lastUse.Store(p.opts.Now().UnixNano())
+	f.ctx, f.cancel = context.WithCancel(p.ctx)
+	f.refs.Store(1)
+	p.live.Add(1)
 	if cfg.Mode != targets.Cold {
 		p.wg.Add(1)
+		f.refs.Add(1)
 		go f.refiller()
 	}
 	return f, nil
+}
+
+// compile compiles module in rt, turning a panic of wazero's into an
+// error: wazero's validator has indexed past a slice on a malformed
+// function (found by FuzzDeploy), and a deploy must not take the process
+// with it.
+func compile(ctx context.Context, rt wazero.Runtime, module []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cm, err = nil, fmt.Errorf("wazero failed on it: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, module)
 }
 
 func (f *function) info() FunctionInfo {
@@ -375,12 +533,24 @@ func (f *function) info() FunctionInfo {
 	}
 }
 
-func (f *function) close() {
-	f.closeOnce.Do(func() {
-		close(f.done)
-		f.drain()
-		f.rt.Close(context.Background())
-	})
+// retire takes the function out of service once it has left the table:
+// the refiller and its instantiation stop, the ready instances close, and
+// the table's reference goes.
+func (f *function) retire() {
+	f.cancel()
+	f.drain()
+	f.release()
+}
+
+// release drops a reference; the last one closes the runtime.
+func (f *function) release() {
+	if f.refs.Add(-1) != 0 {
+		return
+	}
+	f.drain()
+	f.rt.Close(context.Background())
+	close(f.closed)
+	f.p.live.Done()
 }
 
 // drain closes the ready instances and marks the function scaled to zero.
@@ -389,7 +559,7 @@ func (f *function) drain() {
 	for {
 		select {
 		case in := <-f.ready:
-			in.mod.Close(context.Background())
+			in.close()
 		default:
 			return
 		}
@@ -405,48 +575,69 @@ func (f *function) kick() {
 }
 
 // refiller keeps the prewarmed pool full (and, in warm mode, one instance
-// ready) in the background, except while scaled to zero.
+// ready) in the background, except while scaled to zero. Each
+// instantiation (the module's start section, _initialize) runs under the
+// function's timeout and stops when the function is retired: a start
+// section that loops no longer keeps a core busy after DELETE or keeps
+// the process from shutting down.
 func (f *function) refiller() {
 	defer f.p.wg.Done()
+	defer f.release()
 	want := f.cfg.Pool
 	if f.cfg.Mode == targets.Warm {
 		want = 1
 	}
 	for {
 		select {
-		case <-f.done:
-			return
-		case <-f.p.done:
+		case <-f.ctx.Done():
 			return
 		case <-f.kickc:
 		}
-		for len(f.ready) < want && !f.zero.Load() {
-			in, err := f.instantiate(context.Background())
+		for len(f.ready) < want && !f.zero.Load() && f.ctx.Err() == nil {
+			ctx, cancel := context.WithTimeout(f.ctx, time.Duration(f.cfg.Timeout))
+			in, err := f.instantiate(ctx)
+			cancel()
 			if err != nil {
-				f.p.opts.Logf("purify: %s: prewarming an instance: %v", f.name, err)
+				if f.ctx.Err() == nil {
+					f.p.opts.Logf("purify: %s: prewarming an instance: %v", f.name, err)
+				}
 				break
 			}
 			select {
 			case f.ready <- in:
 			default:
-				in.mod.Close(context.Background())
-			}
-			select {
-			case <-f.done:
-				f.drain()
-				return
-			default:
+				in.close()
 			}
 		}
 	}
 }
 
-func (f *function) instantiate(ctx context.Context) (*instance, error) {
+// instantiate makes an instance under ctx, its memory counted against the
+// platform's bound. A panic of wazero's is an error, as in compile.
+func (f *function) instantiate(ctx context.Context) (_ *instance, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wazero failed making an instance: %v", r)
+		}
+	}()
+	if !f.p.mem.room(f.minMem) {
+		return nil, errMemoryBound
+	}
+	in := &instance{}
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+		m := f.p.mem.newMemory(max)
+		in.mem = m
+		return m
+	}))
+	if f.sleep != nil {
+		ctx = context.WithValue(ctx, sleepKey{}, f.sleep)
+	}
 	mod, err := f.rt.InstantiateModule(ctx, f.compiled, f.modCfg)
 	if err != nil {
 		return nil, err
 	}
-	return &instance{mod: mod}, nil
+	in.mod = mod
+	return in, nil
 }
 
 // outcome is the result of running one request.
@@ -461,7 +652,7 @@ type outcome struct {
 // Fault is a request that failed because of the function (or its limits),
 // not because of the platform.
 type Fault struct {
-	Kind   string // trap, exit, timeout, memory, purity, output, busy, too-large
+	Kind   string // trap, exit, timeout, memory, purity, output, busy, canceled, too-large, start
 	Status int    // the HTTP status the client gets
 	Msg    string
 	Stderr string // what the function wrote to stderr, bounded
@@ -469,7 +660,7 @@ type Fault struct {
 
 func (e *Fault) Error() string { return e.Kind + ": " + e.Msg }
 
-// invoke runs c on f in f's mode.
+// invoke runs c on f in f's mode. The caller holds a reference to f.
 func (f *function) invoke(ctx context.Context, c *call) outcome {
 	now := f.p.opts.Now
 	f.requests.Add(1)
@@ -479,6 +670,7 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(f.cfg.Timeout))
 	defer cancel()
+	defer context.AfterFunc(f.p.ctx, cancel)() // shutdown stops the call
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -486,6 +678,9 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 	}
 	defer func() { <-f.sem }()
 	ctx = context.WithValue(ctx, callKey{}, c)
+	if f.sleep != nil {
+		ctx = context.WithValue(ctx, sleepKey{}, f.sleep)
+	}
 
 	var o outcome
 	var in *instance
@@ -519,7 +714,12 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 	if ee := (*sys.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == 0 {
 		err = nil
 	}
-	if err == nil && c.violation == "" && !c.stdoutOver && f.cfg.Mode == targets.Warm && !in.mod.IsClosed() {
+	if err == nil && ctx.Err() != nil {
+		// Done past the deadline (a guest that cannot be interrupted) or
+		// after a cancellation: not an answer in time.
+		err = ctx.Err()
+	}
+	if err == nil && c.violation == "" && !c.stdoutOver && f.cfg.Mode == targets.Warm && !in.mod.IsClosed() && f.ctx.Err() == nil {
 		select {
 		case f.ready <- in:
 			in = nil
@@ -530,7 +730,7 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 		o.fault = f.classify(ctx, in, c, err)
 	}
 	if in != nil {
-		in.mod.Close(context.Background())
+		in.close()
 	}
 	if o.fault != nil {
 		return o
@@ -549,18 +749,28 @@ func (f *function) classify(ctx context.Context, in *instance, c *call, err erro
 	fa := &Fault{Status: 502, Stderr: string(c.stderr)}
 	var ee *sys.ExitError
 	isExit := errors.As(err, &ee)
-	atLimit := false
+	atLimit, platformBound := false, false
 	if in != nil && in.mod.Memory() != nil {
 		pages := in.mod.Memory().Size() / 65536
 		// wazero does not say that a memory.grow was refused; a guest that
 		// failed while holding most of its allowed memory is taken to have
 		// run out (a refused grow is at least one step short of the limit).
 		atLimit = uint64(pages)*4 >= uint64(f.cfg.MemoryPages)*3
+		platformBound = in.mem != nil && in.mem.refused()
 	}
 	switch {
 	case ctx.Err() == context.DeadlineExceeded || isExit && ee.ExitCode() == sys.ExitCodeDeadlineExceeded:
 		fa.Kind, fa.Status = "timeout", 504
 		fa.Msg = fmt.Sprintf("the function ran past its %s time limit and was stopped", time.Duration(f.cfg.Timeout))
+	case ctx.Err() == context.Canceled || isExit && ee.ExitCode() == sys.ExitCodeContextCanceled:
+		fa.Kind, fa.Status = "canceled", 503
+		fa.Msg = "the request was canceled: the client went away or the platform is shutting down"
+	case errors.Is(err, errMemoryBound):
+		fa.Kind, fa.Status = "busy", 503
+		fa.Msg = fmt.Sprintf("no room for another instance: the platform's instances have committed %d of the %d MiB it may (try again later)", f.p.mem.used.Load()>>20, f.p.mem.max>>20)
+	case platformBound:
+		fa.Kind, fa.Status = "memory", 503
+		fa.Msg = fmt.Sprintf("the function could not grow its memory: the platform's instances have committed the %d MiB it may in all (try again later): %v", f.p.mem.max>>20, err)
 	case c.violation != "":
 		fa.Kind, fa.Msg = "purity", c.violation+" (pure functions get no filesystem, network, clock or randomness beyond an input seed)"
 	case c.stdoutOver:

@@ -147,7 +147,7 @@ func (t *Target) Start(ctx context.Context) error {
 		t.Stop(ctx)
 		return fmt.Errorf("wasm target %s: listen: %w", t.spec.Name, err)
 	}
-	t.srv = &http.Server{Handler: p.Handler(HandlerOptions{}), ReadHeaderTimeout: 10 * time.Second}
+	t.srv = NewServer(p.Handler(HandlerOptions{}))
 	go t.srv.Serve(ln)
 	t.url = &url.URL{Scheme: "http", Host: ln.Addr().String(), Path: "/fn/" + t.deployed}
 	return t.waitReady(ctx)

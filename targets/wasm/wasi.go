@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // WASI errno values (preview 1) that the overrides below return.
@@ -15,7 +18,9 @@ const (
 	errnoSuccess    = 0
 	errnoBadf       = 8
 	errnoFault      = 21
+	errnoInval      = 28
 	errnoIO         = 29
+	errnoNotsup     = 58
 	errnoNotcapable = 76
 )
 
@@ -41,7 +46,11 @@ func callFrom(ctx context.Context) *call {
 //   - random_get: bytes from a generator seeded from the request, so pure
 //     functions stay deterministic;
 //   - path_open and sock_*: refused with ENOTCAPABLE, and the attempt is
-//     recorded so that the request fails with a clear error.
+//     recorded so that the request fails with a clear error;
+//   - poll_oneoff: the one host call that blocks (a sleep). It waits
+//     through the sleeper in the context, which returns when the request's
+//     deadline passes or the platform cancels it, so that a function
+//     asleep is stopped at its timeout like one that computes.
 func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
 	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
@@ -54,6 +63,7 @@ func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
 	export("fd_read", fdRead, i32, i32, i32, i32)
 	export("fd_write", fdWrite, i32, i32, i32, i32)
 	export("random_get", randomGet, i32, i32)
+	export("poll_oneoff", pollOneoff, i32, i32, i32, i32)
 	// path_open(fd, dirflags, path, path_len, oflags, rights_base i64,
 	// rights_inheriting i64, fdflags, result.opened_fd)
 	export("path_open", refusePath, i32, i32, i32, i32, i32, i64, i64, i32, i32)
@@ -187,6 +197,121 @@ func randomGet(ctx context.Context, mod api.Module, stack []uint64) {
 		clear(buf)
 	} else {
 		c.rand.fill(buf)
+	}
+	stack[0] = errnoSuccess
+}
+
+// sleepKey finds the sleeper of the function whose guest code runs, in
+// the context of an instantiation or a request.
+type sleepKey struct{}
+
+// sleeper waits d, or less if ctx is done first.
+type sleeper func(ctx context.Context, d time.Duration)
+
+// sleepFor is the sleeper of an impure function: a timer or the context,
+// whichever comes first.
+func sleepFor(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// pollOneoff implements poll_oneoff for the descriptors a function has:
+// stdin is always readable (the body is in memory), stdout and stderr
+// always writable, so a subscription to them is answered at once; with
+// only clock subscriptions (a sleep; relative timeouts only, as wazero's
+// own) it waits for the earliest through the sleeper in ctx, and without
+// one (a pure function, whose clock is fake) it does not wait at all.
+func pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
+	in, out, n, resultN := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])
+	if n == 0 {
+		stack[0] = errnoInval
+		return
+	}
+	mem := mod.Memory()
+	if uint64(n)*48 > uint64(mem.Size()) {
+		stack[0] = errnoFault
+		return
+	}
+	inBuf, ok1 := mem.Read(in, n*48)
+	outBuf, ok2 := mem.Read(out, n*32)
+	if !ok1 || !ok2 {
+		stack[0] = errnoFault
+		return
+	}
+	// Each subscription is read from guest memory where it lies (nothing
+	// sized by the guest's n is allocated): userdata, tag, then the fd or
+	// the clock's timeout and flags.
+	sub := func(i int) (userdata uint64, tag byte, fd uint32, timeout uint64, flags uint16) {
+		b := inBuf[i*48:]
+		le := binary.LittleEndian
+		return le.Uint64(b), b[8], le.Uint32(b[16:]), le.Uint64(b[24:]), le.Uint16(b[40:])
+	}
+	wait := uint64(math.MaxUint64)
+	clocks := false
+	for i := range int(n) {
+		switch _, tag, _, timeout, flags := sub(i); tag {
+		case 0: // clock
+			if flags&1 != 0 { // absolute time
+				stack[0] = errnoNotsup
+				return
+			}
+			wait, clocks = min(wait, timeout), true
+		case 1, 2: // fd_read, fd_write
+		default:
+			stack[0] = errnoInval
+			return
+		}
+	}
+	c := callFrom(ctx)
+	k := 0
+	event := func(userdata uint64, tag byte, errno uint16, nbytes uint64) {
+		e := outBuf[k*32 : k*32+32]
+		clear(e)
+		binary.LittleEndian.PutUint64(e, userdata)
+		binary.LittleEndian.PutUint16(e[8:], errno)
+		e[10] = tag
+		binary.LittleEndian.PutUint64(e[16:], nbytes)
+		k++
+	}
+	for i := range int(n) {
+		switch userdata, tag, fd, _, _ := sub(i); {
+		case tag == 1 && fd == 0 && c != nil:
+			event(userdata, tag, errnoSuccess, uint64(len(c.stdin)-c.stdinPos))
+		case tag == 2 && (fd == 1 || fd == 2) && c != nil:
+			event(userdata, tag, errnoSuccess, 0)
+		case tag != 0:
+			event(userdata, tag, errnoBadf, 0)
+		}
+	}
+	if k == 0 && clocks {
+		if sleep, _ := ctx.Value(sleepKey{}).(sleeper); sleep != nil {
+			sleep(ctx, time.Duration(min(wait, math.MaxInt64)))
+		}
+		// A sleep cut short by the deadline or a cancellation ends the
+		// guest here: returning would let it run on and answer as if in
+		// time (wazero checks for a closed module only at its own points).
+		switch ctx.Err() {
+		case context.DeadlineExceeded:
+			panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+		case context.Canceled:
+			panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+		}
+		for i := range int(n) {
+			if userdata, tag, _, timeout, _ := sub(i); tag == 0 && timeout <= wait {
+				event(userdata, tag, errnoSuccess, 0)
+			}
+		}
+	}
+	if !mem.WriteUint32Le(resultN, uint32(k)) {
+		stack[0] = errnoFault
+		return
 	}
 	stack[0] = errnoSuccess
 }
