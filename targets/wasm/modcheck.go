@@ -23,11 +23,8 @@ import "fmt"
 // built for the web exceeds it.
 const maxLocals = 50000
 
-// maxTableElems bounds a table's initial size, and its maximum where the
-// code can grow it: wazero allocates 8 bytes per element at every
-// instantiation and at every table.grow, and allows 2^27 elements at the
-// start and 2^32-1 by growing (a table.grow of 2^31 elements of a table
-// without a maximum asks for 16 GB, which ends the process).
+// maxTableElems bounds a table's initial size: wazero allocates 8 bytes
+// per element at every instantiation, and allows 2^27 (1 GiB).
 const maxTableElems = 1 << 20
 
 // checkModuleShape returns nil or an error wrapping ErrBadModule.
@@ -36,7 +33,6 @@ func checkModuleShape(m []byte) error {
 		return nil // the compiler says what is wrong
 	}
 	r := &shapeReader{b: m, i: 8}
-	var unbounded bool // a table may grow past maxTableElems
 	for r.err == nil && r.left() > 0 {
 		id := r.byte()
 		size := r.u32()
@@ -49,10 +45,6 @@ func checkModuleShape(m []byte) error {
 		}
 		s := &shapeReader{b: m[:r.i+int(size)], i: r.i, sec: id}
 		s.section()
-		unbounded = unbounded || s.unboundedTable
-		if id == 10 && s.err == nil && unbounded && mayGrowTable(m[r.i:r.i+int(size)]) {
-			s.failf("the code can grow a table that has no maximum of at most %d elements", maxTableElems)
-		}
 		r.i += int(size)
 		r.err = s.err
 	}
@@ -69,8 +61,6 @@ type shapeReader struct {
 	i   int
 	sec byte
 	err error
-
-	unboundedTable bool // a table type without a maximum of at most maxTableElems
 }
 
 func (r *shapeReader) failf(format string, args ...any) {
@@ -157,27 +147,9 @@ func (r *shapeReader) limits() (min uint32, max uint32, hasMax bool) {
 
 func (r *shapeReader) tableType() {
 	r.valType()
-	min, max, hasMax := r.limits()
-	if min > maxTableElems {
+	if min, _, _ := r.limits(); min > maxTableElems {
 		r.failf("a table of %d elements at its start; at most %d", min, maxTableElems)
 	}
-	if !hasMax || max > maxTableElems {
-		r.unboundedTable = true
-	}
-}
-
-// mayGrowTable reports whether code may hold a table.grow (0xfc 15),
-// scanning bytes as segmentIndexFrom does: a false find only refuses a
-// module whose table has no bounded maximum, a real one is never missed.
-func mayGrowTable(code []byte) bool {
-	for i := 0; i < len(code); i++ {
-		if code[i] == 0xfc {
-			if op, _, err := readU32(code, i+1); err == nil && op == 15 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // constExpr skips a constant expression up to its end (0x0b), decoding
