@@ -49,32 +49,46 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	}
 	var tally, kept tally
 	code := exitOK
-	for _, k := range targets.Kinds() {
-		if k.Clean == nil {
-			continue
-		}
-		found, err := k.Clean(ctx, targets.CleanOptions{RunID: *runID, DryRun: *dry, All: *all})
-		for _, l := range found {
-			name := l.Name
-			if l.ID != "" && l.ID != l.Name {
-				name = strings.TrimSpace(shortID(l.ID) + " " + l.Name)
-			}
-			if l.Kept != "" {
-				fmt.Fprintf(stdout, "%s %s %s (run %s, target %s): %s\n", keep, l.What, name, orDash(l.Run), orDash(l.Target), l.Kept)
-				kept.add(l.What)
+	// A killed run's last requests to the engine may still be landing
+	// (a container create sent just before the kill completes after our
+	// listing), so clean again while a pass still finds something to
+	// remove; what is kept is said once.
+	for pass := 0; pass < 3; pass++ {
+		removed := 0
+		for _, k := range targets.Kinds() {
+			if k.Clean == nil {
 				continue
 			}
-			fmt.Fprintf(stdout, "%s %s %s (run %s, target %s)\n", verb, l.What, name, orDash(l.Run), orDash(l.Target))
-			tally.add(l.What)
-		}
-		if err != nil {
-			code = exitFail
-			if errors.Is(err, targets.ErrUnavailable) {
-				fmt.Fprintf(stderr, "harness clean: %s: nothing cleaned: %v\n", k.Name, err)
-			} else {
-				fmt.Fprintf(stderr, "harness clean: %s: %v\n", k.Name, err)
+			found, err := k.Clean(ctx, targets.CleanOptions{RunID: *runID, DryRun: *dry, All: *all})
+			for _, l := range found {
+				name := l.Name
+				if l.ID != "" && l.ID != l.Name {
+					name = strings.TrimSpace(shortID(l.ID) + " " + l.Name)
+				}
+				if l.Kept != "" {
+					if pass == 0 {
+						fmt.Fprintf(stdout, "%s %s %s (run %s, target %s): %s\n", keep, l.What, name, orDash(l.Run), orDash(l.Target), l.Kept)
+						kept.add(l.What)
+					}
+					continue
+				}
+				fmt.Fprintf(stdout, "%s %s %s (run %s, target %s)\n", verb, l.What, name, orDash(l.Run), orDash(l.Target))
+				tally.add(l.What)
+				removed++
+			}
+			if err != nil {
+				code = exitFail
+				if errors.Is(err, targets.ErrUnavailable) {
+					fmt.Fprintf(stderr, "harness clean: %s: nothing cleaned: %v\n", k.Name, err)
+				} else {
+					fmt.Fprintf(stderr, "harness clean: %s: %v\n", k.Name, err)
+				}
 			}
 		}
+		if *dry || removed == 0 || code != exitOK {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if len(kept.whats) > 0 {
 		fmt.Fprintf(stdout, "%s %s; %s %s (--all removes them)\n", verb, tally.String(), keep, kept.String())
