@@ -19,21 +19,7 @@ import (
 // there are no figures, and each of them says how to add one.
 
 // gUnit picks a prefix for grams of CO2e so that a magnitude reads 1-999.
-func gUnit(a float64) (scale float64, name string) {
-	a = math.Abs(a)
-	switch {
-	case a >= 1e3:
-		return 1e-3, "kgCO2e"
-	case a >= 1 || a < 1e-12:
-		return 1, "gCO2e"
-	case a >= 1e-3:
-		return 1e3, "mgCO2e"
-	case a >= 1e-6:
-		return 1e6, "µgCO2e"
-	default:
-		return 1e9, "ngCO2e"
-	}
-}
+func gUnit(a float64) (scale float64, name string) { return prefixed(a, 1e-12, "gCO2e") }
 
 // zeroG is the magnitude under which grams are rounding residue: the
 // carbon of zeroJ at the dirtiest grid is above it.

@@ -74,19 +74,23 @@ func swatch(it LegendItem) template.HTML {
 // jUnit picks a prefix for joules so that a magnitude a reads 1-999.
 // Below a nanojoule nothing any meter resolves is left: such a value is
 // floating-point residue and reads as zero (see fmtJ).
-func jUnit(a float64) (scale float64, name string) {
+func jUnit(a float64) (scale float64, name string) { return prefixed(a, 1e-9, "J") }
+
+// prefixed picks an SI prefix (k, none, m, µ, n) for unit so that a
+// magnitude a reads 1-999; under zero, a reads as an unprefixed zero.
+func prefixed(a, zero float64, unit string) (scale float64, name string) {
 	a = math.Abs(a)
 	switch {
 	case a >= 1e3:
-		return 1e-3, "kJ"
-	case a >= 1 || a < 1e-9:
-		return 1, "J"
+		return 1e-3, "k" + unit
+	case a >= 1 || a < zero:
+		return 1, unit
 	case a >= 1e-3:
-		return 1e3, "mJ"
+		return 1e3, "m" + unit
 	case a >= 1e-6:
-		return 1e6, "µJ"
+		return 1e6, "µ" + unit
 	default:
-		return 1e9, "nJ"
+		return 1e9, "n" + unit
 	}
 }
 
