@@ -48,6 +48,9 @@ type stream struct {
 	fitReady   bool      // the clock fit maps device times
 
 	lastRead, lastChunk time.Time // wall time of the last read that brought bytes
+	// waitFrom is when the driver began to wait on the line for the
+	// next chunk: the start of the first read after the last chunk.
+	waitFrom time.Time
 
 	// The stop handshake: 'X' sent, FF 3F seen, and until when to wait.
 	stopping, stopped bool
@@ -81,7 +84,7 @@ func newStream(m *Meter, st *streamState) *stream {
 // device is lost (returning why).
 func (s *stream) run(ctx context.Context, port serial.Port) error {
 	buf := make([]byte, 32*1024)
-	var pacer serial.Pacer
+	pacer := serial.Pacer{Sleep: s.m.opts.Sleep}
 	for {
 		if ctx.Err() != nil && !s.stopping {
 			if err := s.requestStop(port); err != nil {
@@ -91,6 +94,9 @@ func (s *stream) run(ctx context.Context, port serial.Port) error {
 		if s.stopped || (s.stopping && time.Now().After(s.stopBy)) {
 			s.endStop(port)
 			return nil
+		}
+		if s.waitFrom.IsZero() {
+			s.waitFrom = time.Now()
 		}
 		n, err := port.Read(buf)
 		now := time.Now()
@@ -107,8 +113,11 @@ func (s *stream) run(ctx context.Context, port serial.Port) error {
 		}
 		s.chunk(buf[:n], now, s.m.env.Clock())
 		// The time of every frame comes from its device timestamp, not
-		// from when it was read, so reads can wait for a batch.
-		pacer.Wait(now)
+		// from when it was read, so reads can wait for a batch; but not
+		// when bytes are waiting (serial.FullRead).
+		if n < serial.FullRead {
+			pacer.Wait(now)
+		}
 	}
 }
 
@@ -147,9 +156,14 @@ func (s *stream) finish() { s.st.finish(s.m, s.prevUs) }
 func (s *stream) chunk(p []byte, now, host time.Time) {
 	s.chunkHost, s.st.arrived = host, host
 	s.hostGapUs = 0
-	if !s.lastChunk.IsZero() {
-		s.hostGapUs = hostGapUs(now.Sub(s.lastChunk), len(p))
+	if !s.lastChunk.IsZero() && s.prevUs >= 0 {
+		waitFrom := s.lastChunk
+		if s.waitFrom.After(waitFrom) {
+			waitFrom = s.waitFrom
+		}
+		s.hostGapUs = silenceUs(now.Sub(waitFrom), host.Sub(s.m.core.MapTime(s.prevUs*1000)), len(p))
 	}
+	s.waitFrom = time.Time{}
 	s.lastRead, s.lastChunk, s.firstFrame = now, now, true
 	s.gotFrame = false
 	s.fitReady = s.m.core.FitReady()
@@ -160,21 +174,37 @@ func (s *stream) chunk(p []byte, now, host time.Time) {
 		end := s.m.core.Fitter().Map(s.lastDevNs)
 		s.m.core.Unlock()
 		s.m.core.CloseGap(end)
+		s.st.release(s.m, s.prevUs-holdUs)
 	}
 	s.tally()
 }
 
-// hostGapUs is the silence before a chunk of n bytes that arrived gap
-// after the previous one, in µs, where it may hide whole 1024 µs wraps of
-// the device timestamp; 0 where it cannot. Chunks arrive every
-// millisecond or so with the frames in between; only a long silence
-// (over 100 ms) can hide wraps. The chunk's frames were sent during the
-// silence's end, so their span (at the nominal ~50 µs) is taken off.
-func hostGapUs(gap time.Duration, n int) int64 {
-	if gap <= 100*time.Millisecond {
+// silenceChunkMax is the most a chunk that ends a silence may hold: half
+// of n_tty's 4 KiB read buffer, about 5.7 ms of an F411's frames. The
+// driver waiting on the line is woken by the first packet after a
+// silence; a read that returns more took bytes that were waiting.
+const silenceChunkMax = 2048
+
+// silenceUs is the device's silence before a chunk of n bytes, in µs,
+// where it may hide whole 1024 µs wraps of the 10-bit timestamp; 0 where
+// nothing shows that the device was silent.
+//
+// The host's time tells when bytes arrived, not when they were sent: a
+// host that did not read for 150 ms (descheduled, or woken late) finds
+// the frames of those 150 ms waiting in the kernel's buffers, their
+// timestamps 50 µs apart, and adding wraps for its own absence would put
+// the device 150 ms ahead of its clock. So a silence is taken only where
+// the driver waited on the line for over 100 ms (waited: since its first
+// read after the previous chunk began) and the chunk that ended the wait
+// is small (silenceChunkMax): a device that resumes is read as it sends.
+// Its length is then sinceSent, the host time since the previous frame
+// was sent as the clock fit places it, less the span of the chunk's
+// frames (sent at the silence's end, ~50 µs apart).
+func silenceUs(waited, sinceSent time.Duration, n int) int64 {
+	if waited <= 100*time.Millisecond || n > silenceChunkMax {
 		return 0
 	}
-	return gap.Microseconds() - int64(n/FrameSize)*50
+	return max(sinceSent.Microseconds()-int64(n/FrameSize)*50, 0)
 }
 
 // feed is the decoder's callback for each frame or stop word.
