@@ -26,7 +26,10 @@ type transcript struct {
 	total   time.Duration
 	stalls  []hostStall
 	silence [2]time.Duration // the device sends nothing from [0] for [1]
-	seed    uint64
+	// The driver, short of CPU, takes 12 ms a pass from slow[0] for
+	// slow[1]: it reads 4 KiB a pass, less than the device sends.
+	slow [2]time.Duration
+	seed uint64
 }
 
 // play feeds the transcript to s through chunk, with the read start,
@@ -82,6 +85,8 @@ func (tr transcript) play(s *stream) {
 		s.chunk(data[read:read+n], t0.Add(now), t0.Add(now))
 		read += n
 		switch r = now; {
+		case r >= tr.slow[0] && r < tr.slow[0]+tr.slow[1]:
+			r += 12 * time.Millisecond
 		case n >= serial.FullRead: // bytes are waiting: read again at once
 			r += 100 * time.Microsecond
 		case r-fresh >= 50*time.Millisecond: // the pacer's unpaced read
@@ -119,6 +124,8 @@ func TestStreamArrivalJitter(t *testing.T) {
 			stalls: []hostStall{{at: 0, long: 40 * time.Millisecond}}}, 0},
 		{"the driver away 150 ms at the start", transcript{total: 3 * time.Second,
 			stalls: []hostStall{{at: 0, long: 150 * time.Millisecond}}}, 0},
+		{"the driver short of CPU for 1.5 s, falling behind", transcript{total: 3 * time.Second,
+			slow: [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}}, 0},
 		// A true silence: the driver waits on the line and the device's
 		// first frames after it arrive at once. The whole wraps it hid
 		// come from the host's time.

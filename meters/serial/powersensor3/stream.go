@@ -170,7 +170,15 @@ func (s *stream) chunk(p []byte, now, host time.Time) {
 	s.dec.Feed(p, s.feedFn)
 	if s.gotFrame {
 		s.m.core.Lock()
-		s.m.core.Fitter().Add(s.lastDevNs, s.chunkHost)
+		if len(p) < serial.FullRead {
+			// A full read's newest frame may have waited any time
+			// behind it: a driver short of CPU, reading less than the
+			// device sends, read every frame later than the one before,
+			// and a fit of those arrivals drifted by as much (+8 % in a
+			// test on a loaded machine: the fit failed). The read that
+			// empties the line is the prompt one.
+			s.m.core.Fitter().Add(s.lastDevNs, s.chunkHost)
+		}
 		end := s.m.core.Fitter().Map(s.lastDevNs)
 		s.m.core.Unlock()
 		s.m.core.CloseGap(end)
