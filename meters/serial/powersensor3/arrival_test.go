@@ -29,7 +29,11 @@ type transcript struct {
 	// The driver, short of CPU, takes 12 ms a pass from slow[0] for
 	// slow[1]: it reads 4 KiB a pass, less than the device sends.
 	slow [2]time.Duration
-	seed uint64
+	// The frames sent from burst[0] for burst[1] arrive at its end, all
+	// at once (an emulator that did not run for that long writes them in
+	// one go), a microsecond apart.
+	burst [2]time.Duration
+	seed  uint64
 }
 
 // play feeds the transcript to s through chunk, with the read start,
@@ -39,7 +43,7 @@ func (tr transcript) play(s *stream) {
 	const usb = time.Millisecond
 	t0 := time.Unix(1_700_000_000, 0)
 	var data []byte
-	var sent []time.Duration // when each frame was sent
+	var arrive []time.Duration // when each frame arrived at the host
 	for d := time.Duration(0); d < tr.total; d += period {
 		if d >= tr.silence[0] && d < tr.silence[0]+tr.silence[1] {
 			continue
@@ -47,13 +51,20 @@ func (tr transcript) play(s *stream) {
 		f := Frame{T: uint16(d.Microseconds() & 0x3FF)}
 		f.Levels[0], f.Levels[1] = levelAmps, levelVolts
 		data = EncodeFrame(data, f)
-		sent = append(sent, d)
+		at := d + usb
+		if end := tr.burst[0] + tr.burst[1]; d >= tr.burst[0] && d < end {
+			at = end + usb + time.Duration(d-tr.burst[0])/period*time.Microsecond
+		}
+		if len(arrive) > 0 {
+			at = max(at, arrive[len(arrive)-1])
+		}
+		arrive = append(arrive, at)
 	}
 	arrived := func(upTo time.Duration) int { // bytes arrived by upTo
-		lo, hi := 0, len(sent)
+		lo, hi := 0, len(arrive)
 		for lo < hi {
 			mid := (lo + hi) / 2
-			if sent[mid]+usb <= upTo {
+			if arrive[mid] <= upTo {
 				lo = mid + 1
 			} else {
 				hi = mid
@@ -77,8 +88,7 @@ func (tr transcript) play(s *stream) {
 		}
 		if arrived(now) <= read {
 			// Nothing there: the read blocks until the next packet.
-			next := sent[read/FrameSize] + usb
-			now = max(now, next+100*time.Microsecond)
+			now = max(now, arrive[read/FrameSize]+100*time.Microsecond)
 		}
 		n := min(arrived(now)-read, 4096)
 		s.waitFrom = t0.Add(start)
@@ -87,7 +97,7 @@ func (tr transcript) play(s *stream) {
 		switch r = now; {
 		case r >= tr.slow[0] && r < tr.slow[0]+tr.slow[1]:
 			r += 12 * time.Millisecond
-		case n >= serial.FullRead: // bytes are waiting: read again at once
+		case n >= serial.FullRead || s.holding: // bytes are waiting, or a chunk is held: read again at once
 			r += 100 * time.Microsecond
 		case r-fresh >= 50*time.Millisecond: // the pacer's unpaced read
 			fresh = r
@@ -126,6 +136,8 @@ func TestStreamArrivalJitter(t *testing.T) {
 			stalls: []hostStall{{at: 0, long: 150 * time.Millisecond}}}, 0},
 		{"the driver short of CPU for 1.5 s, falling behind", transcript{total: 3 * time.Second,
 			slow: [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}}, 0},
+		{"the device's frames of 150 ms in one burst, the driver waiting", transcript{total: 3 * time.Second,
+			burst: [2]time.Duration{1200 * time.Millisecond, 150 * time.Millisecond}}, 0},
 		// A true silence: the driver waits on the line and the device's
 		// first frames after it arrive at once. The whole wraps it hid
 		// come from the host's time.

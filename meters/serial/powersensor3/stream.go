@@ -51,6 +51,14 @@ type stream struct {
 	// waitFrom is when the driver began to wait on the line for the
 	// next chunk: the start of the first read after the last chunk.
 	waitFrom time.Time
+	// holding: held is a chunk that may end a silence of the device,
+	// not yet decoded (see decideHeld); heldNow and heldHost say when it
+	// came, heldGapUs the silence it ends if the device was silent.
+	holding           bool
+	held              []byte
+	heldNow, heldHost time.Time
+	heldGapUs         int64
+	frames            int64 // frames decoded on this stream
 
 	// The stop handshake: 'X' sent, FF 3F seen, and until when to wait.
 	stopping, stopped bool
@@ -114,8 +122,9 @@ func (s *stream) run(ctx context.Context, port serial.Port) error {
 		s.chunk(buf[:n], now, s.m.env.Clock())
 		// The time of every frame comes from its device timestamp, not
 		// from when it was read, so reads can wait for a batch; but not
-		// when bytes are waiting (serial.FullRead).
-		if n < serial.FullRead {
+		// when bytes are waiting (serial.FullRead), nor when a chunk is
+		// held until the next one tells what it was.
+		if n < serial.FullRead && !s.holding {
 			pacer.Wait(now)
 		}
 	}
@@ -148,23 +157,86 @@ func (s *stream) endStop(port serial.Port) {
 	s.finish()
 }
 
-// finish emits what is left of the averaging window.
-func (s *stream) finish() { s.st.finish(s.m, s.prevUs) }
+// finish decodes a chunk still held and emits what is left of the
+// averaging window.
+func (s *stream) finish() {
+	s.decideHeld(false)
+	s.st.finish(s.m, s.prevUs)
+}
 
-// chunk decodes the bytes of one read, which came at wall time now and
-// harness-clock time host, and feeds the clock fit with its newest frame.
+// chunk takes the bytes of one read, which came at wall time now and
+// harness-clock time host. A chunk that may end a silence of the device
+// is held until the next one tells (see decideHeld); the others are
+// decoded at once.
 func (s *stream) chunk(p []byte, now, host time.Time) {
-	s.chunkHost, s.st.arrived = host, host
-	s.hostGapUs = 0
-	if !s.lastChunk.IsZero() && s.prevUs >= 0 {
-		waitFrom := s.lastChunk
-		if s.waitFrom.After(waitFrom) {
-			waitFrom = s.waitFrom
-		}
-		s.hostGapUs = silenceUs(now.Sub(waitFrom), host.Sub(s.m.core.MapTime(s.prevUs*1000)), len(p))
+	waitFrom := s.lastChunk
+	if s.waitFrom.After(waitFrom) {
+		waitFrom = s.waitFrom
 	}
 	s.waitFrom = time.Time{}
-	s.lastRead, s.lastChunk, s.firstFrame = now, now, true
+	s.lastRead, s.lastChunk = now, now
+	if s.holding {
+		// Frames that span more device time than the host time since
+		// the held chunk came were waiting: a burst, not a device
+		// resuming after a silence.
+		span := time.Duration(int64(len(p)/FrameSize)*s.frameUs()) * time.Microsecond
+		s.decideHeld(span <= now.Sub(s.heldNow)+heldSlack)
+		s.decode(p, now, host, 0)
+		return
+	}
+	if !waitFrom.IsZero() && s.prevUs >= 0 {
+		if gap := silenceUs(now.Sub(waitFrom), host.Sub(s.m.core.MapTime(s.prevUs*1000)), len(p)); gap > 0 {
+			s.held = append(s.held[:0], p...)
+			s.holding, s.heldNow, s.heldHost, s.heldGapUs = true, now, host, gap
+			return
+		}
+	}
+	s.decode(p, now, host, 0)
+}
+
+// heldSlack is how much more device time the chunk after a held one may
+// span than the host time between their reads: the held chunk's newest
+// frame arrived a little after it was sent.
+const heldSlack = 2 * time.Millisecond
+
+// decideHeld decodes the chunk held as the end of a silence, with the
+// silence if silent, without it if the device was not.
+//
+// A device whose frames wait in a burst (an emulator on a busy machine
+// that did not run for 150 ms writes those 150 ms at once; a USB stack
+// that held back its packets) has the driver, waiting on the line, take
+// the burst's first bytes as a device resuming: small, after a long wait.
+// The chunk after it tells them apart: a resuming device sends in real
+// time, so its frames span no more device time than the host time
+// between the two reads; a burst's frames span far more.
+func (s *stream) decideHeld(silent bool) {
+	if !s.holding {
+		return
+	}
+	gap := int64(0)
+	if silent {
+		gap = s.heldGapUs
+	}
+	s.holding = false
+	s.decode(s.held, s.heldNow, s.heldHost, gap)
+}
+
+// frameUs is the device time between frames: measured on this stream
+// once it has a second of frames, ~50 µs (an F411) before.
+func (s *stream) frameUs() int64 {
+	if s.frames > 1 && s.prevUs >= 1_000_000 {
+		return max(s.prevUs/(s.frames-1), 1)
+	}
+	return 50
+}
+
+// decode decodes the bytes of one read, which came at wall time now and
+// harness-clock time host after a silence of the device of gapUs, and
+// feeds the clock fit with its newest frame.
+func (s *stream) decode(p []byte, now, host time.Time, gapUs int64) {
+	s.chunkHost, s.st.arrived = host, host
+	s.hostGapUs = gapUs
+	s.firstFrame = true
 	s.gotFrame = false
 	s.fitReady = s.m.core.FitReady()
 	s.dec.Feed(p, s.feedFn)
@@ -252,6 +324,7 @@ func (s *stream) frame(f *Frame) {
 		return
 	}
 	us := s.deviceTime(f)
+	s.frames++
 	if f.Marker {
 		s.m.markSeen(us)
 	}
