@@ -3,6 +3,7 @@ package serial
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/academemes/harness/meters"
@@ -44,10 +45,10 @@ type ClockFitter struct {
 	binHas     bool
 
 	xs, ys []float64 // completed bins, oldest first
+	keep   []bool    // per bin: not late, so in the fit (see refit)
 
 	a, b   float64 // y = a + b*x
-	fitted bool
-	points int // observations ever added
+	points int     // observations ever added
 
 	// failed: the fit failed; Map follows the host clock: hostY is y of
 	// the latest observation.
@@ -119,11 +120,28 @@ func (f *ClockFitter) Add(devNs int64, host time.Time) {
 		f.hostY = y
 		return
 	}
-	if !f.fitted && (len(f.xs) == 0) {
-		// Until a bin completes, use the least delayed point with the prior
-		// slope (zero, or the drift kept across a Reset).
-		f.a = f.binY - f.b*f.binX
+	if len(f.xs) < minRobustBins {
+		f.a = f.envelope()
 	}
+}
+
+// envelope is the offset of a line of the prior slope through the least
+// delayed observation so far. Until there are minRobustBins bins the
+// slope is not fitted (the prior is zero, or the drift kept across a
+// Reset: within 100 ppm a crystal moves 80 µs in 800 ms) and the line
+// goes there: latency is never negative, so the least delayed point is
+// the best there is, where a mean of few bins is as late as the host was
+// (a host that did not read for the first 150 ms put every sample of the
+// start 150 ms late).
+func (f *ClockFitter) envelope() float64 {
+	a := math.Inf(1)
+	for i := range f.xs {
+		a = min(a, f.ys[i]-f.b*f.xs[i])
+	}
+	if f.binHas {
+		a = min(a, f.binY-f.b*f.binX)
+	}
+	return a
 }
 
 func (f *ClockFitter) push(x, y float64) {
@@ -139,28 +157,48 @@ func (f *ClockFitter) push(x, y float64) {
 	f.refit()
 }
 
-// refit fits y = a + b*x; with one point only the offset moves.
+// refit fits y = a + b*x; with fewer than minRobustBins bins only the
+// offset moves (envelope).
+//
+// A bin none of whose chunks was read promptly (the host did not read for
+// a while, and every chunk of that stretch waited in the kernel's
+// buffers) has its minimum above the line by that wait. Latency is never
+// negative, so no bin lies below the line by more than noise, and those
+// above it by more than lateBy are late, not the clock: they are left out
+// and the line fitted again, until none is (at most half the bins are
+// left out). Least squares alone let one bin 100 ms late near the end of
+// a 3 s fit tilt it by some 10,000 ppm.
 func (f *ClockFitter) refit() {
-	n := float64(len(f.xs))
-	if n == 1 {
-		f.a = f.ys[0] - f.b*f.xs[0]
+	n := len(f.xs)
+	f.keep = f.keep[:0]
+	for range n {
+		f.keep = append(f.keep, true)
+	}
+	if n < minRobustBins {
+		f.a = f.envelope()
 		return
 	}
-	var sx, sy float64
-	for i := range f.xs {
-		sx += f.xs[i]
-		sy += f.ys[i]
+	a, b := f.lsq()
+	for kept := n; ; {
+		limit := f.lateLimit(a, b)
+		out := 0
+		for i := range f.xs {
+			if f.keep[i] && f.ys[i]-(a+b*f.xs[i]) > limit {
+				out++
+			}
+		}
+		if out == 0 || kept-out < (n+1)/2 {
+			break
+		}
+		for i := range f.xs {
+			if f.keep[i] && f.ys[i]-(a+b*f.xs[i]) > limit {
+				f.keep[i] = false
+			}
+		}
+		kept -= out
+		a, b = f.lsq()
 	}
-	mx, my := sx/n, sy/n
-	var sxx, sxy float64
-	for i := range f.xs {
-		dx := f.xs[i] - mx
-		sxx += dx * dx
-		sxy += dx * (f.ys[i] - my)
-	}
-	if sxx > 0 {
-		f.b = sxy / sxx
-	}
+	f.b = b
 	const bound = MaxDriftPPM * 1e-6
 	if math.Abs(f.b) > bound {
 		if span := f.xs[len(f.xs)-1] - f.xs[0]; span >= float64(FitJudgeSpan) {
@@ -168,9 +206,80 @@ func (f *ClockFitter) refit() {
 			return
 		}
 		f.b = math.Copysign(bound, f.b)
+		a = f.meanY() - f.b*f.meanX()
 	}
-	f.a = my - f.b*mx
-	f.fitted = true
+	f.a = a
+}
+
+// minRobustBins is how many bins there must be before a slope is fitted
+// and any bin judged late: with fewer, the line is too loose to judge by.
+const minRobustBins = 8
+
+// lateBy is the least a bin must lie above the line to count as late:
+// ordinary USB and scheduling latency vary its minimum by well under a
+// millisecond on an idle host and a few on a busy one.
+const lateBy = 2 * time.Millisecond
+
+// lateLimit is how far above the line a bin may lie before it is late:
+// lateBy, or four times the kept bins' spread (their median absolute
+// deviation from the line, scaled to a standard deviation) where that is
+// more.
+func (f *ClockFitter) lateLimit(a, b float64) float64 {
+	var res []float64
+	for i := range f.xs {
+		if f.keep[i] {
+			res = append(res, f.ys[i]-(a+b*f.xs[i]))
+		}
+	}
+	med := median(res)
+	for i := range res {
+		res[i] = math.Abs(res[i] - med)
+	}
+	return med + max(float64(lateBy), 4*1.4826*median(res))
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// lsq fits a line by least squares through the kept bins.
+func (f *ClockFitter) lsq() (a, b float64) {
+	mx, my := f.meanX(), f.meanY()
+	var sxx, sxy float64
+	for i := range f.xs {
+		if !f.keep[i] {
+			continue
+		}
+		dx := f.xs[i] - mx
+		sxx += dx * dx
+		sxy += dx * (f.ys[i] - my)
+	}
+	b = f.b
+	if sxx > 0 {
+		b = sxy / sxx
+	}
+	return my - b*mx, b
+}
+
+func (f *ClockFitter) meanX() float64 { return f.keptMean(f.xs) }
+func (f *ClockFitter) meanY() float64 { return f.keptMean(f.ys) }
+
+func (f *ClockFitter) keptMean(v []float64) float64 {
+	var s, n float64
+	for i := range v {
+		if f.keep[i] {
+			s += v[i]
+			n++
+		}
+	}
+	return s / n
 }
 
 // fail gives up the fit after a slope beyond the bound over span device ns.
@@ -222,13 +331,18 @@ func (f *ClockFitter) Fit() meters.ClockFit {
 	// host = base + x*(1+b) + a, x = dev - devBase
 	cf.OffsetNs = float64(f.base.UnixNano()) + f.a - float64(f.devBase)*(1+f.b)
 	var ss float64
+	kept := 0
 	for i := range f.xs {
+		if i < len(f.keep) && !f.keep[i] {
+			continue // a late bin: latency, not the clock
+		}
 		r := f.ys[i] - (f.a + f.b*f.xs[i])
 		ss += r * r
 		cf.ResidualMaxNs = math.Max(cf.ResidualMaxNs, math.Abs(r))
+		kept++
 	}
-	if len(f.xs) > 0 {
-		cf.ResidualRMSNs = math.Sqrt(ss / float64(len(f.xs)))
+	if kept > 0 {
+		cf.ResidualRMSNs = math.Sqrt(ss / float64(kept))
 	}
 	return cf
 }

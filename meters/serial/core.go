@@ -242,6 +242,15 @@ func (l Link) Flush() {
 // a core, every 8 ms 1.2% (powersensor3's BenchmarkBaselineRead).
 const ReadEvery = 8 * time.Millisecond
 
+// FullRead is a read that took all the kernel's tty line discipline holds
+// at once (n_tty's 4 KiB buffer gives 4095 or 4096 bytes): more bytes
+// were waiting behind it. A stream that paced such reads could read at
+// most 4 KiB a ReadEvery plus its own time, barely more than a
+// PowerSensor3 sends; on a busy machine, where each pass of the read loop
+// took longer, the driver fell behind for good, and every frame arrived
+// later than the one before.
+const FullRead = 4095
+
 // Pacer paces a stream's reads to one every ReadEvery, except that every
 // 50 ms it lets two reads through at once: the first takes what is
 // buffered, the second waits for the next data and so sees it as soon as
@@ -251,6 +260,8 @@ const ReadEvery = 8 * time.Millisecond
 // lag that wanders slowly when the device's packet period divides
 // ReadEvery, which bent the fit by ~100 ppm in a test.
 type Pacer struct {
+	// Sleep waits; nil means time.Sleep.
+	Sleep func(time.Duration)
 	fresh time.Time // when the last pair of unpaced reads began
 	free  int       // unpaced reads left in the pair
 }
@@ -266,6 +277,10 @@ func (p *Pacer) Wait(start time.Time) {
 		return
 	}
 	if d := ReadEvery - time.Since(start); d > 0 {
-		time.Sleep(d)
+		if p.Sleep != nil {
+			p.Sleep(d)
+		} else {
+			time.Sleep(d)
+		}
 	}
 }

@@ -132,6 +132,57 @@ func TestClockFit(t *testing.T) {
 	}
 }
 
+// TestClockFitLateBins: where the host did not read for a while, every
+// observation of that stretch arrives late (the bytes waited in the
+// kernel's buffers), and the bins it covers have their minima late by up
+// to the whole wait. Those bins are latency, not the clock: the fit must
+// keep to the device's drift and map device times as without them.
+func TestClockFitLateBins(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	cases := []struct {
+		name   string
+		total  time.Duration
+		stalls [][2]time.Duration // the host reads nothing from [0] for [1]
+	}{
+		{"3 s, a 150 ms stall early on", 3 * time.Second, [][2]time.Duration{{400 * time.Millisecond, 150 * time.Millisecond}}},
+		{"3 s, a 150 ms stall near the end", 3 * time.Second, [][2]time.Duration{{2700 * time.Millisecond, 150 * time.Millisecond}}},
+		{"20 s, a stall of 60-250 ms every 2 s", 20 * time.Second, func() (s [][2]time.Duration) {
+			for k := range 9 {
+				s = append(s, [2]time.Duration{time.Duration(2*k+1) * time.Second, time.Duration(60+k*25) * time.Millisecond})
+			}
+			return s
+		}()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewClockFitter(100*time.Millisecond, 600)
+			for i := 0; i < int(tc.total/time.Millisecond); i++ {
+				host := time.Duration(i) * time.Millisecond
+				dev := int64(float64(host) * (1 + 50e-6))
+				read := host + time.Duration((i*7919)%3000)*time.Microsecond
+				for _, st := range tc.stalls {
+					if read >= st[0] && read < st[0]+st[1] {
+						read = st[0] + st[1] // read when the host came back
+					}
+				}
+				f.Add(dev, base.Add(read))
+			}
+			fit := f.Fit()
+			if math.Abs(fit.DriftPPM-(-50)) > 5 || f.Failed() {
+				t.Errorf("drift %.2f ppm (failed %v), want about -50", fit.DriftPPM, f.Failed())
+			}
+			end := tc.total - time.Millisecond
+			dev := int64(float64(end) * (1 + 50e-6))
+			if err := f.Map(dev).Sub(base.Add(end)); err < 0 || err > 200*time.Microsecond {
+				t.Errorf("Map error %v at the end, want within 200 µs", err)
+			}
+			if fit.ResidualMaxNs > 1e6 {
+				t.Errorf("residual max %.3f ms, want the late bins left out", fit.ResidualMaxNs/1e6)
+			}
+		})
+	}
+}
+
 // TestClockFitFails: timestamps that run far from the host clock are no
 // clock. A fit of them must fail once it spans FitJudgeSpan, say so, and
 // place device times by the host clock from then on; before that its slope

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,38 @@ func TestParseWatts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeStopsWhenHostStopsReading: a host that started the stream and
+// went away without stopping it leaves the emulator blocked writing to a
+// full pty. Its context ending must still stop it: before, the write held
+// on, Serve never returned, and the test that started it hung in its
+// cleanup.
+func TestServeStopsWhenHostStopsReading(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	link := filepath.Join(t.TempDir(), "tty")
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, &PowerSensor3{}, link, Faults{}, func(p string) { ready <- p }) }()
+	host, err := os.OpenFile(<-ready, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.Write([]byte{'S'}); err != nil {
+		t.Fatal(err)
+	}
+	// 360 kB/s and nobody reads: the pty's buffers fill within a second.
+	time.Sleep(1500 * time.Millisecond)
+	host.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v, want nil after its context ended", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve still running 30 s after its context ended: blocked writing to a host that stopped reading")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -32,6 +33,10 @@ func OpenPty(link string) (*Pty, error) {
 	m, t, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("emulate: open pseudo-terminal: %w", err)
+	}
+	if m, err = pollable(m); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("emulate: pseudo-terminal master: %w", err)
 	}
 	if _, err := term.MakeRaw(int(t.Fd())); err != nil {
 		m.Close()
@@ -63,4 +68,24 @@ func (p *Pty) Close() error {
 	err := p.Master.Close()
 	p.tty.Close()
 	return err
+}
+
+// pollable returns f's descriptor as a File in the runtime's poller, and
+// closes f. pty.Open took the master's descriptor to ask for its slave,
+// which left it in blocking mode; there a write to a host that stopped
+// reading blocks for good, and closing the master does not end it, so an
+// emulator streaming when its host went away (a test's driver stopped
+// under load, its stop not yet seen) could not be stopped and its test
+// hung. In the poller, Close ends the write.
+func pollable(f *os.File) (*os.File, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }

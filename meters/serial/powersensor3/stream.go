@@ -48,6 +48,17 @@ type stream struct {
 	fitReady   bool      // the clock fit maps device times
 
 	lastRead, lastChunk time.Time // wall time of the last read that brought bytes
+	// waitFrom is when the driver began to wait on the line for the
+	// next chunk: the start of the first read after the last chunk.
+	waitFrom time.Time
+	// holding: held is a chunk that may end a silence of the device,
+	// not yet decoded (see decideHeld); heldNow and heldHost say when it
+	// came, heldGapUs the silence it ends if the device was silent.
+	holding           bool
+	held              []byte
+	heldNow, heldHost time.Time
+	heldGapUs         int64
+	frames            int64 // frames decoded on this stream
 
 	// The stop handshake: 'X' sent, FF 3F seen, and until when to wait.
 	stopping, stopped bool
@@ -81,7 +92,7 @@ func newStream(m *Meter, st *streamState) *stream {
 // device is lost (returning why).
 func (s *stream) run(ctx context.Context, port serial.Port) error {
 	buf := make([]byte, 32*1024)
-	var pacer serial.Pacer
+	pacer := serial.Pacer{Sleep: s.m.opts.Sleep}
 	for {
 		if ctx.Err() != nil && !s.stopping {
 			if err := s.requestStop(port); err != nil {
@@ -91,6 +102,9 @@ func (s *stream) run(ctx context.Context, port serial.Port) error {
 		if s.stopped || (s.stopping && time.Now().After(s.stopBy)) {
 			s.endStop(port)
 			return nil
+		}
+		if s.waitFrom.IsZero() {
+			s.waitFrom = time.Now()
 		}
 		n, err := port.Read(buf)
 		now := time.Now()
@@ -107,8 +121,12 @@ func (s *stream) run(ctx context.Context, port serial.Port) error {
 		}
 		s.chunk(buf[:n], now, s.m.env.Clock())
 		// The time of every frame comes from its device timestamp, not
-		// from when it was read, so reads can wait for a batch.
-		pacer.Wait(now)
+		// from when it was read, so reads can wait for a batch; but not
+		// when bytes are waiting (serial.FullRead), nor when a chunk is
+		// held until the next one tells what it was.
+		if n < serial.FullRead && !s.holding {
+			pacer.Wait(now)
+		}
 	}
 }
 
@@ -139,42 +157,134 @@ func (s *stream) endStop(port serial.Port) {
 	s.finish()
 }
 
-// finish emits what is left of the averaging window.
-func (s *stream) finish() { s.st.finish(s.m, s.prevUs) }
+// finish decodes a chunk still held and emits what is left of the
+// averaging window.
+func (s *stream) finish() {
+	s.decideHeld(false)
+	s.st.finish(s.m, s.prevUs)
+}
 
-// chunk decodes the bytes of one read, which came at wall time now and
-// harness-clock time host, and feeds the clock fit with its newest frame.
+// chunk takes the bytes of one read, which came at wall time now and
+// harness-clock time host. A chunk that may end a silence of the device
+// is held until the next one tells (see decideHeld); the others are
+// decoded at once.
 func (s *stream) chunk(p []byte, now, host time.Time) {
-	s.chunkHost, s.st.arrived = host, host
-	s.hostGapUs = 0
-	if !s.lastChunk.IsZero() {
-		s.hostGapUs = hostGapUs(now.Sub(s.lastChunk), len(p))
+	waitFrom := s.lastChunk
+	if s.waitFrom.After(waitFrom) {
+		waitFrom = s.waitFrom
 	}
-	s.lastRead, s.lastChunk, s.firstFrame = now, now, true
+	s.waitFrom = time.Time{}
+	s.lastRead, s.lastChunk = now, now
+	if s.holding {
+		// Frames that span more device time than the host time since
+		// the held chunk came were waiting: a burst, not a device
+		// resuming after a silence.
+		span := time.Duration(int64(len(p)/FrameSize)*s.frameUs()) * time.Microsecond
+		s.decideHeld(span <= now.Sub(s.heldNow)+heldSlack)
+		s.decode(p, now, host, 0)
+		return
+	}
+	if !waitFrom.IsZero() && s.prevUs >= 0 {
+		if gap := silenceUs(now.Sub(waitFrom), host.Sub(s.m.core.MapTime(s.prevUs*1000)), len(p)); gap > 0 {
+			s.held = append(s.held[:0], p...)
+			s.holding, s.heldNow, s.heldHost, s.heldGapUs = true, now, host, gap
+			return
+		}
+	}
+	s.decode(p, now, host, 0)
+}
+
+// heldSlack is how much more device time the chunk after a held one may
+// span than the host time between their reads: the held chunk's newest
+// frame arrived a little after it was sent.
+const heldSlack = 2 * time.Millisecond
+
+// decideHeld decodes the chunk held as the end of a silence, with the
+// silence if silent, without it if the device was not.
+//
+// A device whose frames wait in a burst (an emulator on a busy machine
+// that did not run for 150 ms writes those 150 ms at once; a USB stack
+// that held back its packets) has the driver, waiting on the line, take
+// the burst's first bytes as a device resuming: small, after a long wait.
+// The chunk after it tells them apart: a resuming device sends in real
+// time, so its frames span no more device time than the host time
+// between the two reads; a burst's frames span far more.
+func (s *stream) decideHeld(silent bool) {
+	if !s.holding {
+		return
+	}
+	gap := int64(0)
+	if silent {
+		gap = s.heldGapUs
+	}
+	s.holding = false
+	s.decode(s.held, s.heldNow, s.heldHost, gap)
+}
+
+// frameUs is the device time between frames: measured on this stream
+// once it has a second of frames, ~50 µs (an F411) before.
+func (s *stream) frameUs() int64 {
+	if s.frames > 1 && s.prevUs >= 1_000_000 {
+		return max(s.prevUs/(s.frames-1), 1)
+	}
+	return 50
+}
+
+// decode decodes the bytes of one read, which came at wall time now and
+// harness-clock time host after a silence of the device of gapUs, and
+// feeds the clock fit with its newest frame.
+func (s *stream) decode(p []byte, now, host time.Time, gapUs int64) {
+	s.chunkHost, s.st.arrived = host, host
+	s.hostGapUs = gapUs
+	s.firstFrame = true
 	s.gotFrame = false
 	s.fitReady = s.m.core.FitReady()
 	s.dec.Feed(p, s.feedFn)
 	if s.gotFrame {
 		s.m.core.Lock()
-		s.m.core.Fitter().Add(s.lastDevNs, s.chunkHost)
+		if len(p) < serial.FullRead {
+			// A full read's newest frame may have waited any time
+			// behind it: a driver short of CPU, reading less than the
+			// device sends, read every frame later than the one before,
+			// and a fit of those arrivals drifted by as much (+8 % in a
+			// test on a loaded machine: the fit failed). The read that
+			// empties the line is the prompt one.
+			s.m.core.Fitter().Add(s.lastDevNs, s.chunkHost)
+		}
 		end := s.m.core.Fitter().Map(s.lastDevNs)
 		s.m.core.Unlock()
 		s.m.core.CloseGap(end)
+		s.st.release(s.m, s.prevUs-holdUs)
 	}
 	s.tally()
 }
 
-// hostGapUs is the silence before a chunk of n bytes that arrived gap
-// after the previous one, in µs, where it may hide whole 1024 µs wraps of
-// the device timestamp; 0 where it cannot. Chunks arrive every
-// millisecond or so with the frames in between; only a long silence
-// (over 100 ms) can hide wraps. The chunk's frames were sent during the
-// silence's end, so their span (at the nominal ~50 µs) is taken off.
-func hostGapUs(gap time.Duration, n int) int64 {
-	if gap <= 100*time.Millisecond {
+// silenceChunkMax is the most a chunk that ends a silence may hold: half
+// of n_tty's 4 KiB read buffer, about 5.7 ms of an F411's frames. The
+// driver waiting on the line is woken by the first packet after a
+// silence; a read that returns more took bytes that were waiting.
+const silenceChunkMax = 2048
+
+// silenceUs is the device's silence before a chunk of n bytes, in µs,
+// where it may hide whole 1024 µs wraps of the 10-bit timestamp; 0 where
+// nothing shows that the device was silent.
+//
+// The host's time tells when bytes arrived, not when they were sent: a
+// host that did not read for 150 ms (descheduled, or woken late) finds
+// the frames of those 150 ms waiting in the kernel's buffers, their
+// timestamps 50 µs apart, and adding wraps for its own absence would put
+// the device 150 ms ahead of its clock. So a silence is taken only where
+// the driver waited on the line for over 100 ms (waited: since its first
+// read after the previous chunk began) and the chunk that ended the wait
+// is small (silenceChunkMax): a device that resumes is read as it sends.
+// Its length is then sinceSent, the host time since the previous frame
+// was sent as the clock fit places it, less the span of the chunk's
+// frames (sent at the silence's end, ~50 µs apart).
+func silenceUs(waited, sinceSent time.Duration, n int) int64 {
+	if waited <= 100*time.Millisecond || n > silenceChunkMax {
 		return 0
 	}
-	return gap.Microseconds() - int64(n/FrameSize)*50
+	return max(sinceSent.Microseconds()-int64(n/FrameSize)*50, 0)
 }
 
 // feed is the decoder's callback for each frame or stop word.
@@ -214,6 +324,7 @@ func (s *stream) frame(f *Frame) {
 		return
 	}
 	us := s.deviceTime(f)
+	s.frames++
 	if f.Marker {
 		s.m.markSeen(us)
 	}

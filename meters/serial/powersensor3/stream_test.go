@@ -75,22 +75,26 @@ func testWatts(m *Meter) float64 {
 	return m.dev.Config.Watts(&f, 0)
 }
 
-func TestHostGapUs(t *testing.T) {
+func TestSilenceUs(t *testing.T) {
 	cases := []struct {
-		name  string
-		gap   time.Duration
-		bytes int
-		want  int64
+		name              string
+		waited, sinceSent time.Duration
+		bytes             int
+		want              int64
 	}{
-		{"back to back", 2 * time.Millisecond, 10 * FrameSize, 0},
-		{"100 ms is not yet a silence", 100 * time.Millisecond, 0, 0},
-		{"a silence, no whole frame", 150 * time.Millisecond, FrameSize - 1, 150_000},
-		{"a silence, then 10 frames sent at its end", 150 * time.Millisecond, 10 * FrameSize, 150_000 - 500},
+		{"back to back", 2 * time.Millisecond, 2 * time.Millisecond, 10 * FrameSize, 0},
+		{"100 ms is not yet a silence", 100 * time.Millisecond, 100 * time.Millisecond, 0, 0},
+		{"a silence, no whole frame", 150 * time.Millisecond, 152 * time.Millisecond, FrameSize - 1, 152_000},
+		{"a silence, then 10 frames sent at its end", 150 * time.Millisecond, 152 * time.Millisecond, 10 * FrameSize, 152_000 - 500},
+		// The driver was away: the bytes waited for it.
+		{"a host away 150 ms, its first read quick", time.Millisecond, 151 * time.Millisecond, 10 * FrameSize, 0},
+		// Woken late inside a read: a full read is a backlog.
+		{"a read woken 150 ms late, 4 KiB waiting", 150 * time.Millisecond, 151 * time.Millisecond, 4096, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := hostGapUs(tc.gap, tc.bytes); got != tc.want {
-				t.Errorf("hostGapUs(%v, %d) = %d, want %d", tc.gap, tc.bytes, got, tc.want)
+			if got := silenceUs(tc.waited, tc.sinceSent, tc.bytes); got != tc.want {
+				t.Errorf("silenceUs(%v, %v, %d) = %d, want %d", tc.waited, tc.sinceSent, tc.bytes, got, tc.want)
 			}
 		})
 	}
@@ -121,9 +125,7 @@ func TestStreamWindows(t *testing.T) {
 				end := min(i+7*FrameSize/2, len(data))
 				s.chunk(data[i:end], t0.Add(time.Duration(i)*time.Microsecond), t0)
 			}
-			if tc.rate == 100 {
-				s.finish()
-			}
+			s.finish() // the connection ends: every window held is emitted
 			if len(*got) != tc.samples {
 				t.Fatalf("%d samples, want %d", len(*got), tc.samples)
 			}
@@ -155,6 +157,7 @@ func TestStreamTimestampGap(t *testing.T) {
 	s := newTestStream(m, got)
 	t0 := time.Unix(1_700_000_000, 0)
 	s.chunk(append(frames(0, 3), frames(400, 2)...), t0, t0)
+	s.finish()
 	if n := m.core.Report(nil).Counters["timestamp_gaps"]; n != 1 {
 		t.Errorf("timestamp_gaps = %d, want 1", n)
 	}
@@ -193,8 +196,8 @@ func TestStreamStopWords(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	s.chunk(append(frames(0, 2), 0xFF, 0x3F), t0, t0)
 	s.chunk(frames(100, 2), t0, t0)
-	if n := m.core.Report(nil).Counters["unexpected_stop_words"]; n != 1 || s.stopped || len(*got) != 4 {
-		t.Fatalf("unexpected stop word: counted %d, stopped %v, %d samples; want 1, false, 4", n, s.stopped, len(*got))
+	if n := m.core.Report(nil).Counters["unexpected_stop_words"]; n != 1 || s.stopped || s.prevUs != 150 {
+		t.Fatalf("unexpected stop word: counted %d, stopped %v, last frame at %d µs; want 1, false, 150", n, s.stopped, s.prevUs)
 	}
 	port := &fakePort{}
 	if err := s.requestStop(port); err != nil {
@@ -204,10 +207,10 @@ func TestStreamStopWords(t *testing.T) {
 	if !s.stopped {
 		t.Fatal("the stop word after 'X' did not end the stream")
 	}
+	s.endStop(port)
 	if len(*got) != 4 {
 		t.Errorf("%d samples, want 4: the trailing frame is not data", len(*got))
 	}
-	s.endStop(port)
 	if w := string(port.written()); w != "XT" {
 		t.Errorf("host wrote %q, want \"XT\"", w)
 	}
@@ -258,6 +261,52 @@ func TestStreamRun(t *testing.T) {
 	})
 }
 
+// TestStreamReadsBacklogAtOnce: a read that took all n_tty holds
+// (serial.FullRead) left bytes waiting, and the next read goes at once;
+// only a read that emptied the line is followed by the pacer's pause.
+// Pacing full reads capped the driver at 4 KiB a pause, barely more than
+// the device sends: on a busy machine it fell behind for good.
+func TestStreamReadsBacklogAtOnce(t *testing.T) {
+	m, got := streamMeter(t, 1000)
+	// Reads of 4096 bytes (more waiting) and of 100 (the line emptied),
+	// the frames running on across them.
+	data := frames(0, 20*4096/FrameSize)
+	var chunks [][]byte
+	for i, k := 0, 0; i < len(data); k++ {
+		n := 4096
+		if k%3 == 0 {
+			n = 100
+		}
+		n = min(n, len(data)-i)
+		chunks = append(chunks, data[i:i+n])
+		i += n
+	}
+	port := &fakePort{chunks: chunks}
+	// Each pause is put down to the read before it.
+	var pausedAfter []int
+	m.opts.Sleep = func(d time.Duration) {
+		if d > 2*time.Millisecond && d <= serial.ReadEvery { // not the stop's 2 and 20 ms
+			pausedAfter = append(pausedAfter, port.lastRead())
+		}
+	}
+	s := newTestStream(m, got)
+	ctx, cancel := context.WithCancel(context.Background())
+	port.onEmpty = cancel
+	port.onWrite = map[byte][]byte{cmdStopMarker: {0xFF, 0x3F, 0xFF, 0x3F}}
+	if err := s.run(ctx, port); err != nil {
+		t.Fatal(err)
+	}
+	if len(*got) == 0 || len(pausedAfter) == 0 {
+		t.Fatalf("%d samples, paused after reads of %v; want samples and pauses after short reads", len(*got), pausedAfter)
+	}
+	for _, n := range pausedAfter {
+		if n >= serial.FullRead {
+			t.Errorf("paused after reads of %v bytes; want no pause after a full read (%d)", pausedAfter, serial.FullRead)
+			break
+		}
+	}
+}
+
 // fakePort gives chunks one read at a time, then empty reads (calling
 // onEmpty) or err; a byte written that onWrite names queues its reply.
 type fakePort struct {
@@ -267,6 +316,13 @@ type fakePort struct {
 	onEmpty func()
 	err     error
 	wrote   []byte
+	last    int // bytes the last read returned
+}
+
+func (p *fakePort) lastRead() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }
 
 func (p *fakePort) Read(b []byte) (int, error) {
@@ -282,6 +338,7 @@ func (p *fakePort) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	n := copy(b, p.chunks[0])
+	p.last = n
 	if n == len(p.chunks[0]) {
 		p.chunks = p.chunks[1:]
 	} else {
@@ -434,6 +491,7 @@ func TestStreamNotAfterArrival(t *testing.T) {
 	m.core.AddFitPoint(0, t0)
 	arrived := t0.Add(100 * time.Microsecond)
 	s.chunk(frames(0, 10), arrived, arrived)
+	s.finish()
 	if len(*got) == 0 {
 		t.Fatal("no samples")
 	}
