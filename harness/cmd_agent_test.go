@@ -258,6 +258,9 @@ func init() {
 // requests cost it nothing. Only samples mapped onto the requests' clock
 // give the busy target 0.05 J per request and the null target none: 1.7 s
 // off, its load energy would fall into the cooldown and the next idle.
+// The idle phase is 2 s: the fixture's counters are rewritten by a
+// goroutine every millisecond, and on a loaded machine a stall of it
+// moves the idle baseline by 25 W times the stall over the idle phase.
 func TestRunThroughAgent(t *testing.T) {
 	sysfs := raplFixture(t, "intel-1socket")
 	advanceRAPLWith(t, sysfs, func() float64 { return busyEnergyJ * float64(busyServed.Load()) })
@@ -282,7 +285,7 @@ func TestRunThroughAgent(t *testing.T) {
 	scenario := filepath.Join(dir, "agent.yaml")
 	yaml := `name: agent
 repeat: 1
-idle: 1s
+idle: 2s
 warmup: 0s
 cooldown: 500ms
 order: fixed
