@@ -46,6 +46,9 @@ type ClockFitter struct {
 
 	xs, ys []float64 // completed bins, oldest first
 	keep   []bool    // per bin: not late, so in the fit (see refit)
+	hull   []int     // the lower hull's bins, for refit
+	// heights is refit's buffer of bins' heights above the lower hull.
+	heights []float64
 
 	a, b   float64 // y = a + b*x
 	points int     // observations ever added
@@ -161,13 +164,15 @@ func (f *ClockFitter) push(x, y float64) {
 // offset moves (envelope).
 //
 // A bin none of whose chunks was read promptly (the host did not read for
-// a while, and every chunk of that stretch waited in the kernel's
-// buffers) has its minimum above the line by that wait. Latency is never
-// negative, so no bin lies below the line by more than noise, and those
-// above it by more than lateBy are late, not the clock: they are left out
-// and the line fitted again, until none is (at most half the bins are
-// left out). Least squares alone let one bin 100 ms late near the end of
-// a 3 s fit tilt it by some 10,000 ppm.
+// a while and every chunk of that stretch waited in the kernel's buffers,
+// or the device's frames came late in a burst) has its minimum above the
+// line by that wait. Latency is never negative, so the clock lies under
+// every bin: the line is fitted by least squares through the bins within
+// lateBy of an edge of their lower convex hull (lowerLine), and the
+// others are left out as late, however many they are. Least squares through every bin let one bin 100 ms late near the
+// end of a 3 s fit tilt it by some 10,000 ppm; dropping only those far
+// above a least-squares line still failed where the late bins were a
+// third of them.
 func (f *ClockFitter) refit() {
 	n := len(f.xs)
 	f.keep = f.keep[:0]
@@ -178,26 +183,24 @@ func (f *ClockFitter) refit() {
 		f.a = f.envelope()
 		return
 	}
-	a, b := f.lsq()
-	for kept := n; ; {
-		limit := f.lateLimit(a, b)
-		out := 0
-		for i := range f.xs {
-			if f.keep[i] && f.ys[i]-(a+b*f.xs[i]) > limit {
-				out++
-			}
+	ha, hb := f.lowerLine()
+	// The band above the line a bin may lie in: four times the median
+	// height of those within lateBy, within [lateMin, lateBy]. Where the
+	// bins' minima are steady (a quiet host) it is narrow, and a bin a
+	// millisecond late at the end of a stretch of late ones does not tilt
+	// the line.
+	f.heights = f.heights[:0]
+	for i := range f.xs {
+		if r := f.ys[i] - (ha + hb*f.xs[i]); r <= float64(lateBy) {
+			f.heights = append(f.heights, r)
 		}
-		if out == 0 || kept-out < (n+1)/2 {
-			break
-		}
-		for i := range f.xs {
-			if f.keep[i] && f.ys[i]-(a+b*f.xs[i]) > limit {
-				f.keep[i] = false
-			}
-		}
-		kept -= out
-		a, b = f.lsq()
 	}
+	slices.Sort(f.heights)
+	band := min(max(4*f.heights[len(f.heights)/2], float64(lateMin)), float64(lateBy))
+	for i := range f.xs {
+		f.keep[i] = f.ys[i]-(ha+hb*f.xs[i]) <= band
+	}
+	a, b := f.lsq()
 	f.b = b
 	const bound = MaxDriftPPM * 1e-6
 	if math.Abs(f.b) > bound {
@@ -215,38 +218,73 @@ func (f *ClockFitter) refit() {
 // and any bin judged late: with fewer, the line is too loose to judge by.
 const minRobustBins = 8
 
-// lateBy is the least a bin must lie above the line to count as late:
-// ordinary USB and scheduling latency vary its minimum by well under a
-// millisecond on an idle host and a few on a busy one.
+// lateBy is how far above the lower hull a bin may lie and still be
+// taken as read promptly: ordinary USB and scheduling latency vary a
+// bin's minimum by well under a millisecond on an idle host and by a few
+// on a busy one.
 const lateBy = 2 * time.Millisecond
 
-// lateLimit is how far above the line a bin may lie before it is late:
-// lateBy, or four times the kept bins' spread (their median absolute
-// deviation from the line, scaled to a standard deviation) where that is
-// more.
-func (f *ClockFitter) lateLimit(a, b float64) float64 {
-	var res []float64
+// lateMin is the narrowest band above the lower hull that a bin may lie
+// in and count as read promptly (see refit).
+const lateMin = 250 * time.Microsecond
+
+// lowerLine is the line under the bins that the most of them lie just
+// above (within lateBy): the edge of their lower convex hull, among those
+// of a drift any oscillator can have, with the most bins along it (of
+// two, the flatter). Bins read promptly lie along the clock's line and
+// the late ones above it; late bins can outnumber the prompt ones at a
+// time (a device late from the start and catching up over a second), and
+// then an edge picked by where it lies (over the bins' mean, say) ran
+// along them. Where no edge has a possible drift, it is the edge over the
+// bins' mean device time, for refit to judge.
+func (f *ClockFitter) lowerLine() (a, b float64) {
+	h := f.hull[:0]
 	for i := range f.xs {
-		if f.keep[i] {
-			res = append(res, f.ys[i]-(a+b*f.xs[i]))
+		for len(h) >= 2 {
+			o, p := h[len(h)-2], h[len(h)-1]
+			if (f.xs[p]-f.xs[o])*(f.ys[i]-f.ys[o])-(f.ys[p]-f.ys[o])*(f.xs[i]-f.xs[o]) > 0 {
+				break
+			}
+			h = h[:len(h)-1]
+		}
+		h = append(h, i)
+	}
+	f.hull = h
+	const bound = MaxDriftPPM * 1e-6
+	best := 0
+	for k := 0; k+1 < len(h); k++ {
+		i, j := h[k], h[k+1]
+		eb := (f.ys[j] - f.ys[i]) / (f.xs[j] - f.xs[i])
+		if math.Abs(eb) > bound {
+			continue
+		}
+		ea := f.ys[i] - eb*f.xs[i]
+		along := 0
+		for m := range f.xs {
+			if f.ys[m]-(ea+eb*f.xs[m]) <= float64(lateBy) {
+				along++
+			}
+		}
+		if along > best || (along == best && math.Abs(eb) < math.Abs(b)) {
+			a, b, best = ea, eb, along
 		}
 	}
-	med := median(res)
-	for i := range res {
-		res[i] = math.Abs(res[i] - med)
+	if best > 0 {
+		return a, b
 	}
-	return med + max(float64(lateBy), 4*1.4826*median(res))
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
+	var mx float64
+	for _, x := range f.xs {
+		mx += x
 	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
+	mx /= float64(len(f.xs))
+	for k := 0; k+1 < len(h); k++ {
+		i, j := h[k], h[k+1]
+		if f.xs[j] >= mx || k+2 == len(h) {
+			b = (f.ys[j] - f.ys[i]) / (f.xs[j] - f.xs[i])
+			return f.ys[i] - b*f.xs[i], b
+		}
 	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return f.ys[0], f.b
 }
 
 // lsq fits a line by least squares through the kept bins.

@@ -33,7 +33,10 @@ type transcript struct {
 	// at once (an emulator that did not run for that long writes them in
 	// one go), a microsecond apart.
 	burst [2]time.Duration
-	seed  uint64
+	// The device's frames come lateStart[0] late at first, catching up
+	// by lateStart[1] (an emulator starved as the test starts).
+	lateStart [2]time.Duration
+	seed      uint64
 }
 
 // play feeds the transcript to s through chunk, with the read start,
@@ -52,6 +55,9 @@ func (tr transcript) play(s *stream) {
 		f.Levels[0], f.Levels[1] = levelAmps, levelVolts
 		data = EncodeFrame(data, f)
 		at := d + usb
+		if l0, by := tr.lateStart[0], tr.lateStart[1]; d < by {
+			at += l0 - time.Duration(float64(l0)*float64(d)/float64(by))
+		}
 		if end := tr.burst[0] + tr.burst[1]; d >= tr.burst[0] && d < end {
 			at = end + usb + time.Duration(d-tr.burst[0])/period*time.Microsecond
 		}
@@ -138,6 +144,14 @@ func TestStreamArrivalJitter(t *testing.T) {
 			slow: [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}}, 0},
 		{"the device's frames of 150 ms in one burst, the driver waiting", transcript{total: 3 * time.Second,
 			burst: [2]time.Duration{1200 * time.Millisecond, 150 * time.Millisecond}}, 0},
+		{"a burst of 150 ms, the driver away 120 ms right after its first bytes", transcript{total: 3 * time.Second,
+			burst:  [2]time.Duration{1200 * time.Millisecond, 150 * time.Millisecond},
+			stalls: []hostStall{{at: 1351 * time.Millisecond, long: 120 * time.Millisecond}}}, 0},
+		// An emulator starved as the test starts: its frames come late
+		// until it catches up, within the second the start is held for
+		// (holdStartUs). Later than that, nothing read so far tells.
+		{"the device's frames 80 ms late at first, catching up over 500 ms", transcript{total: 3 * time.Second,
+			lateStart: [2]time.Duration{80 * time.Millisecond, 500 * time.Millisecond}}, 0},
 		// A true silence: the driver waits on the line and the device's
 		// first frames after it arrive at once. The whole wraps it hid
 		// come from the host's time.

@@ -154,7 +154,8 @@ type streamState struct {
 	// arrived is when the chunk being decoded arrived: no sample is
 	// stamped later.
 	arrived time.Time
-	// The windows closed but not yet stamped and emitted (see holdUs),
+	// The windows closed but not yet stamped and emitted (see
+	// holdStartUs),
 	// oldest first from head: each one's device µs, its chunk's arrival,
 	// and per channel its mean watts then its energy (2 values a channel).
 	heldUs   []int64
@@ -246,19 +247,23 @@ func (st *streamState) add(m *Meter, us, period int64, watts []float64) {
 	}
 }
 
-// holdUs is how long, in device time, a closed window waits before it is
-// stamped on the harness clock and emitted. The clock fit places device
-// time by the least delayed chunks around it; a window stamped as soon
-// as it closed took the fit of that moment, and where the host had not
-// read for a while (a busy machine, most often at the start) every chunk
-// of that while was late, and so were the window's stamps, by as much:
-// 40 ms late at the start of a 3 s recording raised its mean power from
-// energy over time by 1.3 %. Half a second later, chunks read promptly
-// after the stall are in the fit.
-const holdUs = 500_000
+// holdStartUs is how much of a connection's device time its windows are
+// held for before they are stamped on the harness clock and emitted, all
+// at once; later windows are emitted as they close. The clock fit places
+// device time by the least delayed chunks; a window stamped at once
+// takes the fit of that moment, and at the start the fit has only the
+// first chunks: where the host did not read them at once (a busy
+// machine, starting its work too), they were all late, and so were the
+// windows' stamps, by as much: 40 ms late at the start of a 3 s recording
+// raised its mean power from energy over time by 1.3 %. A second later
+// the fit has some 20 chunks read promptly (the pacer's unpaced reads).
+// Only the start is held: the runner judges a phase by the samples it has
+// when the phase ends, and a phase that ended before its last windows
+// were emitted would show a gap there.
+const holdStartUs = 1_000_000
 
-// flush closes the averaged window that ended at device time us and
-// emits the windows held long enough.
+// flush closes the averaged window that ended at device time us and,
+// past the start, emits it with any held.
 func (st *streamState) flush(m *Meter, us int64) {
 	if st.n == 0 {
 		return
@@ -270,7 +275,9 @@ func (st *streamState) flush(m *Meter, us int64) {
 		st.sum[c] = 0
 	}
 	st.n = 0
-	st.release(m, us-holdUs)
+	if us >= holdStartUs {
+		st.release(m, math.MaxInt64)
+	}
 }
 
 // release stamps and emits the held windows that ended at or before

@@ -177,14 +177,16 @@ func (s *stream) chunk(p []byte, now, host time.Time) {
 	s.lastRead, s.lastChunk = now, now
 	if s.holding {
 		// Frames that span more device time than the host time since
-		// the held chunk came were waiting: a burst, not a device
-		// resuming after a silence.
+		// the held chunk came, or more than one read takes, were
+		// waiting: a burst, not a device resuming after a silence.
 		span := time.Duration(int64(len(p)/FrameSize)*s.frameUs()) * time.Microsecond
-		s.decideHeld(span <= now.Sub(s.heldNow)+heldSlack)
+		s.decideHeld(len(p) < serial.FullRead && span <= now.Sub(s.heldNow)+heldSlack)
 		s.decode(p, now, host, 0)
 		return
 	}
-	if !waitFrom.IsZero() && s.prevUs >= 0 {
+	// After 'X' the firmware is silent for ~100 ms before its stop word,
+	// and nothing after the word is data: no silence to look for.
+	if !waitFrom.IsZero() && s.prevUs >= 0 && !s.stopping {
 		if gap := silenceUs(now.Sub(waitFrom), host.Sub(s.m.core.MapTime(s.prevUs*1000)), len(p)); gap > 0 {
 			s.held = append(s.held[:0], p...)
 			s.holding, s.heldNow, s.heldHost, s.heldGapUs = true, now, host, gap
@@ -254,7 +256,6 @@ func (s *stream) decode(p []byte, now, host time.Time, gapUs int64) {
 		end := s.m.core.Fitter().Map(s.lastDevNs)
 		s.m.core.Unlock()
 		s.m.core.CloseGap(end)
-		s.st.release(s.m, s.prevUs-holdUs)
 	}
 	s.tally()
 }

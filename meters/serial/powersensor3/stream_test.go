@@ -150,6 +150,28 @@ func TestStreamWindows(t *testing.T) {
 	}
 }
 
+// TestStreamHoldsOnlyTheStart: the windows of a connection's first
+// second wait for the clock fit (holdStartUs); after it, each window is
+// emitted as it closes, so that a phase ending now has its samples now.
+func TestStreamHoldsOnlyTheStart(t *testing.T) {
+	m, got := streamMeter(t, 100) // 10 ms windows
+	s := newTestStream(m, got)
+	t0 := time.Unix(1_700_000_000, 0)
+	const step = 200 // frames a chunk: 10 ms
+	for k := range 150 {
+		at := t0.Add(time.Duration(k*10+1) * time.Millisecond)
+		s.chunk(frames(k*step*50, step), at, at)
+		if emitted, start := len(*got) > 0, (k+1)*10 <= 1000; emitted == start {
+			t.Fatalf("after %d ms of frames: %d samples; want none in the first second and every closed window after it", (k+1)*10, len(*got))
+		}
+	}
+	// Windows close at 10, 20, ... 1490 ms: the one that 1500 ms
+	// closes is still open.
+	if len(*got) != 149 {
+		t.Errorf("%d samples before the connection ends, want 149", len(*got))
+	}
+}
+
 // TestStreamTimestampGap: frames lost between two read counts a gap; the
 // step is still integrated (it is far below a stall).
 func TestStreamTimestampGap(t *testing.T) {
@@ -216,6 +238,27 @@ func TestStreamStopWords(t *testing.T) {
 	}
 	if n := m.core.Report(nil).Counters["stop_not_acknowledged"]; n != 0 {
 		t.Errorf("stop_not_acknowledged = %d, want 0", n)
+	}
+}
+
+// TestStreamStopAfterSilence: after 'X' the firmware is silent for ~100
+// ms, then sends its stop word and one frame. The driver waited on the
+// line all that time, and the chunk is small: it must end the stream at
+// once, not be held as the end of a device's silence until the wait for
+// the stop word runs out.
+func TestStreamStopAfterSilence(t *testing.T) {
+	m, got := streamMeter(t, 1000)
+	s := newTestStream(m, got)
+	t0 := time.Unix(1_700_000_000, 0)
+	s.chunk(frames(0, 40), t0, t0)
+	if err := s.requestStop(&fakePort{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFrom = t0.Add(time.Millisecond)
+	at := t0.Add(150 * time.Millisecond)
+	s.chunk(append([]byte{0xFF, 0x3F, 0xFF, 0x3F}, frames(0, 1)...), at, at)
+	if !s.stopped || s.holding {
+		t.Errorf("stopped %v, holding %v; want the stop word taken at once", s.stopped, s.holding)
 	}
 }
 
