@@ -26,10 +26,14 @@ const (
 	Prewarmed Mode = "prewarmed"
 	// Warm: long-lived instances serve many requests.
 	Warm Mode = "warm"
+	// Snapshot: a fresh single-use instance per request, restored from a
+	// snapshot taken once after the function's initialisation, so that
+	// every request starts from the same state without paying for it.
+	Snapshot Mode = "snapshot"
 )
 
 // Valid reports whether m is one of the known modes.
-func (m Mode) Valid() bool { return m == Cold || m == Prewarmed || m == Warm }
+func (m Mode) Valid() bool { return m == Cold || m == Prewarmed || m == Warm || m == Snapshot }
 
 // Response headers by which a target reports server-side facts per request.
 const (
