@@ -2,9 +2,11 @@ package wasm
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Data segment merging (RATIONALE.md, "Merged data segments").
@@ -104,46 +106,20 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 	leave := func(format string, args ...any) ([]byte, mergeStats, error) {
 		return nil, st, fmt.Errorf(format, args...)
 	}
-	if len(m) < 8 || !bytes.Equal(m[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return leave("not a version 1 wasm binary")
-	}
-	var secs []section
-	rank := 0
-	for i := 8; i < len(m); {
-		head := i
-		id := m[i]
-		n, k, err := readU32(m, i+1)
-		if err != nil {
-			return leave("section at %d: %v", head, err)
-		}
-		start := k
-		end := start + int(n)
-		if end > len(m) || end < start {
-			return leave("section %d at %d runs past the end", id, head)
-		}
-		if id != secCustom {
-			r, known := sectionRank[id]
-			if !known {
-				return leave("unknown section %d at %d", id, head)
-			}
-			if r <= rank {
-				return leave("section %d at %d is out of order or repeated", id, head)
-			}
-			rank = r
-		}
-		secs = append(secs, section{id: id, start: start, end: end, head: head})
-		i = end
+	secs, err := splitSections(m)
+	if err != nil {
+		return leave("%v", err)
 	}
 	var mem, data, count, code *section
 	for i := range secs {
 		s := &secs[i]
 		switch s.id {
 		case secImport:
-			imported, err := importsMemory(m[s.start:s.end])
+			imp, err := parseImports(m[:s.end], s.start)
 			if err != nil {
 				return leave("import section: %v", err)
 			}
-			if imported {
+			if imp.memories > 0 {
 				return leave("the memory is imported")
 			}
 		case secMemory:
@@ -162,10 +138,14 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 	if mem == nil {
 		return leave("no memory section")
 	}
-	minPages, err := parseMemory(m[mem.start:mem.end])
+	lim, ok, err := parseMemory(m[mem.start:mem.end])
+	if err == nil && !ok {
+		err = errors.New("0 memories")
+	}
 	if err != nil {
 		return leave("memory section: %v", err)
 	}
+	minPages := lim.min
 	segs, err := parseData(m[data.start:data.end])
 	if err != nil {
 		return leave("data section: %v", err)
@@ -243,19 +223,11 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 	dataSec := appendU32(nil, uint32(n))
 	dataSec = append(dataSec, body...)
 
-	out := make([]byte, 0, len(m)+len(dataSec)-(data.end-data.start))
-	out = append(out, m[:8]...)
-	for _, s := range secs {
-		switch s.id {
-		case secData:
-			out = appendSection(out, secData, dataSec)
-		case secDataCount:
-			out = appendSection(out, secDataCount, appendU32(nil, uint32(n)))
-		default:
-			out = append(out, m[s.head:s.end]...)
-		}
+	repl := map[byte][]byte{secData: dataSec}
+	if count != nil {
+		repl[secDataCount] = appendU32(nil, uint32(n))
 	}
-	return out, st, nil
+	return assembleSections(m, secs, repl), st, nil
 }
 
 // nonZeroRuns returns [start, end) of img's non-zero runs, joined across
@@ -286,91 +258,202 @@ func appendSection(out []byte, id byte, body []byte) []byte {
 	return append(out, body...)
 }
 
-// parseMemory returns the initial pages of the module's one memory; other
-// shapes (several memories, shared, 64-bit) are refused.
-func parseMemory(b []byte) (uint32, error) {
+// splitSections returns m's sections in order, after checking the header
+// and that the known sections come each at most once, in the
+// specification's order, and within m.
+func splitSections(m []byte) ([]section, error) {
+	if len(m) < 8 || !bytes.Equal(m[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return nil, errors.New("not a version 1 wasm binary")
+	}
+	var secs []section
+	rank := 0
+	for i := 8; i < len(m); {
+		head := i
+		id := m[i]
+		n, k, err := readU32(m, i+1)
+		if err != nil {
+			return nil, fmt.Errorf("section at %d: %v", head, err)
+		}
+		start := k
+		end := start + int(n)
+		if end > len(m) || end < start {
+			return nil, fmt.Errorf("section %d at %d runs past the end", id, head)
+		}
+		if id != secCustom {
+			r, known := sectionRank[id]
+			if !known {
+				return nil, fmt.Errorf("unknown section %d at %d", id, head)
+			}
+			if r <= rank {
+				return nil, fmt.Errorf("section %d at %d is out of order or repeated", id, head)
+			}
+			rank = r
+		}
+		secs = append(secs, section{id: id, start: start, end: end, head: head})
+		i = end
+	}
+	return secs, nil
+}
+
+// findSection returns the known section id of secs, or nil.
+func findSection(secs []section, id byte) *section {
+	for i := range secs {
+		if secs[i].id == id && id != secCustom {
+			return &secs[i]
+		}
+	}
+	return nil
+}
+
+// assembleSections returns m (split into secs by splitSections) with the
+// contents of each known section whose id is a key of repl replaced by
+// repl's value, or the section left out where that value is nil. An id m
+// has no section of is a new section, placed right after the last section
+// that must precede it, so that the order stays the specification's.
+func assembleSections(m []byte, secs []section, repl map[byte][]byte) []byte {
+	type added struct {
+		at   int // the index in secs it goes before
+		id   byte
+		body []byte
+	}
+	var adds []added
+	size := len(m)
+	for id, body := range repl {
+		size += len(body) + 5
+		if body == nil || findSection(secs, id) != nil {
+			continue
+		}
+		at := 0
+		for i, s := range secs {
+			if s.id != secCustom && sectionRank[s.id] < sectionRank[id] {
+				at = i + 1
+			}
+		}
+		adds = append(adds, added{at, id, body})
+	}
+	slices.SortFunc(adds, func(a, b added) int { return cmp.Compare(sectionRank[a.id], sectionRank[b.id]) })
+	out := make([]byte, 0, size)
+	out = append(out, m[:8]...)
+	for i := 0; i <= len(secs); i++ {
+		for len(adds) > 0 && adds[0].at == i {
+			out = appendSection(out, adds[0].id, adds[0].body)
+			adds = adds[1:]
+		}
+		if i == len(secs) {
+			break
+		}
+		s := secs[i]
+		body, ok := repl[s.id]
+		switch {
+		case s.id == secCustom || !ok:
+			out = append(out, m[s.head:s.end]...)
+		case body != nil:
+			out = appendSection(out, s.id, body)
+		}
+	}
+	return out
+}
+
+// memLimits are a 32-bit memory's limits, in pages.
+type memLimits struct {
+	flags    byte // 0: no maximum; 1: a maximum
+	min, max uint32
+}
+
+// parseMemory reads a memory section: the limits of its one memory, or
+// ok false if it defines none. Other shapes (several memories, shared,
+// 64-bit) are refused.
+func parseMemory(b []byte) (lim memLimits, ok bool, err error) {
 	n, i, err := readU32(b, 0)
 	if err != nil {
-		return 0, err
+		return lim, false, err
 	}
-	if n != 1 {
-		return 0, fmt.Errorf("%d memories", n)
+	if n > 1 {
+		return lim, false, fmt.Errorf("%d memories", n)
 	}
-	if i >= len(b) {
-		return 0, errors.New("truncated")
-	}
-	flags := b[i]
-	if flags > 1 {
-		return 0, fmt.Errorf("limits flags %#x (shared or 64-bit memory)", flags)
-	}
-	minPages, i, err := readU32(b, i+1)
-	if err != nil {
-		return 0, err
-	}
-	if flags == 1 {
-		if _, i, err = readU32(b, i); err != nil {
-			return 0, err
+	if n == 1 {
+		if i >= len(b) {
+			return lim, false, errors.New("truncated")
+		}
+		lim.flags = b[i]
+		if lim.flags > 1 {
+			return lim, false, fmt.Errorf("limits flags %#x (shared or 64-bit memory)", lim.flags)
+		}
+		if lim.min, i, err = readU32(b, i+1); err != nil {
+			return lim, false, err
+		}
+		if lim.flags == 1 {
+			if lim.max, i, err = readU32(b, i); err != nil {
+				return lim, false, err
+			}
 		}
 	}
 	if i != len(b) {
-		return 0, errors.New("trailing bytes")
+		return lim, false, errors.New("trailing bytes")
 	}
-	return minPages, nil
+	return lim, n == 1, nil
 }
 
-// importsMemory reports whether an import section imports a memory.
-func importsMemory(b []byte) (bool, error) {
-	n, i, err := readU32(b, 0)
-	if err != nil {
-		return false, err
-	}
-	for k := uint32(0); k < n; k++ {
-		for range 2 { // module and field names
-			l, j, err := readU32(b, i)
-			if err != nil {
-				return false, err
-			}
-			if i = j + int(l); i > len(b) || i < j {
-				return false, errors.New("name runs past the end")
-			}
-		}
-		if i >= len(b) {
-			return false, errors.New("truncated")
-		}
-		kind := b[i]
-		i++
-		switch kind {
+// importCounts says what an import section imports.
+type importCounts struct {
+	memories, globals uint32
+	// mutableGlobal is the index of the first mutable global imported,
+	// or -1.
+	mutableGlobal int64
+}
+
+// parseImports reads the import section m[start:len(m)].
+func parseImports(m []byte, start int) (importCounts, error) {
+	c := importCounts{mutableGlobal: -1}
+	r := &shapeReader{b: m, i: start, sec: secImport}
+	for n := r.count("imports", 4); n > 0 && r.err == nil; n-- {
+		r.name()
+		r.name()
+		switch kind := r.byte(); kind {
 		case 0x00: // function: type index
-			_, i, err = readU32(b, i)
+			r.u32()
 		case 0x01: // table: reference type, limits
-			i, err = skipLimits(b, i+1)
+			r.valType()
+			r.anyLimits()
 		case 0x02:
-			return true, nil
+			r.anyLimits()
+			c.memories++
 		case 0x03: // global: value type, mutability
-			i += 2
+			r.valType()
+			if mut := r.byte(); mut == 1 && c.mutableGlobal < 0 {
+				c.mutableGlobal = int64(c.globals)
+			} else if mut > 1 {
+				r.failf("global mutability %#x", mut)
+			}
+			c.globals++
+		case 0x04: // tag: attribute, type index
+			r.byte()
+			r.u32()
 		default:
-			return false, fmt.Errorf("import kind %#x", kind)
-		}
-		if err != nil {
-			return false, err
+			r.failf("import kind %#x", kind)
 		}
 	}
-	return false, nil
+	if r.err == nil && r.left() != 0 {
+		r.failf("trailing bytes")
+	}
+	return c, r.err
 }
 
-func skipLimits(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errors.New("truncated")
+// anyLimits skips the limits of an imported table or memory, of any
+// shape: a maximum (flag 1), shared (2), 64-bit (4, its bounds u64).
+func (r *shapeReader) anyLimits() {
+	flags := r.byte()
+	if flags > 7 {
+		r.failf("section %d: limits flags %#x", r.sec, flags)
+		return
 	}
-	flags := b[i]
-	if flags > 1 {
-		return 0, fmt.Errorf("limits flags %#x", flags)
+	for range 1 + flags&1 {
+		if flags&4 != 0 {
+			r.leb(10)
+		} else {
+			r.u32()
+		}
 	}
-	_, i, err := readU32(b, i+1)
-	if err == nil && flags == 1 {
-		_, i, err = readU32(b, i)
-	}
-	return i, err
 }
 
 // parseData reads a data section. Active segments must target memory 0
@@ -504,8 +587,9 @@ func appendU32(b []byte, v uint32) []byte {
 	return binary.AppendUvarint(b, uint64(v))
 }
 
-func appendS32(b []byte, v int32) []byte {
-	x := int64(v)
+func appendS32(b []byte, v int32) []byte { return appendS64(b, int64(v)) }
+
+func appendS64(b []byte, x int64) []byte {
 	for {
 		c := byte(x & 0x7f)
 		x >>= 7
