@@ -1,0 +1,4 @@
+;; snap-twomem: two memories (multi-memory), which a snapshot refuses.
+(module
+  (memory 1)
+  (memory 1))
