@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,21 @@ type call struct {
 	// _start) ends there.
 	ioAt time.Time
 	now  func() time.Time // the platform's clock; nil: no start to time
+
+	// snapshotting: no request, but a module's _initialize while its
+	// snapshot is taken (snapshot.go); frozen lists what it read.
+	snapshotting bool
+	frozen       []string
+	// fileTable: the guest asked to change wazero's file table (close or
+	// re-flag stdio), which a reset cannot undo: its instance is not kept.
+	fileTable bool
+}
+
+// freeze notes, while a snapshot is taken, that the module read what.
+func (c *call) freeze(what string) {
+	if c.snapshotting && !slices.Contains(c.frozen, what) {
+		c.frozen = append(c.frozen, what)
+	}
 }
 
 // markIO notes the guest's first read of its input or first write.

@@ -19,10 +19,25 @@ import (
 // Zero fields take the defaults of Defaults.
 type FunctionConfig struct {
 	// Mode is cold (a fresh instance per request, made on the request
-	// path), prewarmed (a fresh instance per request, made ahead of time)
-	// or warm (one instance serves many requests through its exported
+	// path), prewarmed (a fresh instance per request, made ahead of time),
+	// snapshot (a fresh instance per request, restored from a snapshot
+	// taken after the module's _initialize ran once at deploy) or warm
+	// (one instance serves many requests through its exported
 	// purify_handle).
 	Mode targets.Mode `json:"mode,omitempty"`
+	// Restore is how snapshot mode starts a request from the snapshot
+	// (snapshot.go): RestoreReset resets a kept instance in place,
+	// RestoreCOW makes a fresh instance whose memory maps the snapshot
+	// copy-on-write (both Linux), RestoreSegments a fresh instance of a
+	// module whose data segments and global initialisers are the
+	// snapshot; "" takes the first of these that works for the module
+	// here. Only for mode snapshot.
+	Restore string `json:"restore,omitempty"`
+	// Warmup, in snapshot mode, is the body of a request run once through
+	// purify_handle before the snapshot is taken (a post-warm-up
+	// snapshot; snapshot.go says what that changes); "" takes it right
+	// after _initialize.
+	Warmup string `json:"warmup,omitempty"`
 	// Impure gives the function a real wall clock, monotonic clock and
 	// sleep. Pure functions (the default) see a fixed fake clock.
 	Impure bool `json:"impure,omitempty"`
@@ -103,7 +118,16 @@ func (c FunctionConfig) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, option.Errorf(key, format, args...)) }
 	if c.Mode != "" && !c.Mode.Valid() {
-		bad("mode", "want cold, prewarmed or warm, got %q", c.Mode)
+		bad("mode", "want cold, prewarmed, snapshot or warm, got %q", c.Mode)
+	}
+	switch {
+	case c.Restore != "" && c.Restore != RestoreReset && c.Restore != RestoreCOW && c.Restore != RestoreSegments:
+		bad("restore", "want %s, %s or %s, got %q", RestoreReset, RestoreCOW, RestoreSegments, c.Restore)
+	case c.Restore != "" && c.Mode != targets.Snapshot:
+		bad("restore", "only mode snapshot restores from a snapshot (mode is %s)", cmp.Or(c.Mode, Defaults.Mode))
+	}
+	if c.Warmup != "" && c.Mode != targets.Snapshot {
+		bad("warmup", "only mode snapshot takes a snapshot to warm up (mode is %s)", cmp.Or(c.Mode, Defaults.Mode))
 	}
 	if c.MemoryPages > MaxMemoryPages {
 		bad("memory_pages", "want a whole number from 1 to %d (64 KiB pages, 4 GiB), got %d", MaxMemoryPages, c.MemoryPages)

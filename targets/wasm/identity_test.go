@@ -48,8 +48,8 @@ var roundedCorpus = []struct{ query, body, accept string }{
 }
 
 // TestBuildsAnswerIdentically checks that every build of a function (Go
-// command, Go reactor in warm mode, the small C build and the Rust build,
-// each cold, prewarmed and warm) gives the same bytes
+// command, Go reactor in warm and snapshot mode, the small C build and the
+// Rust build, each cold, prewarmed, snapshot and warm) gives the same bytes
 // for the same request, over the committed .wasm files.
 func TestBuildsAnswerIdentically(t *testing.T) {
 	if testing.Short() {
@@ -72,13 +72,13 @@ func TestBuildsAnswerIdentically(t *testing.T) {
 				name, variant string
 				mode          targets.Mode
 			}
-			builds := []build{{fn + "-go", "", targets.Cold}, {fn + "-reactor", "reactor", targets.Warm}}
+			builds := []build{{fn + "-go", "", targets.Cold}, {fn + "-reactor", "reactor", targets.Warm}, {fn + "-reactor-snapshot", "reactor", targets.Snapshot}}
 			// The builds without the Go runtime serve every mode from one
 			// module (functions/README.md).
 			for _, v := range []string{"small", "rust"} {
 				if _, err := functions.Module(fsys, fn, v); err == nil {
 					builds = append(builds, build{fn + "-" + v + "-cold", v, targets.Cold}, build{fn + "-" + v + "-warm", v, targets.Warm},
-						build{fn + "-" + v + "-prewarmed", v, targets.Prewarmed})
+						build{fn + "-" + v + "-prewarmed", v, targets.Prewarmed}, build{fn + "-" + v + "-snapshot", v, targets.Snapshot})
 				}
 			}
 			for _, b := range builds {

@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/academemes/harness/functions"
-	"github.com/academemes/harness/targets"
 )
 
 // LoadFS deploys every function of a functions tree (package functions'
@@ -50,7 +49,7 @@ func (p *Platform) LoadFS(ctx context.Context, fsys fs.FS) error {
 			continue
 		}
 		main := "" // without the reactor the module itself must export purify_handle
-		if cfg.Mode == targets.Warm && slices.Contains(variants, functions.Reactor) {
+		if usesReactor(cfg.Mode) && slices.Contains(variants, functions.Reactor) {
 			main = functions.Reactor
 		}
 		deploy(name, main)

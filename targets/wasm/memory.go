@@ -104,3 +104,11 @@ func (m *sliceMemory) Free() {
 	m.budget.give(int64(len(m.buf)))
 	m.buf = nil
 }
+
+// refusedMemory is a memory that could not be made: wazero then fails the
+// instantiation (it panics on the nil buffer, which instantiate recovers).
+type refusedMemory struct{}
+
+func (refusedMemory) Reallocate(uint64) []byte { return nil }
+func (refusedMemory) Free()                    {}
+func (refusedMemory) refused() bool            { return true }

@@ -23,9 +23,11 @@ type options struct {
 func (o *options) fields() option.List {
 	c := &o.Config
 	return option.List{
-		option.String(&o.Variant, "variant", `which build to serve: "" the Go build (the reactor build in warm mode), "small" the C build without a language runtime, "rust" the Rust build`),
+		option.String(&o.Variant, "variant", `which build to serve: "" the Go build (the reactor build in warm and snapshot mode), "small" the C build without a language runtime, "rust" the Rust build`),
 		option.URL(&o.Remote, "remote", "base URL of a `harness serve` to deploy to and load instead of serving in process (http://HOST:PORT)"),
 		option.String(&o.Token, "token", "bearer token for the remote deploy API"),
+		option.Enum(&c.Restore, "restore", []string{RestoreReset, RestoreCOW, RestoreSegments}, "how snapshot mode starts each request from the snapshot: reset (a kept instance reset in place), cow (a fresh instance mapping the snapshot copy-on-write), segments (a fresh instance from data segments); default: the first that works for the module here"),
+		option.String(&c.Warmup, "warmup", "snapshot mode: the body of a request run once before the snapshot is taken (a post-warm-up snapshot); default none"),
 		option.Bool(&c.Impure, "impure", "give the function a real clock (default false: pure)"),
 		option.Bool(&c.Cache, "cache", "answer repeated identical requests from a response cache (pure functions only)"),
 		option.Size(&c.CacheBytes, "cache_bytes", "bound of the response cache: bytes or a size like 16m, up to 1g (default 16 MiB)"),

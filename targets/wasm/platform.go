@@ -234,6 +234,8 @@ type FunctionInfo struct {
 	CacheHits int64          `json:"cache_hits"`
 	Ready     int            `json:"ready_instances"`
 	Deployed  time.Time      `json:"deployed"`
+	// Snapshot describes the snapshot of a function in snapshot mode.
+	Snapshot *SnapshotInfo `json:"snapshot,omitempty"`
 }
 
 // Deploy compiles module and makes it function name, replacing any
@@ -391,6 +393,7 @@ type function struct {
 	zero   atomic.Bool // scaled to zero: do not refill until the next request
 	sleep  sleeper     // an impure function's sleep; nil: sleeps do not wait
 	minMem int64       // bytes of an instance's initial memory
+	snap   *snapshot   // snapshot mode: what instances are restored from
 
 	lastUse                          atomic.Int64
 	requests, cold, faults, cacheHit atomic.Int64
@@ -410,6 +413,12 @@ type function struct {
 type instance struct {
 	mod api.Module
 	mem interface{ refused() bool } // its linear memory; nil if it has none
+
+	// Snapshot mode: the fake clocks, and for a kept instance what a
+	// reset needs (snapshot.go).
+	clock   *snapClock
+	globals []keptGlobal
+	pagemap []byte
 }
 
 // close closes the instance, which frees its memory at once.
@@ -432,9 +441,18 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		return nil, err
 	}
 	// The module as deployed (bytes, sha256) is what the API reports; the
-	// runtime gets it with its data segments merged (datamerge.go).
+	// runtime gets it with its data segments merged (datamerge.go), and in
+	// snapshot mode with its globals exported, to be read once
+	// initialised (snapshot.go).
 	merged, ms := mergeDataSegments(module)
-	cm, err := compile(ctx, rt, merged)
+	compiled, globals := merged, []snapGlobal(nil)
+	if cfg.Mode == targets.Snapshot {
+		var err error
+		if compiled, globals, err = exportGlobals(merged); err != nil {
+			return fail(fmt.Errorf("%w: snapshot mode cannot capture this module: %v", ErrBadModule, err))
+		}
+	}
+	cm, err := compile(ctx, rt, compiled)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrBadModule, err))
 	}
@@ -468,8 +486,12 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	_, hasHandler := exports["purify_handle"]
 	_, hasInit := exports["_initialize"]
 	switch {
-	case cfg.Mode == targets.Warm && !hasHandler:
-		return fail(fmt.Errorf("%w: mode warm needs an exported purify_handle (functions/README.md, \"Warm mode\"); this module exports none", ErrBadModule))
+	case usesReactor(cfg.Mode) && !hasHandler:
+		return fail(fmt.Errorf("%w: mode %s needs an exported purify_handle (functions/README.md, \"Warm mode\"); this module exports none", ErrBadModule, cfg.Mode))
+	case cfg.Mode == targets.Snapshot:
+		f.entry = "purify_handle"
+		mc = mc.WithStartFunctions() // the snapshot holds what _initialize did
+		f.ready = make(chan *instance, cfg.Concurrency) // kept instances (RestoreReset)
 	case cfg.Mode == targets.Warm:
 		f.entry = "purify_handle"
 		if hasInit {
@@ -491,11 +513,23 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	f.modCfg = mc
 	// The host functions last: building them is half the cost of a deploy,
 	// not to be paid for a module refused above.
-	if err := instantiateWASI(ctx, rt); err != nil {
+	if err := instantiateHost(ctx, rt, cfg.Mode == targets.Snapshot); err != nil {
 		return fail(fmt.Errorf("wasi: %w", err))
 	}
 	if ms.Skipped == "" {
 		p.opts.Logf("purify: %s: merged %d data segments into %d", name, ms.Before, ms.After)
+	}
+	if cfg.Mode == targets.Snapshot {
+		snap, baked, err := f.takeSnapshot(ctx, cm, merged, globals, hasInit)
+		cm.Close(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		f.snap, f.compiled = snap, baked
+		f.minMem = snap.info.MemoryBytes
+		p.opts.Logf("purify: %s: snapshot of %d KiB (%d KiB not zero, %d globals) taken in %s, restored by %s%s",
+			name, snap.info.MemoryBytes>>10, snap.info.DataBytes>>10, snap.info.Globals, time.Duration(snap.info.TakeNs), snap.info.Restore,
+			notReset(snap.info.NotReset))
 	}
 	if cfg.Cache && !cfg.Impure {
 		f.cache = newRespCache(cfg.CacheBytes)
@@ -504,7 +538,7 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 	f.ctx, f.cancel = context.WithCancel(p.ctx)
 	f.refs.Store(1)
 	p.live.Add(1)
-	if cfg.Mode != targets.Cold {
+	if cfg.Mode != targets.Cold && cfg.Mode != targets.Snapshot {
 		p.wg.Add(1)
 		f.refs.Add(1)
 		go f.refiller()
@@ -526,11 +560,16 @@ func compile(ctx context.Context, rt wazero.Runtime, module []byte) (cm wazero.C
 }
 
 func (f *function) info() FunctionInfo {
-	return FunctionInfo{
+	fi := FunctionInfo{
 		Name: f.name, Config: f.cfg, Bytes: f.bytes, SHA256: f.sha, Handler: f.entry == "purify_handle",
 		Requests: f.requests.Load(), Cold: f.cold.Load(), Faults: f.faults.Load(), CacheHits: f.cacheHit.Load(),
 		Ready: len(f.ready), Deployed: f.deployed,
 	}
+	if f.snap != nil {
+		si := f.snap.info
+		fi.Snapshot = &si
+	}
+	return fi
 }
 
 // retire takes the function out of service once it has left the table:
@@ -549,6 +588,7 @@ func (f *function) release() {
 	}
 	f.drain()
 	f.rt.Close(context.Background())
+	f.snap.close()
 	close(f.closed)
 	f.p.live.Done()
 }
@@ -612,9 +652,22 @@ func (f *function) refiller() {
 	}
 }
 
-// instantiate makes an instance under ctx, its memory counted against the
-// platform's bound. A panic of wazero's is an error, as in compile.
-func (f *function) instantiate(ctx context.Context) (_ *instance, err error) {
+// instantiate makes an instance of f under ctx: from its snapshot in
+// snapshot mode, else as the module starts.
+func (f *function) instantiate(ctx context.Context) (*instance, error) {
+	mc, in := f.modCfg, &instance{}
+	if f.snap != nil && !f.cfg.Impure {
+		// Clocks of its own: every request reads the same times.
+		in.clock = &snapClock{nano: f.snap.nano, wall: f.snap.wall}
+		mc = mc.WithWalltime(in.clock.walltime, sys.ClockResolution(time.Microsecond)).WithNanotime(in.clock.nanotime, sys.ClockResolution(1))
+	}
+	return f.instantiateWith(ctx, f.compiled, mc, in)
+}
+
+// instantiateWith makes in an instance of cm with mc under ctx, its memory
+// counted against the platform's bound (and mapped from the snapshot's
+// image where f has one). A panic of wazero's is an error, as in compile.
+func (f *function) instantiateWith(ctx context.Context, cm wazero.CompiledModule, mc wazero.ModuleConfig, in *instance) (_ *instance, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("wazero failed making an instance: %v", r)
@@ -623,22 +676,37 @@ func (f *function) instantiate(ctx context.Context) (_ *instance, err error) {
 	if !f.p.mem.room(f.minMem) {
 		return nil, errMemoryBound
 	}
-	in := &instance{}
-	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
-		m := f.p.mem.newMemory(max)
-		in.mem = m
-		return m
-	}))
+	alloc := f.snap.allocator(&f.p.mem, in) // nil while it is taken
+	if alloc == nil {
+		alloc = experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+			m := f.p.mem.newMemory(max)
+			in.mem = m
+			return m
+		})
+	}
+	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	if f.sleep != nil {
 		ctx = context.WithValue(ctx, sleepKey{}, f.sleep)
 	}
-	mod, err := f.rt.InstantiateModule(ctx, f.compiled, f.modCfg)
+	mod, err := f.rt.InstantiateModule(ctx, cm, mc)
 	if err != nil {
 		return nil, err
 	}
 	in.mod = mod
 	return in, nil
 }
+
+// notReset formats why a snapshot's instances are not reset in place.
+func notReset(why string) string {
+	if why == "" {
+		return ""
+	}
+	return " (not reset in place: " + why + ")"
+}
+
+// usesReactor reports whether mode calls an exported purify_handle rather
+// than _start: warm, and snapshot, whose instances start initialised.
+func usesReactor(mode targets.Mode) bool { return mode == targets.Warm || mode == targets.Snapshot }
 
 // outcome is the result of running one request.
 type outcome struct {
@@ -665,7 +733,7 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 	now := f.p.opts.Now
 	f.requests.Add(1)
 	f.lastUse.Store(now().UnixNano())
-	if f.zero.Swap(false) && f.cfg.Mode != targets.Cold {
+	if f.zero.Swap(false) && (f.cfg.Mode == targets.Prewarmed || f.cfg.Mode == targets.Warm) {
 		defer f.kick()
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(f.cfg.Timeout))
@@ -690,6 +758,19 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 			f.kick()
 		}
 	default:
+	}
+	if in != nil && f.snap.keeps() {
+		// A kept instance, reset to the snapshot: this request's start.
+		t0 := now()
+		err := f.snap.reset(in)
+		o.cold, o.startNs = true, now().Sub(t0).Nanoseconds()
+		if err != nil {
+			f.p.opts.Logf("purify: %s: resetting a kept instance: %v (making a fresh one)", f.name, err)
+			in.close()
+			in = nil
+		} else {
+			f.cold.Add(1)
+		}
 	}
 	if in == nil {
 		t0 := now()
@@ -719,7 +800,7 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 		// after a cancellation: not an answer in time.
 		err = ctx.Err()
 	}
-	if err == nil && c.violation == "" && !c.stdoutOver && f.cfg.Mode == targets.Warm && !in.mod.IsClosed() && f.ctx.Err() == nil {
+	if err == nil && c.violation == "" && !c.stdoutOver && f.keepsAfter(in, c) && !in.mod.IsClosed() && f.ctx.Err() == nil {
 		select {
 		case f.ready <- in:
 			in = nil
@@ -744,13 +825,27 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 	return o
 }
 
+// keepsAfter reports whether in, having served c without a fault, is kept
+// for another request: always in warm mode; in snapshot mode if it can
+// be reset (RestoreReset), that is if c left no state a reset cannot undo.
+func (f *function) keepsAfter(in *instance, c *call) bool {
+	switch {
+	case f.cfg.Mode == targets.Warm:
+		return true
+	case !f.snap.keeps() || c.fileTable:
+		return false
+	}
+	mem := memoryOf(in.mod)
+	return mem != nil && int64(mem.Size()) == f.snap.info.MemoryBytes
+}
+
 // classify turns a failed run into a Fault with a clear message.
 func (f *function) classify(ctx context.Context, in *instance, c *call, err error) *Fault {
 	fa := &Fault{Status: 502, Stderr: string(c.stderr)}
 	var ee *sys.ExitError
 	isExit := errors.As(err, &ee)
 	atLimit, platformBound := false, false
-	if in != nil && in.mod.Memory() != nil {
+	if in != nil && memoryOf(in.mod) != nil {
 		pages := in.mod.Memory().Size() / 65536
 		// wazero does not say that a memory.grow was refused; a guest that
 		// failed while holding most of its allowed memory is taken to have

@@ -23,7 +23,7 @@ func init() {
 	targets.Register(targets.Kind{
 		Name:    "wasm",
 		Doc:     "Purify: WASI modules on wazero, in process on a loopback HTTP server, or on a remote `harness serve`",
-		Modes:   []targets.Mode{targets.Cold, targets.Prewarmed, targets.Warm},
+		Modes:   []targets.Mode{targets.Cold, targets.Prewarmed, targets.Snapshot, targets.Warm},
 		Options: new(options).fields().Docs(),
 		New:     newTarget,
 		Check: func(spec targets.Spec) error {
@@ -70,7 +70,7 @@ func newTarget(spec targets.Spec) (targets.Target, error) {
 	errs := []error{err}
 	mode := cmp.Or(spec.Mode, targets.Cold)
 	if !mode.Valid() {
-		errs = append(errs, fmt.Errorf("mode %q: use cold, prewarmed or warm", mode))
+		errs = append(errs, fmt.Errorf("mode %q: use cold, prewarmed, snapshot or warm", mode))
 	}
 	if spec.Function == "" {
 		errs = append(errs, errors.New("function: name a function directory, e.g. memes"))
@@ -103,10 +103,10 @@ func (t *Target) Info() targets.Info {
 }
 
 // moduleVariant is the variant of the module to deploy: the reactor build
-// in warm mode unless a variant is named (the small and Rust builds serve
-// every mode from one module).
+// in warm and snapshot mode unless a variant is named (the small and Rust
+// builds serve every mode from one module).
 func (t *Target) moduleVariant() string {
-	if t.variant == "" && t.cfg.Mode == targets.Warm {
+	if t.variant == "" && usesReactor(t.cfg.Mode) {
 		return functions.Reactor
 	}
 	return t.variant
@@ -156,7 +156,7 @@ func (t *Target) Start(ctx context.Context) error {
 // waitReady waits for a prewarmed pool to fill, so the first measured
 // request does not pay for it.
 func (t *Target) waitReady(ctx context.Context) error {
-	if t.p == nil || t.cfg.Mode == targets.Cold {
+	if t.p == nil || t.cfg.Mode == targets.Cold || t.cfg.Mode == targets.Snapshot {
 		return nil
 	}
 	want := t.cfg.withDefaults().Pool
@@ -301,6 +301,9 @@ func (t *Target) Report() map[string]any {
 		r["cold_starts"] = info.Cold
 		r["faults"] = info.Faults
 		r["cache_hits"] = info.CacheHits
+		if info.Snapshot != nil {
+			r["snapshot"] = info.Snapshot // how its instances were restored
+		}
 	}
 	return r
 }

@@ -52,6 +52,18 @@ func callFrom(ctx context.Context) *call {
 //     deadline passes or the platform cancels it, so that a function
 //     asleep is stopped at its timeout like one that computes.
 func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
+	return instantiateHost(ctx, r, false)
+}
+
+// instantiateHost is instantiateWASI; with keptInstances (snapshot mode,
+// whose instances are reset and reused) the calls that would change
+// wazero's per-instance file table, which a reset cannot restore, are
+// taken over as well: fd_close, fd_renumber, fd_fdstat_set_flags and
+// fd_fdstat_set_rights on stdin, stdout or stderr succeed without changing
+// anything (the platform's fd_read and fd_write serve those descriptors
+// whatever the table says) and make the instance single-use; other
+// descriptors do not exist (EBADF).
+func instantiateHost(ctx context.Context, r wazero.Runtime, keptInstances bool) error {
 	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
@@ -71,8 +83,27 @@ func instantiateWASI(ctx context.Context, r wazero.Runtime) error {
 	export("sock_recv", refuse("receive from a socket", "functions get no network"), i32, i32, i32, i32, i32, i32)
 	export("sock_send", refuse("send to a socket", "functions get no network"), i32, i32, i32, i32, i32)
 	export("sock_shutdown", refuse("shut down a socket", "functions get no network"), i32, i32)
+	if keptInstances {
+		export("fd_close", touchStdio, i32)
+		export("fd_renumber", touchStdio, i32, i32)
+		export("fd_fdstat_set_flags", touchStdio, i32, i32)
+		export("fd_fdstat_set_rights", touchStdio, i32, i64, i64)
+	}
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+// touchStdio is a call that would change the file table (see
+// instantiateHost): accepted on stdio, and the instance is not kept.
+func touchStdio(ctx context.Context, _ api.Module, stack []uint64) {
+	if uint32(stack[0]) > 2 {
+		stack[0] = errnoBadf
+		return
+	}
+	if c := callFrom(ctx); c != nil {
+		c.fileTable = true
+	}
+	stack[0] = errnoSuccess
 }
 
 func environSizesGet(ctx context.Context, mod api.Module, stack []uint64) {
@@ -80,6 +111,7 @@ func environSizesGet(ctx context.Context, mod api.Module, stack []uint64) {
 	var n, size uint32
 	if c != nil {
 		n, size = uint32(len(c.env)), c.envSize
+		c.freeze("environment")
 	}
 	mem := mod.Memory()
 	if !mem.WriteUint32Le(uint32(stack[0]), n) || !mem.WriteUint32Le(uint32(stack[1]), size) {
@@ -142,6 +174,7 @@ func fdRead(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	c.markIO()
+	c.freeze("stdin")
 	total := uint32(0)
 	if !iovecs(mod.Memory(), iovs, n, func(buf []byte) bool {
 		k := copy(buf, c.stdin[c.stdinPos:])
@@ -163,6 +196,7 @@ func fdWrite(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	c.markIO()
+	c.freeze("stdin")
 	total := uint32(0)
 	ok := iovecs(mod.Memory(), iovs, n, func(buf []byte) bool {
 		if fd == 1 {
@@ -193,9 +227,13 @@ func randomGet(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	c := callFrom(ctx)
-	if c == nil {
-		clear(buf)
-	} else {
+	switch {
+	case c == nil || c.snapshotting:
+		clear(buf) // as warm mode's _initialize reads it
+		if c != nil {
+			c.freeze("random")
+		}
+	default:
 		c.rand.fill(buf)
 	}
 	stack[0] = errnoSuccess
