@@ -490,7 +490,7 @@ func (p *Platform) newFunction(ctx context.Context, name string, module []byte, 
 		return fail(fmt.Errorf("%w: mode %s needs an exported purify_handle (functions/README.md, \"Warm mode\"); this module exports none", ErrBadModule, cfg.Mode))
 	case cfg.Mode == targets.Snapshot:
 		f.entry = "purify_handle"
-		mc = mc.WithStartFunctions() // the snapshot holds what _initialize did
+		mc = mc.WithStartFunctions()                    // the snapshot holds what _initialize did
 		f.ready = make(chan *instance, cfg.Concurrency) // kept instances (RestoreReset)
 	case cfg.Mode == targets.Warm:
 		f.entry = "purify_handle"
