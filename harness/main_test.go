@@ -56,10 +56,18 @@ func TestBrokenScenarios(t *testing.T) {
 		{"bad YAML", "targets:", "targets: [", `bad\.yaml:[1-9]\d*:[1-9]\d*: bad YAML`},
 		{"unknown field", "repeat: 5", "repeats: 5", `bad\.yaml:\d+:1: repeats: unknown field`},
 		{"negative rate", "rate: 2,", "rate: -2,", `bad\.yaml:\d+:\d+: load\.stages\[0\]\.rate: must be a positive`},
-		{"missing function file", "function: memes\n    mode: cold\n  - name: docker-node", "function: ./nowhere/ghost.wasm\n    mode: cold\n  - name: docker-node", `bad\.yaml:\d+:\d+: targets\[0\]\.function: .*ghost`},
-		{"unknown target kind", "kind: docker-node", "kind: lambda", `bad\.yaml:\d+:\d+: targets\[1\]\.kind: unknown target kind "lambda"`},
-		{"bad meter option", "meters: [auto]", "meters: [auto, \"rapl:rate=fast\"]", `bad\.yaml:18:\d+: meters\[1\]: bad meter spec "rapl:rate=fast": rate="fast"`},
-		{"meter without its device", "meters: [auto]", "meters: [powersensor3]", `bad\.yaml:18:\d+: meters\[0\]: .*needs a device path`},
+		{"missing function file", "function: memes\n    mode: cold\n  - name: wasm-snapshot", "function: ./nowhere/ghost.wasm\n    mode: cold\n  - name: wasm-snapshot", `bad\.yaml:\d+:\d+: targets\[0\]\.function: .*ghost`},
+		{"unknown target kind", "kind: docker-node", "kind: lambda", `bad\.yaml:\d+:\d+: targets\[2\]\.kind: unknown target kind "lambda"`},
+		{"bad meter option", "meters: [auto]", "meters: [auto, \"rapl:rate=fast\"]", `bad\.yaml:21:\d+: meters\[1\]: bad meter spec "rapl:rate=fast": rate="fast"`},
+		{"meter without its device", "meters: [auto]", "meters: [powersensor3]", `bad\.yaml:21:\d+: meters\[0\]: .*needs a device path`},
+		// Snapshot is a mode of the wasm kind only: a container or a
+		// gateway has no memory to restore.
+		{"snapshot for docker-node", "kind: docker-node\n    function: memes\n    mode: cold", "kind: docker-node\n    function: memes\n    mode: snapshot",
+			`bad\.yaml:34:11: targets\[2\]\.mode: kind docker-node has no mode "snapshot"; allowed: cold, warm`},
+		{"snapshot for openfaas", "kind: openfaas\n    function: memes\n    mode: cold", "kind: openfaas\n    function: memes\n    mode: snapshot",
+			`bad\.yaml:38:11: targets\[3\]\.mode: kind openfaas has no mode "snapshot"; allowed: warm, cold`},
+		{"snapshot for null", "kind: openfaas\n    function: memes\n    mode: cold", "kind: \"null\"\n    function: memes\n    mode: snapshot",
+			`bad\.yaml:38:11: targets\[3\]\.mode: kind null has no mode "snapshot"; allowed: warm`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !bytes.Contains(good, []byte(tc.from)) {
@@ -92,12 +100,12 @@ func TestCheckOptionValues(t *testing.T) {
 		sets     []string
 		want     string
 	}{
-		{"a word for a number", "mode: cold\n  - name: docker-node", "mode: cold\n    options: {concurrency: \"lots\"}\n  - name: docker-node", nil,
-			`bad.yaml:24:28: targets[0].options.concurrency: want a whole number of at least 1, got "lots"`},
+		{"a word for a number", "mode: cold\n  - name: wasm-snapshot", "mode: cold\n    options: {concurrency: \"lots\"}\n  - name: wasm-snapshot", nil,
+			`bad.yaml:27:28: targets[0].options.concurrency: want a whole number of at least 1, got "lots"`},
 		{"a bare number for a duration", "kind: docker-node\n    function: memes\n    mode: cold", "kind: docker-node\n    function: memes\n    mode: cold\n    options:\n      ready_timeout: 5", nil,
-			"bad.yaml:29:22: targets[1].options.ready_timeout: want a duration like 30s, got 5"},
+			"bad.yaml:36:22: targets[2].options.ready_timeout: want a duration like 30s, got 5"},
 		{"required under options", "kind: openfaas\n    function: memes\n    mode: cold", "kind: openfaas\n    function: memes\n    mode: cold\n    options: {required: true}", nil,
-			"bad.yaml:32:15: targets[2].options.required: unknown option for kind openfaas; allowed: cold_start_method, env, gateway, image, image_source, namespace, password, ready_timeout, secrets_dir, service, username; required is a field of the target, not an option: write it beside kind:"},
+			"bad.yaml:39:15: targets[3].options.required: unknown option for kind openfaas; allowed: cold_start_method, env, gateway, image, image_source, namespace, password, ready_timeout, secrets_dir, service, username; required is a field of the target, not an option: write it beside kind:"},
 		{"a bad value from --set", "", "", []string{"targets[0].options.pool=0"},
 			"--set targets[0].options.pool=0: targets[0].options.pool: want a whole number of at least 1, got 0"},
 	} {
@@ -124,7 +132,8 @@ func TestCheckOptionValues(t *testing.T) {
 
 // TestRunColdstartShort is the spine end to end: the short form of the
 // main scenario writes every file of the run directory and a report with a
-// non-zero joules per request for the wasm target.
+// non-zero joules per request for each Wasm target, cold and snapshot,
+// every request of which paid a start.
 func TestRunColdstartShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole scenario")
@@ -162,9 +171,12 @@ func TestRunColdstartShort(t *testing.T) {
 	var summary struct {
 		Targets []struct {
 			Name   string `json:"name"`
+			Mode   string `json:"mode"`
 			Phases []struct {
-				Phase  string `json:"phase"`
-				Energy []struct {
+				Phase      string `json:"phase"`
+				Successes  int    `json:"successes"`
+				ColdStarts int    `json:"cold_starts"`
+				Energy     []struct {
 					Meter       string `json:"meter"`
 					Estimate    bool   `json:"estimate"`
 					JPerRequest struct {
@@ -178,24 +190,40 @@ func TestRunColdstartShort(t *testing.T) {
 	if err := json.Unmarshal(data, &summary); err != nil {
 		t.Fatalf("summary.json: %v", err)
 	}
-	found := false
-	for _, tg := range summary.Targets {
-		for _, ph := range tg.Phases {
-			for _, e := range ph.Energy {
-				if tg.Name == "wasm" && ph.Phase == "load" && e.Meter != "" {
-					found = true
-					if !(e.JPerRequest.Value > 0) {
-						t.Errorf("wasm joules per request from %s = %v, want > 0", e.Meter, e.JPerRequest.Value)
+	for _, want := range []struct{ name, mode string }{{"wasm", "cold"}, {"wasm-snapshot", "snapshot"}} {
+		found := false
+		for _, tg := range summary.Targets {
+			if tg.Name != want.name {
+				continue
+			}
+			if tg.Mode != want.mode {
+				t.Errorf("%s ran in mode %q, want %q", tg.Name, tg.Mode, want.mode)
+			}
+			for _, ph := range tg.Phases {
+				if ph.Phase != "load" {
+					continue
+				}
+				// A fresh instance per request, whether it starts the
+				// runtime or restores a snapshot: every request says so.
+				if ph.Successes == 0 || ph.ColdStarts < ph.Successes {
+					t.Errorf("%s load: %d cold starts for %d successful requests, want one each", tg.Name, ph.ColdStarts, ph.Successes)
+				}
+				for _, e := range ph.Energy {
+					if e.Meter != "" {
+						found = true
+						if !(e.JPerRequest.Value > 0) {
+							t.Errorf("%s joules per request from %s = %v, want > 0", tg.Name, e.Meter, e.JPerRequest.Value)
+						}
 					}
 				}
 			}
 		}
-	}
-	if !found {
-		t.Errorf("summary.json has no energy figure for wasm's load phase:\n%s", data)
-	}
-	if !strings.Contains(out, "wasm") {
-		t.Errorf("summary table lacks wasm:\n%s", out)
+		if !found {
+			t.Errorf("summary.json has no energy figure for %s's load phase:\n%s", want.name, data)
+		}
+		if !strings.Contains(out, want.name) {
+			t.Errorf("summary table lacks %s:\n%s", want.name, out)
+		}
 	}
 }
 

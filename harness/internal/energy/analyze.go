@@ -141,6 +141,7 @@ func AnalyzeDetail(run *runstore.Run, opt Options) (*Summary, *Detail, error) {
 		maps.Copy(d.Groups, groups)
 	}
 	s.ColdStarts = coldStarts(s.Targets, run.Meta, a.opt)
+	s.StartUpRatios = a.startUpRatios(s.Targets)
 	for _, m := range a.meters {
 		d.Power = append(d.Power, a.power(m))
 	}
@@ -188,7 +189,8 @@ func (a *analysis) method() Method {
 		Marginal:    "least-squares slope of sub-window power on request rate over the target's idle and this phase's sub-windows; its interval from the spread of each repetition's own slope",
 		Interval:    fmt.Sprintf("the repetition is the unit of replication: t interval over the per-repetition values, none with fewer than %d repetitions; sub-windows of a phase are correlated and never feed an interval", a.opt.MinReps),
 		Resolution:  "each meter's declared resolution and accuracy widen every interval: half-width + resolution per request (one counter step, or one power step over the window, divided by the window's requests) + relative error x value (a gain error, the same in every repetition, so added rather than averaged); a figure whose energy per window is smaller than the resolution is reported as below resolution, with no number",
-		ColdStart:   "for targets of the same kind and function run cold and warm: cold minus warm per request, Welch t interval over the two sets of repetitions, widened by both sides' resolution; whole-device uWh per request only where both ran at the same offered rate",
+		ColdStart:   "for targets of the same kind and function run cold (or from a snapshot) and warm: cold minus warm per request, Welch t interval over the two sets of repetitions, widened by both sides' resolution; whole-device uWh per request only where both ran at the same offered rate",
+		StartUp:     "for a function served by a wasm target run cold or from a snapshot and by a target of another kind whose requests each pay a start: the other's median start-up (X-Start-Ns of requests marked X-Cold-Start) over the wasm target's, per repetition; the geometric mean of those ratios with a t interval on their logarithms",
 		Confidence:  a.opt.Confidence,
 		EdgeCut:     a.opt.EdgeCut,
 		SubWindowS:  a.opt.SubWindow.Seconds(),

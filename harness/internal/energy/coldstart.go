@@ -9,10 +9,19 @@ import (
 	"github.com/academemes/harness/targets"
 )
 
-// coldStarts pairs every target run cold with every target of the same
-// kind and function run warm, and for each phase and meter both have,
-// gives cold minus warm energy per request: what a start per request
-// costs.
+// PaysStart reports whether every request to a target in mode pays a
+// start: cold (a fresh instance that starts the function's language
+// runtime) and snapshot (a fresh instance restored from a snapshot taken
+// after one initialisation at deploy). Prewarmed makes its fresh
+// instances ahead of the requests, and warm keeps them.
+func PaysStart(mode string) bool {
+	return mode == string(targets.Cold) || mode == string(targets.Snapshot)
+}
+
+// coldStarts pairs every target whose requests each pay a start (run cold
+// or from a snapshot) with every target of the same kind and function run
+// warm, and for each phase and meter both have, gives that target's minus
+// the warm one's energy per request: what a start per request costs.
 func coldStarts(ts []TargetSummary, meta runstore.Meta, opt Options) []ColdStartEnergy {
 	function := map[string]string{}
 	for _, t := range meta.Targets {
@@ -24,7 +33,7 @@ func coldStarts(ts []TargetSummary, meta runstore.Meta, opt Options) []ColdStart
 	}
 	var out []ColdStartEnergy
 	for _, c := range ts {
-		if c.Skipped || c.Mode != string(targets.Cold) {
+		if c.Skipped || !PaysStart(c.Mode) {
 			continue
 		}
 		for _, w := range ts {
@@ -43,7 +52,7 @@ func coldStarts(ts []TargetSummary, meta runstore.Meta, opt Options) []ColdStart
 						continue
 					}
 					cs := coldMinusWarm(ce, *we, relErr[ce.Meter], sameRate, opt)
-					cs.Function, cs.Cold, cs.Warm, cs.Phase = function[c.Name], c.Name, w.Name, cp.Phase
+					cs.Function, cs.Cold, cs.Mode, cs.Warm, cs.Phase = function[c.Name], c.Name, c.Mode, w.Name, cp.Phase
 					out = append(out, cs)
 				}
 			}

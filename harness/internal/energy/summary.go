@@ -65,9 +65,15 @@ type Summary struct {
 	Method  Method          `json:"method"`
 	Meters  []MeterSummary  `json:"meters"`
 	Targets []TargetSummary `json:"targets"`
-	// ColdStarts is, for targets run both cold and warm (same kind and
-	// function), what a cold request costs beyond a warm one.
+	// ColdStarts is, for targets run both cold (or from a snapshot) and
+	// warm (same kind and function), what a request that pays a start
+	// costs beyond a warm one.
 	ColdStarts []ColdStartEnergy `json:"cold_start_energy,omitempty"`
+	// StartUpRatios is, for a function served by a Wasm target and by a
+	// target of another kind whose requests each pay a start, how many
+	// times longer the other's start-up is: one per pair, so that with a
+	// cold and a snapshot Wasm target each says which it divides by.
+	StartUpRatios []StartUpRatio `json:"start_up_ratios,omitempty"`
 	// Validity is run.json's: whether the run's numbers can be trusted.
 	// Nil where the run did not record it.
 	Validity *runstore.Validity `json:"validity,omitempty"`
@@ -80,10 +86,13 @@ type Summary struct {
 
 // ColdStartEnergy is cold minus warm energy per request for one function
 // on one kind of platform, in one phase, on one meter: what starting an
-// instance for every request costs.
+// instance for every request costs. The cold side is a target run cold
+// or from a snapshot (Mode says which).
 type ColdStartEnergy struct {
 	Function string `json:"function"`
 	Cold     string `json:"cold"` // target names
+	// Mode is the cold side's: "cold" or "snapshot".
+	Mode     string `json:"mode"`
 	Warm     string `json:"warm"`
 	Phase    string `json:"phase"`
 	Meter    string `json:"meter"`
@@ -98,6 +107,30 @@ type ColdStartEnergy struct {
 	UWhPerRequest Interval `json:"uwh_per_request"`
 }
 
+// StartUpRatio is how many times longer one target's start-up (the
+// X-Start-Ns part of its requests' latency) is than a Wasm target's, for
+// the function both serve, in one phase: the docker-node/wasm start-up
+// ratio. Each side is named with its mode, as a run may hold a cold and
+// a snapshot Wasm target, whose start-ups differ by what they include.
+type StartUpRatio struct {
+	Function string `json:"function"`
+	Phase    string `json:"phase"`
+	// Target is the numerator: a target of another kind than wasm
+	// (docker-node, openfaas) whose requests each pay a start.
+	Target     string `json:"target"`
+	TargetKind string `json:"target_kind"`
+	TargetMode string `json:"target_mode"`
+	// Wasm is the denominator: a wasm target run cold or from a
+	// snapshot.
+	Wasm     string `json:"wasm"`
+	WasmMode string `json:"wasm_mode"`
+	// Ratio is the geometric mean of the per-repetition ratios of the two
+	// targets' median start-ups, with a t interval on their logarithms
+	// (the two share each repetition's machine state, so the ratios are
+	// paired); no interval with fewer than the minimum repetitions.
+	Ratio Interval `json:"ratio"`
+}
+
 // Method is the analysis's parameters, stated so a reader can redo it.
 type Method struct {
 	Energy      string  `json:"energy"`
@@ -109,6 +142,7 @@ type Method struct {
 	Interval    string  `json:"interval"`
 	Resolution  string  `json:"resolution"`
 	ColdStart   string  `json:"cold_start"`
+	StartUp     string  `json:"start_up_ratio"`
 	Confidence  float64 `json:"confidence"`
 	EdgeCut     float64 `json:"edge_cut_fraction"`
 	SubWindowS  float64 `json:"sub_window_s"`

@@ -307,8 +307,13 @@ func TestColdStartEnergy(t *testing.T) {
 		interval bool
 		uwh      bool
 		reason   string
+		mode     string // the cold side's, where there is a pair
 	}{
-		{"cold and warm", 5, func(*runstore.Run) {}, 1, true, true, ""},
+		{"cold and warm", 5, func(*runstore.Run) {}, 1, true, true, "", "cold"},
+		// A snapshot pays a start on every request too: restoring the
+		// instance, without initialising the runtime.
+		{"snapshot and warm", 5, func(r *runstore.Run) { r.Meta.Targets[0].Mode = string(targets.Snapshot) }, 1, true, true, "", "snapshot"},
+		{"prewarmed and warm", 5, func(r *runstore.Run) { r.Meta.Targets[0].Mode = string(targets.Prewarmed) }, 0, false, false, "", ""},
 		{"different offered rates", 5, func(r *runstore.Run) {
 			for i := range r.Meta.Phases {
 				if r.Meta.Phases[i].Target == "wasm-warm" {
@@ -317,10 +322,10 @@ func TestColdStartEnergy(t *testing.T) {
 					}
 				}
 			}
-		}, 1, true, false, "different offered rates"},
-		{"two repetitions", 2, func(*runstore.Run) {}, 1, false, false, "fewer than 3 repetitions"},
-		{"different functions", 5, func(r *runstore.Run) { r.Meta.Targets[1].Function = "echo" }, 0, false, false, ""},
-		{"different kinds", 5, func(r *runstore.Run) { r.Meta.Targets[1].Kind = "docker-node" }, 0, false, false, ""},
+		}, 1, true, false, "different offered rates", "cold"},
+		{"two repetitions", 2, func(*runstore.Run) {}, 1, false, false, "fewer than 3 repetitions", "cold"},
+		{"different functions", 5, func(r *runstore.Run) { r.Meta.Targets[1].Function = "echo" }, 0, false, false, "", ""},
+		{"different kinds", 5, func(r *runstore.Run) { r.Meta.Targets[1].Kind = "docker-node" }, 0, false, false, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,7 +342,7 @@ func TestColdStartEnergy(t *testing.T) {
 				return
 			}
 			cs := s.ColdStarts[0]
-			if cs.Cold != "wasm-cold" || cs.Warm != "wasm-warm" || cs.Phase != "load" || cs.Meter != "c" || cs.Function != "memes" || cs.Estimate {
+			if cs.Cold != "wasm-cold" || cs.Mode != tc.mode || cs.Warm != "wasm-warm" || cs.Phase != "load" || cs.Meter != "c" || cs.Function != "memes" || cs.Estimate {
 				t.Errorf("pair %+v", cs)
 			}
 			want := truth.JPerRequest["wasm-cold"] - truth.JPerRequest["wasm-warm"]

@@ -45,6 +45,8 @@ var funcs = template.FuncMap{
 	"grams2":    fmtGInterval2,
 	"intensity": fmtIntensity,
 	"embodied":  embodiedText,
+	"coldmode":  coldMode,
+	"startup":   startUpText,
 }
 
 // swatch is a legend key drawn with CSS (not SVG, so that the page's only
@@ -253,7 +255,9 @@ func fmtPct(f energy.Float) string {
 // row per target, measured phase and meter, dynamic energy first, with
 // failed requests and whether the validity checks passed for the phase.
 // Estimates say so in the meter column and in a note under the table;
-// an invalid run says so under it, naming each problem.
+// under it come what starts cost (cold-start energy, start-up ratios, and
+// what the Wasm modes mean where a Wasm target starts per request), and
+// an invalid run says so, naming each problem.
 func PrintSummary(w io.Writer, s *energy.Summary) {
 	v := validity{Valid: true}
 	if s.Validity != nil {
@@ -312,9 +316,7 @@ func PrintSummary(w io.Writer, s *energy.Summary) {
 	if estimate {
 		fmt.Fprintln(w, "Figures from a meter marked (estimate) come from a model of power, not from a measurement.")
 	}
-	for _, c := range s.ColdStarts {
-		fmt.Fprintf(w, "Cold start of %s (%s %s, %s): %s per request more than warm (%s), %s\n", c.Function, c.Cold, c.Phase, c.Meter, fmtInterval(c.DynamicJPerRequest), c.Warm, fmtUWh(c.DynamicJPerRequest.Value))
-	}
+	printStartUps(w, s)
 	printCarbon(w, s)
 	switch {
 	case !v.Known:

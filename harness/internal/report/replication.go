@@ -20,6 +20,7 @@ import (
 
 	"github.com/academemes/harness/harness/internal/energy"
 	"github.com/academemes/harness/harness/internal/runstore"
+	"github.com/academemes/harness/targets"
 )
 
 //go:embed replication/study.json
@@ -215,9 +216,17 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 	rp := &Replication{RunID: sum.RunID, Study: st.Title, Source: st.Source, Machine: ourMachine(run.Meta.Host)}
 	ourRow := "ours: " + run.Meta.Host.Hostname
 	var wasm, docker side
+	var snapshots []string
 	dockerMethods := map[string]bool{}
 	for _, t := range run.Meta.Targets {
-		if t.Skipped || t.Mode != "cold" {
+		if !t.Skipped && t.Kind == "wasm" && t.Mode == string(targets.Snapshot) {
+			snapshots = append(snapshots, t.Name)
+		}
+		// The study started a fresh instance with its runtime on every
+		// request: its Wasm side is the cold targets. A snapshot target
+		// does not initialise the runtime per request, so its start-up is
+		// not the study's; the start-up ratios give its own.
+		if t.Skipped || t.Mode != string(targets.Cold) {
 			continue
 		}
 		switch t.Kind {
@@ -238,6 +247,10 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 	if rp.Docker == "" {
 		rp.Docker = "none ran"
 		rp.Notes = append(rp.Notes, "No docker-node target ran cold (is the Docker Engine there?): the Docker side has no figures.")
+	}
+	if len(snapshots) > 0 {
+		rp.Notes = append(rp.Notes, fmt.Sprintf("Not on the Wasm side: %s (snapshot). The study initialised the language runtime on every request, as cold does; "+
+			"a snapshot initialises it once at deploy. Its own Docker/Wasm start-up ratio is among the start-up ratios.", strings.Join(snapshots, ", ")))
 	}
 	meter := primaryMeter(sum)
 	for _, m := range sum.Meters {

@@ -20,7 +20,8 @@ import (
 // nebulaRun writes a synthetic run of the study's scenario: a Rust Wasm
 // target and a docker-node one (stdin method) run cold, sequentially, two
 // inputs, with known start-ups and energies, and returns its directory.
-func nebulaRun(t testing.TB, dir string, reps int) string {
+// Extra targets serve the same function with the Rust build.
+func nebulaRun(t testing.TB, dir string, reps int, extra ...synth.Target) string {
 	t.Helper()
 	cfg := synth.Config{
 		Seed: 5, Name: "nebula", Reps: reps, Start: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC),
@@ -33,8 +34,11 @@ func nebulaRun(t testing.TB, dir string, reps int) string {
 		},
 		Meters: []synth.Meter{{Name: "rapl", Kind: meters.Measured, RateHz: 20, Joules: true, Channels: 1}},
 	}
+	cfg.Targets = append(cfg.Targets, extra...)
 	run, _ := synth.Generate(cfg)
-	run.Meta.Targets[0].Function, run.Meta.Targets[0].Variant, run.Meta.Targets[0].Language = "fibonacci", "rust", "Rust"
+	for i := range run.Meta.Targets {
+		run.Meta.Targets[i].Function, run.Meta.Targets[i].Variant, run.Meta.Targets[i].Language = "fibonacci", "rust", "Rust"
+	}
 	run.Meta.Targets[1].Function, run.Meta.Targets[1].Variant, run.Meta.Targets[1].Language = "fibonacci", "node", "JavaScript"
 	run.Meta.Targets[1].Report = map[string]any{"cold_start_method": "stdin"}
 	rd := filepath.Join(dir, "runs", run.Meta.ID)
@@ -165,6 +169,64 @@ func TestReplicate(t *testing.T) {
 	run.Meta.Scenario = "coldstart"
 	if Replicate(run, sum) != nil {
 		t.Error("a Replication section for a run of another scenario")
+	}
+}
+
+// TestReplicationSnapshot: the study initialised the runtime on every
+// request, so its Wasm side is our cold Wasm targets; a snapshot target
+// stays out of it, and the section says so and where its own start-up
+// ratio is.
+func TestReplicationSnapshot(t *testing.T) {
+	snap := synth.Target{Name: "rust-fibonacci-snapshot", Kind: "wasm", Mode: targets.Snapshot, JPerRequest: 0.005, EnergyCV: 0.1, LatencyMs: 1, LatencyCV: 0.2, ColdFraction: 1, StartUpMs: 0.05}
+	tests := []struct {
+		name     string
+		extra    []synth.Target
+		change   func(*runstore.Run)
+		wasm     string   // the Wasm side
+		wasmMs   float64  // our Wasm cold start; 0: none
+		snapNote string   // the note on snapshot targets; "": none
+		notes    []string // other notes wanted
+	}{
+		{"cold only", nil, nil, "rust-fibonacci (rust, Rust)", 0.5, "", nil},
+		{"cold and snapshot", []synth.Target{snap}, nil, "rust-fibonacci (rust, Rust)", 0.5, "Not on the Wasm side: rust-fibonacci-snapshot (snapshot)", nil},
+		{"snapshot only", nil, func(r *runstore.Run) { r.Meta.Targets[0].Mode = string(targets.Snapshot) }, "none ran", 0,
+			"Not on the Wasm side: rust-fibonacci (snapshot)", []string{"No Wasm target ran cold"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			run, err := runstore.Load(nebulaRun(t, t.TempDir(), 3, tc.extra...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.change != nil {
+				tc.change(run)
+			}
+			sum, err := energy.Analyze(run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := Replicate(run, sum)
+			if rp.Wasm != tc.wasm {
+				t.Errorf("Wasm side %q, want %q", rp.Wasm, tc.wasm)
+			}
+			for _, r := range rp.Rows {
+				if !r.Ours || r.Metric != "cold_start" {
+					continue
+				}
+				if tc.wasmMs == 0 && r.Wasm.Value.OK() || tc.wasmMs > 0 && !within(r.Wasm.Value, tc.wasmMs, 0.25) {
+					t.Errorf("our Wasm cold start %v ms, want %v (0: none)", r.Wasm.Value, tc.wasmMs)
+				}
+			}
+			notes := strings.Join(rp.Notes, " ")
+			if (tc.snapNote == "") != !strings.Contains(notes, "Not on the Wasm side") || !strings.Contains(notes, tc.snapNote) {
+				t.Errorf("notes %q, want %q", notes, tc.snapNote)
+			}
+			for _, want := range tc.notes {
+				if !strings.Contains(notes, want) {
+					t.Errorf("notes %q lack %q", notes, want)
+				}
+			}
+		})
 	}
 }
 

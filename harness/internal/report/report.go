@@ -98,6 +98,12 @@ type runPage struct {
 	Validity validity
 	// ColdStarts is the cold-start energy table.
 	ColdStarts []coldStartRow
+	// StartUps is the start-up ratio table: one row per pair of a target
+	// of another kind and a Wasm target, each named with its mode.
+	StartUps []startUpRow
+	// WasmModes says what the Wasm modes that start per request mean,
+	// where the run has one; "" otherwise.
+	WasmModes string
 	// Carbon is the carbon tables, one per meter; none without a carbon:
 	// block, and NoCarbon then says how to add one.
 	Carbon   []carbonTable
@@ -136,6 +142,8 @@ func RenderRun(run *runstore.Run, sum *energy.Summary, det *energy.Detail, repor
 		Functions:  functionTables(run, sum, v),
 		Validity:   v,
 		ColdStarts: coldStartRows(sum),
+		StartUps:   startUpRows(sum),
+		WasmModes:  wasmModesNote(sum),
 		Carbon:     carbonTables(sum, v),
 		NoCarbon:   NoCarbon,
 		CPUShares:  cpuShareTables(sum, v),
