@@ -9,12 +9,12 @@ import (
 	"github.com/academemes/harness/targets"
 )
 
-// WasmModes is what tells Purify's two modes that give every request a
-// fresh instance apart. Their start-up and energy figures differ by what
+// WasmModes is what tells apart Purify's two modes that start every
+// request from pristine state. Their start-up and energy figures differ by what
 // the start includes, so a run with either says it beside its figures.
 const WasmModes = "cold: the function's language runtime is initialised on every request; " +
 	"snapshot: initialised once at deploy and restored from a snapshot on every request; " +
-	"both give every request a fresh instance."
+	"both start every request from a pristine instance (no state passes from one request to the next)."
 
 // wasmModesNote is WasmModes where the run has a wasm target that ran
 // cold or from a snapshot, and "" where it has none.
