@@ -19,6 +19,7 @@ func TestModes(t *testing.T) {
 		{"go cold", "fibonacci", targets.Cold, nil, "1", "1"},
 		{"go prewarmed", "fibonacci", targets.Prewarmed, nil, "0", "0"},
 		{"go warm", "fibonacci", targets.Warm, nil, "0", "0"},
+		{"go snapshot", "fibonacci", targets.Snapshot, nil, "1", "1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tg := startTarget(t, c.function, c.mode, c.opts)

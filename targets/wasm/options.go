@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 
+	"github.com/academemes/harness/targets"
 	"github.com/academemes/harness/targets/option"
 )
 
@@ -42,12 +43,16 @@ func (o *options) fields() option.List {
 	}
 }
 
-// parseOptions decodes a scenario's options and reports every problem at
-// once, one *option.Error per key: the kind's Check. The decoded config
-// then meets the checks a deploy makes (ranges the option types cannot
-// say, such as a duration's upper bound, and cache with impure).
-func parseOptions(m map[string]any) (options, error) {
+// parseOptions decodes the options of a target in mode and reports every
+// problem at once, one *option.Error per key: the kind's Check. The
+// decoded config then meets the checks a deploy makes (ranges the option
+// types cannot say, such as a duration's upper bound, cache with impure,
+// restore without snapshot).
+func parseOptions(m map[string]any, mode targets.Mode) (options, error) {
 	var o options
 	err := o.fields().Decode(m)
+	if mode.Valid() { // an invalid one is the scenario's error, not an option's
+		o.Config.Mode = mode
+	}
 	return o, errors.Join(err, o.Config.Validate())
 }

@@ -14,7 +14,7 @@ func TestParseOptions(t *testing.T) {
 		check   func(o options) bool
 		wantErr string
 	}{
-		{"nothing: the defaults apply later", nil, func(o options) bool { return o.Config == FunctionConfig{} && o.Remote == nil }, ""},
+		{"nothing: the defaults apply later", nil, func(o options) bool { return o.Config == FunctionConfig{Mode: targets.Cold} && o.Remote == nil }, ""},
 		{"every option", map[string]any{"variant": "small", "remote": "http://127.0.0.1:8088/", "token": "t", "impure": true,
 			"cache_bytes": "1m", "memory_pages": 16, "timeout": "2s", "concurrency": 2, "pool": 3, "idle_timeout": "-1s",
 			"no_interrupt": true, "cache_dir": "memory"},
@@ -27,6 +27,8 @@ func TestParseOptions(t *testing.T) {
 		{"a word for a count", map[string]any{"concurrency": "lots"}, nil, `option concurrency: want a whole number of at least 1, got "lots"`},
 		{"a bare number for a duration", map[string]any{"timeout": 5}, nil, "option timeout: want a duration like 30s, got 5"},
 		{"too much memory", map[string]any{"memory_pages": 65537}, nil, "option memory_pages: want a whole number from 1 to 65536, got 65537"},
+		{"restore outside snapshot mode", map[string]any{"restore": "cow"}, nil, "option restore: only mode snapshot restores from a snapshot (mode is cold)"},
+		{"a restore that is not one", map[string]any{"restore": "fork"}, nil, `option restore: want one of reset, cow, segments, got "fork"`},
 		{"a cache of an impure function", map[string]any{"cache": true, "impure": true}, nil, "option cache: only pure functions can be cached (impure is set)"},
 		{"every problem, in key order", map[string]any{"pool": 0, "concurrency": -1, "remote": "nowhere"}, nil,
 			"option concurrency: want a whole number of at least 1, got -1\n" +
@@ -35,7 +37,7 @@ func TestParseOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseOptions(tc.in)
+			o, err := parseOptions(tc.in, targets.Cold)
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("parseOptions(%v) error = %v, want %q", tc.in, err, tc.wantErr)

@@ -27,12 +27,12 @@ func init() {
 		Options: new(options).fields().Docs(),
 		New:     newTarget,
 		Check: func(spec targets.Spec) error {
-			_, err := parseOptions(spec.Options)
+			_, err := parseOptions(spec.Options, cmp.Or(spec.Mode, targets.Cold))
 			return err
 		},
 		// A remote `harness serve` runs the function on its machine.
 		Host: func(spec targets.Spec) string {
-			if o, err := parseOptions(spec.Options); err == nil && o.Remote != nil {
+			if o, err := parseOptions(spec.Options, cmp.Or(spec.Mode, targets.Cold)); err == nil && o.Remote != nil {
 				return o.Remote.Hostname()
 			}
 			return ""
@@ -66,7 +66,7 @@ var (
 )
 
 func newTarget(spec targets.Spec) (targets.Target, error) {
-	o, err := parseOptions(spec.Options)
+	o, err := parseOptions(spec.Options, cmp.Or(spec.Mode, targets.Cold))
 	errs := []error{err}
 	mode := cmp.Or(spec.Mode, targets.Cold)
 	if !mode.Valid() {

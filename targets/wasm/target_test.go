@@ -143,3 +143,31 @@ func TestTargetCompilationCacheOnDisk(t *testing.T) {
 		start(t, map[string]any{})
 	})
 }
+
+// TestTargetSnapshot: a scenario's wasm target in snapshot mode serves the
+// Go memes reactor from its snapshot, every response a start, and its
+// report (run.json) says how instances were restored.
+func TestTargetSnapshot(t *testing.T) {
+	tg := startTarget(t, "memes", targets.Snapshot, map[string]any{"restore": "segments", "cache_dir": "memory"})
+	if info := tg.Info(); info.Variant != "reactor" || info.Mode != targets.Snapshot {
+		t.Errorf("info = %+v, want the reactor build in snapshot mode", info)
+	}
+	for i := range 3 {
+		resp, body := do(t, http.MethodPost, tg.URL().String(), `{"id": 3}`, "Content-Type", "application/json")
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, `{"id":3,"caption":"The deadline is in six hours`) {
+			t.Fatalf("request %d: %d %.100q", i, resp.StatusCode, body)
+		}
+		if resp.Header.Get(targets.HeaderColdStart) != "1" || resp.Header.Get(targets.HeaderStartNs) == "" {
+			t.Errorf("request %d: %s=%q %s=%q, want a start", i, targets.HeaderColdStart, resp.Header.Get(targets.HeaderColdStart),
+				targets.HeaderStartNs, resp.Header.Get(targets.HeaderStartNs))
+		}
+	}
+	rep := tg.(targets.Reporter).Report()
+	s, ok := rep["snapshot"].(*SnapshotInfo)
+	if !ok || s.Restore != RestoreSegments || !s.Initialized || s.Globals == 0 {
+		t.Fatalf("report snapshot = %#v, want restore segments after _initialize", rep["snapshot"])
+	}
+	if _, err := targets.New(targets.Spec{Name: "w", Kind: "wasm", Function: "memes", Mode: targets.Cold, Options: map[string]any{"restore": "cow"}}); err == nil || !strings.Contains(err.Error(), "only mode snapshot") {
+		t.Errorf("restore in cold mode: %v, want refused", err)
+	}
+}
