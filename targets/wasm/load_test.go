@@ -44,7 +44,7 @@ func TestLoadFS(t *testing.T) {
 			map[string]targets.Mode{"echo": targets.Prewarmed, "echo-small": targets.Prewarmed, "echo-fast": targets.Prewarmed}, nil, "", "", "skipping"},
 		{"a bad config skips the function and its variants",
 			fstest.MapFS{"echo/echo.wasm": echo, "echo/echo-small.wasm": echo, "echo/purify.json": text(`{"mode":"hot"}`), "other/other.wasm": echo},
-			map[string]targets.Mode{"other": targets.Cold}, nil, `echo: function config: option mode: want cold, prewarmed or warm, got "hot"`, "skipping echo and its variants", ""},
+			map[string]targets.Mode{"other": targets.Cold}, nil, `echo: function config: option mode: want cold, prewarmed, snapshot or warm, got "hot"`, "skipping echo and its variants", ""},
 		{"a config where configs were read once is named in the log",
 			fstest.MapFS{"echo/echo.wasm": echo, "echo/echo.json": text(`{"mode":"warm"}`)},
 			map[string]targets.Mode{"echo": targets.Cold}, nil, "", "echo/echo.json looks like a function config, which is read from echo/purify.json now", ""},

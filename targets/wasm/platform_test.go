@@ -150,7 +150,7 @@ func TestDeployRefusesBadModules(t *testing.T) {
 		{"empty", nil, FunctionConfig{}, "bad module"},
 		{"truncated", module(t, "echo")[:40], FunctionConfig{}, "bad module"},
 		{"warm without handler", module(t, "trap"), FunctionConfig{Mode: targets.Warm}, "purify_handle"},
-		{"bad mode", module(t, "echo"), FunctionConfig{Mode: "lukewarm"}, "cold, prewarmed or warm"},
+		{"bad mode", module(t, "echo"), FunctionConfig{Mode: "lukewarm"}, "cold, prewarmed, snapshot or warm"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := p.Deploy(ctx, "x", c.mod, c.cfg)
