@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/academemes/harness/functions"
 	"github.com/academemes/harness/targets"
 )
 
@@ -229,5 +230,41 @@ func TestSnapshotWarmup(t *testing.T) {
 	}
 	if w := mustFunction(t, p, "c").Snapshot.Warmup; w != "{}" {
 		t.Errorf("snapshot warmup = %q, want {}", w)
+	}
+}
+
+// TestSnapshotDefaultRestore: on Linux every build here is reset in place
+// by default; a module whose code writes its table is not, and says why.
+func TestSnapshotDefaultRestore(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reset in place and copy-on-write need Linux; elsewhere snapshot mode restores from data segments")
+	}
+	p, _, _ := newTestPlatform(t, Options{Interpreter: true})
+	ctx := context.Background()
+	mods := map[string][]byte{"counter": module(t, "counter")}
+	for _, v := range []string{functions.Reactor, "small", "rust"} {
+		b, err := functions.Module(functions.FS(), "memes", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mods["memes-"+v] = b
+	}
+	for name, b := range mods {
+		if err := p.Deploy(ctx, name, b, FunctionConfig{Mode: targets.Snapshot}); err != nil {
+			t.Fatal(err)
+		}
+		if s := mustFunction(t, p, name).Snapshot; s.Restore != RestoreReset || s.NotReset != "" {
+			t.Errorf("%s: restore %s (%s), want reset", name, s.Restore, s.NotReset)
+		}
+	}
+	if err := p.Deploy(ctx, "table", module(t, "snaptable"), FunctionConfig{Mode: targets.Snapshot}); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustFunction(t, p, "table").Snapshot; s.Restore != RestoreCOW || !strings.Contains(s.NotReset, "table.set in function 1") {
+		t.Errorf("table-writing module: restore %s (%q), want cow because of its table.set", s.Restore, s.NotReset)
+	}
+	err := p.Deploy(ctx, "table2", module(t, "snaptable"), FunctionConfig{Mode: targets.Snapshot, Restore: RestoreReset})
+	if err == nil || !strings.Contains(err.Error(), "restore reset: the code may change state a reset does not restore: table.set") {
+		t.Errorf("restore reset of a table-writing module: %v, want refused", err)
 	}
 }
