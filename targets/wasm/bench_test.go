@@ -3,6 +3,7 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -115,12 +116,14 @@ func setupBench(b *testing.B) (*Platform, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	logRestores.Do(func() {
+	printRestores.Do(func() {
 		// The default restore depends on the module and the machine: say
-		// which one the "snapshot" figures are.
+		// which one the "snapshot" figures are, as configuration lines
+		// of the benchmark format ("restore-go-snapshot: reset"), which
+		// bench.sh's JSON keeps.
 		for _, fi := range p.Functions() {
 			if s := fi.Snapshot; s != nil {
-				b.Logf("%s: restored by %s%s", fi.Name, s.Restore, notReset(s.NotReset))
+				fmt.Printf("restore-%s: %s%s\n", fi.Name, s.Restore, notReset(s.NotReset))
 			}
 		}
 	})
@@ -129,7 +132,7 @@ func setupBench(b *testing.B) (*Platform, string) {
 	return p, srv.URL
 }
 
-var logRestores sync.Once
+var printRestores sync.Once
 
 const benchBody = `{"id": 7}`
 

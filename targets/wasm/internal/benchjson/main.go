@@ -157,7 +157,7 @@ var modeMeanings = map[string]string{
 	"warm":              "one instance serves many requests through its purify_handle (Go: the reactor build)",
 	"warm-trusted":      "warm with no_interrupt: what interruptibility costs",
 	"cold-cached":       "cold with the response cache on; every request repeats one input, so all but the first are hits",
-	"snapshot":          "snapshot mode, default restore: each request starts from the memory and globals taken after _initialize ran once at deploy, restored the cheapest way that works (a reset in place where allowed; the log line 'restored by' says which)",
+	"snapshot":          "snapshot mode, default restore: each request starts from the memory and globals taken after _initialize ran once at deploy, restored the cheapest way that works (a reset in place where allowed; the configuration line restore-MODULE-snapshot says which)",
 	"snapshot-cow":      "snapshot mode, restore cow: a fresh instance whose memory maps the snapshot copy-on-write",
 	"snapshot-segments": "snapshot mode, restore segments: a fresh instance of a module whose data segments are the snapshot",
 	"snapshot-warmup":   "snapshot mode, default restore, of a snapshot taken after one warm-up request ({\"id\": 1})",

@@ -10,7 +10,8 @@ import (
 
 // benchOutput is go test -bench output with two runs of each benchmark
 // (-count 2), a line benchfmt cannot read, and a benchmark log line.
-const benchOutput = `goos: linux
+const benchOutput = `restore-go-snapshot: reset
+goos: linux
 goarch: amd64
 pkg: github.com/academemes/harness/targets/wasm
 cpu: Test CPU
@@ -37,14 +38,14 @@ func TestRun(t *testing.T) {
 	if rc := run(strings.NewReader(benchOutput), &out, &errOut, now); rc != 0 {
 		t.Fatalf("run = %d, stderr %s", rc, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "stdin:18") {
+	if !strings.Contains(errOut.String(), "stdin:19") {
 		t.Errorf("stderr %q does not report the line it could not read", errOut.String())
 	}
 	var d doc
 	if err := json.Unmarshal(out.Bytes(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Generated != "2026-01-02T03:04:05Z" || d.Config["cpu"] != "Test CPU" {
+	if d.Generated != "2026-01-02T03:04:05Z" || d.Config["cpu"] != "Test CPU" || d.Config["restore-go-snapshot"] != "reset" {
 		t.Errorf("generated %q, config %v", d.Generated, d.Config)
 	}
 	byName := map[string]result{}
