@@ -36,10 +36,12 @@ check:
 	@git diff --quiet || { echo "the tree differs from the last commit after the checks"; git diff --stat; exit 1; }
 
 # Benchmarks; figures go to bench/ (bench.txt, bench.json, purify.json).
+# BENCHTIME (default 1s) and BENCHCOUNT (runs of Purify's, default 1; take
+# 3 or more on a shared machine) tune them: make bench BENCHCOUNT=3.
 bench:
 	@mkdir -p bench
 	bash scripts/bench.sh bench
-	bash targets/wasm/bench.sh bench/purify.json
+	bash targets/wasm/bench.sh bench/purify.json "$${BENCHTIME:-1s}" "$${BENCHCOUNT:-1}"
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
