@@ -40,7 +40,7 @@ func (a *analysis) startUpRatios(ts []TargetSummary) []StartUpRatio {
 					Function: function[o.Name], Phase: op.Phase,
 					Target: o.Name, TargetKind: o.Kind, TargetMode: o.Mode,
 					Wasm: w.Name, WasmMode: w.Mode,
-					Ratio: pairedRatio(a.startUpByRep(o.Name, op.Phase), a.startUpByRep(w.Name, op.Phase), a.opt),
+					Ratio: PairedRatio(a.startUpByRep(o.Name, op.Phase), a.startUpByRep(w.Name, op.Phase), a.opt),
 				})
 			}
 		}
@@ -71,10 +71,11 @@ func (a *analysis) startUpByRep(target, phase string) map[int]float64 {
 	return out
 }
 
-// pairedRatio is num/den from the repetitions in which both have a
+// PairedRatio is num/den from the repetitions in which both have a
 // positive value: the geometric mean of the per-repetition ratios, with a
-// t interval on their logarithms from opt.MinReps repetitions on.
-func pairedRatio(num, den map[int]float64, opt Options) Interval {
+// t interval on their logarithms from opt.MinReps repetitions on (the two
+// sides share each repetition's machine state, so the ratios are paired).
+func PairedRatio(num, den map[int]float64, opt Options) Interval {
 	var logs []float64
 	for _, rep := range slices.Sorted(maps.Keys(num)) {
 		n, d := num[rep], den[rep]
@@ -83,13 +84,13 @@ func pairedRatio(num, den map[int]float64, opt Options) Interval {
 		}
 	}
 	if len(logs) == 0 {
-		return Interval{Value: nan, Lo: nan, Hi: nan, Method: "none", Reason: "no repetition has start-ups on both sides"}
+		return Interval{Value: nan, Lo: nan, Hi: nan, Method: "none", Reason: "no repetition has both sides positive"}
 	}
 	if len(logs) < opt.MinReps {
 		return Interval{Value: Float(math.Exp(Mean(logs))), Lo: nan, Hi: nan, N: len(logs), Method: "none",
-			Reason: fmt.Sprintf("%d repetition(s) with start-ups on both sides: no interval", len(logs))}
+			Reason: fmt.Sprintf("%d repetition(s) with both sides positive: no interval", len(logs))}
 	}
 	m, lo, hi := TInterval(logs, opt.Confidence)
 	return Interval{Value: Float(math.Exp(m)), Lo: Float(math.Exp(lo)), Hi: Float(math.Exp(hi)), N: len(logs),
-		Method: fmt.Sprintf("geometric mean of %d per-repetition ratios of median start-ups, t interval on their logarithms", len(logs))}
+		Method: fmt.Sprintf("geometric mean of %d per-repetition ratios, t interval on their logarithms", len(logs))}
 }

@@ -112,11 +112,11 @@ func TestPairedRatio(t *testing.T) {
 		{"paired by repetition", map[int]float64{1: 100, 2: 200, 3: 400}, map[int]float64{1: 1, 2: 2, 3: 4}, 100, 3, ""},
 		{"a repetition missing on one side", map[int]float64{1: 100, 2: 200, 3: 400, 4: 9}, map[int]float64{1: 1, 2: 2, 3: 4}, 100, 3, ""},
 		{"a zero is no denominator", map[int]float64{1: 100, 2: 200, 3: 400}, map[int]float64{1: 1, 2: 0, 3: 4}, 100, 2, "no interval"},
-		{"nothing paired", map[int]float64{1: 100}, map[int]float64{2: 1}, 0, 0, "no repetition has start-ups on both sides"},
+		{"nothing paired", map[int]float64{1: 100}, map[int]float64{2: 1}, 0, 0, "no repetition has both sides positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			iv := pairedRatio(tc.num, tc.den, opt)
+			iv := PairedRatio(tc.num, tc.den, opt)
 			if tc.n == 0 {
 				if iv.Value.OK() || !strings.Contains(iv.Reason, tc.reason) {
 					t.Errorf("%+v, want no value saying %q", iv, tc.reason)

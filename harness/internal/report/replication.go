@@ -276,7 +276,7 @@ func replicate(st *Study, run *runstore.Run, sum *energy.Summary) *Replication {
 		} else {
 			d, w := perRep(m.ID, run, sum, meter, &docker), perRep(m.ID, run, sum, meter, &wasm)
 			row.Docker, row.Wasm = repInterval(d), repInterval(w)
-			row.Ratio = ratioPerRep(d, w)
+			row.Ratio = energy.PairedRatio(d, w, energy.DefaultOptions())
 			row.Device = noFigure("")
 		}
 		ours[m.ID] = row
@@ -496,30 +496,6 @@ func repInterval(byRep map[int]float64) energy.Interval {
 		Method: fmt.Sprintf("t over %d repetitions", len(vs))}
 }
 
-// ratioPerRep is docker/wasm from the repetitions in which both have a
-// positive value: the geometric mean of the per-repetition ratios, with a
-// t interval on their logarithms (the two sides share each repetition's
-// machine state, so the ratios are paired).
-func ratioPerRep(docker, wasm map[int]float64) energy.Interval {
-	var logs []float64
-	for _, rep := range slices.Sorted(maps.Keys(docker)) {
-		d, w := docker[rep], wasm[rep]
-		if d > 0 && w > 0 && !math.IsInf(d, 0) && !math.IsInf(w, 0) {
-			logs = append(logs, math.Log(d/w))
-		}
-	}
-	if len(logs) == 0 {
-		return noFigure("no repetition has both sides positive")
-	}
-	nan := energy.Float(math.NaN())
-	if len(logs) < energy.DefaultOptions().MinReps {
-		return energy.Interval{Value: energy.Float(math.Exp(energy.Mean(logs))), Lo: nan, Hi: nan, N: len(logs), Method: "none",
-			Reason: fmt.Sprintf("%d repetition(s) with both sides positive: no interval", len(logs))}
-	}
-	m, lo, hi := energy.TInterval(logs, 0.95)
-	return energy.Interval{Value: energy.Float(math.Exp(m)), Lo: energy.Float(math.Exp(lo)), Hi: energy.Float(math.Exp(hi)), N: len(logs),
-		Method: fmt.Sprintf("geometric mean of %d per-repetition ratios, t interval on their logarithms", len(logs))}
-}
 
 // fmtRepl is a figure of the Replication section in its unit: "324.7 ms",
 // with " [lo, hi]" where there is an interval; "–" where there is none.
