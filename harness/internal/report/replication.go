@@ -496,7 +496,6 @@ func repInterval(byRep map[int]float64) energy.Interval {
 		Method: fmt.Sprintf("t over %d repetitions", len(vs))}
 }
 
-
 // fmtRepl is a figure of the Replication section in its unit: "324.7 ms",
 // with " [lo, hi]" where there is an interval; "–" where there is none.
 func fmtRepl(iv energy.Interval, unit string) string {
