@@ -1,9 +1,6 @@
 package wasm
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Code scan: may an instance change anything but its memory and globals?
 //
@@ -54,34 +51,13 @@ type moduleScan struct {
 // decoded (for tests and logs).
 func scanModule(m []byte) (moduleScan, error) {
 	var s moduleScan
-	if len(m) < 8 || string(m[:8]) != "\x00asm\x01\x00\x00\x00" {
-		return s, errors.New("not a version 1 wasm binary")
-	}
-	r := &codeReader{b: m, i: 8}
-	rank := 0
 	var importedFuncs, declaredFuncs uint32
-	for r.i < len(m) {
-		head := r.i
-		id := r.byte()
-		size := r.u32()
-		if r.err != nil {
-			return s, fmt.Errorf("section at byte %#x: %w", head, r.err)
+	for sc, err := range sections(m) {
+		if err != nil {
+			return s, err
 		}
-		if int64(size) > int64(r.left()) {
-			return s, fmt.Errorf("section %d at byte %#x declares %d bytes, %d remain", id, head, size, r.left())
-		}
-		end := r.i + int(size)
-		if id != secCustom {
-			rk, known := sectionRank[id]
-			if !known {
-				return s, fmt.Errorf("unknown section %d at byte %#x", id, head)
-			}
-			if rk <= rank {
-				return s, fmt.Errorf("section %d at byte %#x is out of order or repeated", id, head)
-			}
-			rank = rk
-		}
-		sec := &codeReader{b: m[:end], i: r.i}
+		id, head, end := sc.id, sc.head, sc.end
+		sec := &codeReader{b: m[:end], i: sc.start}
 		switch id {
 		case secCustom:
 			sec.name()
@@ -110,7 +86,6 @@ func scanModule(m []byte) (moduleScan, error) {
 		if sec.i != end {
 			return s, fmt.Errorf("section %d at byte %#x: %d bytes left over at its end", id, head, end-sec.i)
 		}
-		r.i = end
 	}
 	if declaredFuncs != 0 {
 		return s, fmt.Errorf("%d functions declared and no code section", declaredFuncs)

@@ -303,6 +303,33 @@ func TestInstanceStateOutsideMemoryMalformed(t *testing.T) {
 	}
 }
 
+// The first finding ends the scan: the sections after it are not read,
+// so a malformed or misordered one there is not an error (the doc comment
+// of instanceStateOutsideMemory says so), while one before it is.
+func TestInstanceStateOutsideMemoryStopsAtFinding(t *testing.T) {
+	table := sec(2, u32(1), name("m"), name("t"), []byte{1, 0x70, 0, 0}) // an imported table
+	cases := []struct {
+		name    string
+		module  []byte
+		finding string
+		err     string
+	}{
+		{"then sections out of order", shapeModule(table, sec(3, u32(0)), sec(1, u32(0))), `imported table "m" "t"`, ""},
+		{"then an unknown section", shapeModule(table, sec(14)), `imported table "m" "t"`, ""},
+		{"then a section past the end", shapeModule(table, []byte{1}, u32(100), []byte{0}), `imported table "m" "t"`, ""},
+		{"after an unknown section", shapeModule(sec(14), table), "", "unknown section 14 at byte 0x8"},
+		{"after a section out of order", shapeModule(sec(3, u32(0)), table), "", "section 2 at byte 0xb is out of order"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := instanceStateOutsideMemory(c.module)
+			if got != c.finding || (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("finding %q, error %v; want %q, error %q", got, err, c.finding, c.err)
+			}
+		})
+	}
+}
+
 // readSigned takes what the specification's sN encodings allow, and
 // nothing else.
 func TestReadSigned(t *testing.T) {

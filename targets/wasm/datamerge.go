@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 )
 
@@ -197,21 +198,8 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 		return leave("merging would not lower the %d segments", st.Before)
 	}
 
-	// The new data section: the kept segments first, in order (so indices
-	// hold where code may use them), then the merged ones.
-	var body []byte
-	n := 0
-	for _, s := range segs {
-		switch {
-		case !s.active:
-			body = append(body, s.raw...)
-		case count != nil:
-			body = append(body, 1, 0) // passive, no bytes
-		default:
-			continue
-		}
-		n++
-	}
+	// The new data section: the kept segments first, then the merged ones.
+	body, n := keptSegments(segs, count != nil)
 	for _, r := range runs {
 		body = append(body, 0, 0x41) // active, memory 0; i32.const
 		body = appendS32(body, int32(uint32(lo+uint64(r[0]))))
@@ -228,6 +216,32 @@ func rewriteData(m []byte) ([]byte, mergeStats, error) {
 		repl[secDataCount] = appendU32(nil, uint32(n))
 	}
 	return assembleSections(m, secs, repl), st, nil
+}
+
+// keptSegments returns the encoding of the segments of segs that a
+// rewritten data section keeps, in order, and their number n; the
+// rewrite's own segments go after them. A passive segment is kept as it
+// is. An active one, whose bytes the rewrite places itself, is left out,
+// except where the module has a data count section (hasCount): then its
+// code may name segments by index (memory.init and data.drop are valid
+// only with that section), so every original segment must keep its index,
+// and an active one becomes an empty passive segment, which behaves as a
+// dropped active segment does in the specification (memory.init of zero
+// bytes succeeds, of more traps; data.drop does nothing). The caller adds
+// its own segments to n for the section's length and the data count.
+func keptSegments(segs []dataSeg, hasCount bool) (body []byte, n int) {
+	for _, s := range segs {
+		switch {
+		case !s.active:
+			body = append(body, s.raw...)
+		case hasCount:
+			body = append(body, 1, 0) // passive, no bytes: the index holds
+		default:
+			continue
+		}
+		n++
+	}
+	return body, n
 }
 
 // nonZeroRuns returns [start, end) of img's non-zero runs, joined across
@@ -258,41 +272,64 @@ func appendSection(out []byte, id byte, body []byte) []byte {
 	return append(out, body...)
 }
 
-// splitSections returns m's sections in order, after checking the header
-// and that the known sections come each at most once, in the
-// specification's order, and within m.
+// splitSections returns m's sections in order, after checking them all as
+// sections does.
 func splitSections(m []byte) ([]section, error) {
-	if len(m) < 8 || !bytes.Equal(m[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, errors.New("not a version 1 wasm binary")
-	}
 	var secs []section
-	rank := 0
-	for i := 8; i < len(m); {
-		head := i
-		id := m[i]
-		n, k, err := readU32(m, i+1)
+	for s, err := range sections(m) {
 		if err != nil {
-			return nil, fmt.Errorf("section at %d: %v", head, err)
+			return nil, err
 		}
-		start := k
-		end := start + int(n)
-		if end > len(m) || end < start {
-			return nil, fmt.Errorf("section %d at %d runs past the end", id, head)
-		}
-		if id != secCustom {
-			r, known := sectionRank[id]
-			if !known {
-				return nil, fmt.Errorf("unknown section %d at %d", id, head)
-			}
-			if r <= rank {
-				return nil, fmt.Errorf("section %d at %d is out of order or repeated", id, head)
-			}
-			rank = r
-		}
-		secs = append(secs, section{id: id, start: start, end: end, head: head})
-		i = end
+		secs = append(secs, s)
 	}
 	return secs, nil
+}
+
+// sections yields m's sections in order, after checking the header and,
+// before each section, that it lies within m and that a known section
+// comes at most once and in the specification's order (sectionRank); at
+// the first problem it yields that as the error, with a zero section, and
+// stops. It checks as it goes rather than all first so that a caller that
+// stops early (instanceStateOutsideMemory at its first finding) reads
+// nothing after the section it stopped in, and so that every reader of
+// sections keeps these rules, and their error messages, in one place.
+func sections(m []byte) iter.Seq2[section, error] {
+	return func(yield func(section, error) bool) {
+		if len(m) < 8 || !bytes.Equal(m[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+			yield(section{}, errors.New("not a version 1 wasm binary"))
+			return
+		}
+		rank := 0
+		for i := 8; i < len(m); {
+			head := i
+			id := m[i]
+			n, start, err := readU32(m, i+1)
+			if err != nil {
+				yield(section{}, fmt.Errorf("section at byte %#x: %w", head, err))
+				return
+			}
+			if int64(n) > int64(len(m)-start) {
+				yield(section{}, fmt.Errorf("section %d at byte %#x declares %d bytes, %d remain", id, head, n, len(m)-start))
+				return
+			}
+			if id != secCustom {
+				r, known := sectionRank[id]
+				if !known {
+					yield(section{}, fmt.Errorf("unknown section %d at byte %#x", id, head))
+					return
+				}
+				if r <= rank {
+					yield(section{}, fmt.Errorf("section %d at byte %#x is out of order or repeated", id, head))
+					return
+				}
+				rank = r
+			}
+			i = start + int(n)
+			if !yield(section{id: id, start: start, end: i, head: head}, nil) {
+				return
+			}
+		}
+	}
 }
 
 // findSection returns the known section id of secs, or nil.

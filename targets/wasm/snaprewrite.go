@@ -383,19 +383,7 @@ func bakeSnapshot(m []byte, pages uint32, image []byte, globals []snapGlobal, va
 			return nil, fmt.Errorf("active data segment %d (offset %d, %d bytes) is outside the initial memory of %d bytes", i, s.offset, len(s.init), memBytes)
 		}
 	}
-	var body []byte
-	n := 0
-	for _, s := range segs {
-		switch {
-		case !s.active:
-			body = append(body, s.raw...)
-		case count != nil:
-			body = append(body, 1, 0) // passive, no bytes: the index holds
-		default:
-			continue
-		}
-		n++
-	}
+	body, n := keptSegments(segs, count != nil)
 	for _, r := range nonZeroRuns(image, mergeGap) {
 		body = append(body, 0, 0x41) // active, memory 0; i32.const
 		body = appendS32(body, int32(uint32(r[0])))
