@@ -835,8 +835,8 @@ func (f *function) keepsAfter(in *instance, c *call) bool {
 	case !f.snap.keeps() || c.fileTable:
 		return false
 	}
-	mem := memoryOf(in.mod)
-	return mem != nil && int64(mem.Size()) == f.snap.info.MemoryBytes
+	// A snapshot whose instances are kept has memory (chooseRestore).
+	return int64(in.mod.Memory().Size()) == f.snap.info.MemoryBytes
 }
 
 // classify turns a failed run into a Fault with a clear message.

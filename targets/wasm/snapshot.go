@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -119,56 +118,42 @@ type snapshot struct {
 // keeps reports whether instances restored from s are kept and reset.
 func (s *snapshot) keeps() bool { return s != nil && s.info.Restore == RestoreReset }
 
-// recordingClocks are the clocks an instance sees while its snapshot is
-// taken: fake for a pure function (as wazero's: 1 ms per reading, from
-// wazero's epoch), real for an impure one; either way they record that
-// they were read and the last reading.
-type recordingClocks struct {
-	impure     bool
-	read       atomic.Bool
-	nano, wall atomic.Int64
-}
-
 // fakeEpochNanos is wazero's fake wall clock's first reading (midnight
 // UTC 2022-01-01), so that a snapshot's fake clock starts where cold
 // mode's does.
 const fakeEpochNanos = 1640995200 * int64(time.Second)
 
-func newRecordingClocks(impure bool) *recordingClocks {
-	c := &recordingClocks{impure: impure}
-	c.nano.Store(-int64(time.Millisecond))
-	c.wall.Store(fakeEpochNanos - int64(time.Millisecond))
-	return c
+// snapClock is an instance's fake clocks in snapshot mode, 1 ms per
+// reading as wazero's. While the snapshot is taken they start where
+// wazero's do, note that they were read, and for an impure function read
+// the real time; in a request they go on from the snapshot's last
+// readings and are rewound when their instance is reset, so that every
+// request reads the same times.
+type snapClock struct {
+	nano, wall   int64
+	impure, read bool
 }
 
-func (c *recordingClocks) walltime() (int64, int32) {
-	c.read.Store(true)
-	t := c.wall.Add(int64(time.Millisecond))
+// newSnapshotClock is the clock of the instance a snapshot is taken of.
+func newSnapshotClock(impure bool) *snapClock {
+	return &snapClock{nano: -int64(time.Millisecond), wall: fakeEpochNanos - int64(time.Millisecond), impure: impure}
+}
+
+func (c *snapClock) walltime() (int64, int32) {
+	c.read = true
+	c.wall += int64(time.Millisecond)
+	t := c.wall
 	if c.impure {
 		t = time.Now().UnixNano()
 	}
 	return t / 1e9, int32(t % 1e9)
 }
 
-func (c *recordingClocks) nanotime() int64 {
-	c.read.Store(true)
+func (c *snapClock) nanotime() int64 {
+	c.read = true
 	if c.impure {
 		return time.Now().UnixNano()
 	}
-	return c.nano.Add(int64(time.Millisecond))
-}
-
-// snapClock is a request's fake clocks in snapshot mode: they go on 1 ms
-// per reading from the snapshot's last readings, and are rewound when
-// their instance is reset, so that every request reads the same times.
-type snapClock struct{ nano, wall int64 }
-
-func (c *snapClock) walltime() (int64, int32) {
-	c.wall += int64(time.Millisecond)
-	return c.wall / 1e9, int32(c.wall % 1e9)
-}
-
-func (c *snapClock) nanotime() int64 {
 	c.nano += int64(time.Millisecond)
 	return c.nano
 }
@@ -179,7 +164,7 @@ func (c *snapClock) nanotime() int64 {
 // module that restores it, compiled. f's runtime, module config and
 // memory budget are set; f.compiled is not.
 func (f *function) takeSnapshot(ctx context.Context, cm wazero.CompiledModule, module []byte, globals []snapGlobal, hasInit bool) (*snapshot, wazero.CompiledModule, error) {
-	clocks := newRecordingClocks(f.cfg.Impure)
+	clocks := newSnapshotClock(f.cfg.Impure)
 	mc := f.modCfg.WithWalltime(clocks.walltime, sys.ClockResolution(time.Microsecond)).
 		WithNanotime(clocks.nanotime, sys.ClockResolution(1))
 	if hasInit {
@@ -234,11 +219,11 @@ func (f *function) takeSnapshot(ctx context.Context, cm wazero.CompiledModule, m
 	for _, r := range nonZeroRuns(image, 1) {
 		s.info.DataBytes += int64(r[1] - r[0])
 	}
-	if clocks.read.Load() {
+	if clocks.read {
 		s.info.Frozen = append(s.info.Frozen, "clock")
 	}
 	slices.Sort(s.info.Frozen)
-	s.nano, s.wall = clocks.nano.Load(), clocks.wall.Load()
+	s.nano, s.wall = clocks.nano, clocks.wall
 
 	if err := s.chooseRestore(f.name, f.cfg.Restore, image, module); err != nil {
 		return nil, nil, fmt.Errorf("snapshot: restore %s: %w", f.cfg.Restore, err)
@@ -330,12 +315,10 @@ func (f *function) warmUp(ctx context.Context, in *instance) error {
 }
 
 // reset puts in, an instance restored from s that served a request
-// cleanly, back to the snapshot: memory, mutable globals, clocks.
+// cleanly (keepsAfter), back to the snapshot: memory, mutable globals, clocks.
 func (s *snapshot) reset(in *instance) error {
-	mem := memoryOf(in.mod)
-	if mem == nil || int64(mem.Size()) != s.info.MemoryBytes {
-		return errors.New("its memory is not the snapshot's size")
-	}
+	// keepsAfter kept it only with its memory at the snapshot's size.
+	mem := in.mod.Memory()
 	buf, _ := mem.Read(0, mem.Size())
 	var err error
 	if _, in.pagemap, err = s.image.reset(buf, in.pagemap); err != nil {
