@@ -800,7 +800,7 @@ func (f *function) invoke(ctx context.Context, c *call) outcome {
 		// after a cancellation: not an answer in time.
 		err = ctx.Err()
 	}
-	if err == nil && c.violation == "" && !c.stdoutOver && f.keepsAfter(in, c) && !in.mod.IsClosed() && f.ctx.Err() == nil {
+	if err == nil && c.violation == "" && !c.stdoutOver && !in.mod.IsClosed() && f.keepsAfter(in, c) && f.ctx.Err() == nil {
 		select {
 		case f.ready <- in:
 			in = nil
