@@ -57,7 +57,7 @@ func scanModule(m []byte) (moduleScan, error) {
 			return s, err
 		}
 		id, head, end := sc.id, sc.head, sc.end
-		sec := &codeReader{b: m[:end], i: sc.start}
+		sec := &codeReader{reader{b: m[:end], i: sc.start, hex: true}}
 		switch id {
 		case secCustom:
 			sec.name()
@@ -98,50 +98,9 @@ func scanModule(m []byte) (moduleScan, error) {
 // applies first, so nothing the platform accepts is refused here.
 const maxLocalsTotal = maxLocals
 
-// codeReader reads a module's bytes up to len(b), at offsets in the whole
-// module. The first error stops it: it is kept in err, and the reader moves
-// to the end, so every later read fails at once and returns zero.
-type codeReader struct {
-	b   []byte
-	i   int
-	err error
-}
-
-func (r *codeReader) failf(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf(format, args...)
-	}
-	r.i = len(r.b)
-}
-
-func (r *codeReader) left() int { return len(r.b) - r.i }
-
-func (r *codeReader) byte() byte {
-	if r.i >= len(r.b) {
-		r.failf("unexpected end at byte %#x", r.i)
-		return 0
-	}
-	r.i++
-	return r.b[r.i-1]
-}
-
-func (r *codeReader) u32() uint32 {
-	if r.i >= len(r.b) {
-		r.failf("unexpected end at byte %#x", r.i)
-		return 0
-	}
-	if c := r.b[r.i]; c < 0x80 { // most immediates are one byte
-		r.i++
-		return uint32(c)
-	}
-	v, next, err := readU32(r.b, r.i)
-	if err != nil {
-		r.failf("%v", err)
-		return 0
-	}
-	r.i = next
-	return v
-}
+// codeReader is the code scan's reader: it words its errors with offsets
+// in hex, and has its own name and limits, whose errors are worded so too.
+type codeReader struct{ reader }
 
 // signed reads a signed LEB128 integer of the given width (33 for block
 // types, 32 and 64 for constants).
@@ -155,19 +114,11 @@ func (r *codeReader) signed(bits int) int64 {
 	return v
 }
 
-func (r *codeReader) skip(n int) {
-	if n > r.left() {
-		r.failf("%d bytes at byte %#x, %d remain", n, r.i, r.left())
-		return
-	}
-	r.i += n
-}
-
 // name reads a name (a vector of bytes) and returns it, as a view of b.
 func (r *codeReader) name() []byte {
 	n := r.u32()
 	start := r.i
-	r.skip(int(n))
+	r.skip(n)
 	if r.err != nil {
 		return nil
 	}
@@ -262,12 +213,12 @@ func (r *codeReader) code(s *moduleScan, imported, declared uint32) string {
 	for k := uint32(0); k < n && r.err == nil; k++ {
 		size := r.u32()
 		start := r.i
-		r.skip(int(size))
+		r.skip(size)
 		if r.err != nil {
 			return ""
 		}
 		fn := imported + k
-		body := &codeReader{b: r.b[:r.i], i: start}
+		body := &codeReader{reader{b: r.b[:r.i], i: start, hex: true}}
 		var finding string
 		finding, frames = body.body(s, fn, frames[:0])
 		if body.err != nil {

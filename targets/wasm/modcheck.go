@@ -54,47 +54,9 @@ func checkModuleShape(m []byte) error {
 	return nil
 }
 
-// shapeReader reads a module's bytes up to len(b); the first error stops
-// it (every later read returns zero).
-type shapeReader struct {
-	b   []byte
-	i   int
-	sec byte
-	err error
-}
-
-func (r *shapeReader) failf(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (r *shapeReader) left() int { return len(r.b) - r.i }
-
-func (r *shapeReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if r.i >= len(r.b) {
-		r.failf("section %d: unexpected end at byte %d", r.sec, r.i)
-		return 0
-	}
-	r.i++
-	return r.b[r.i-1]
-}
-
-func (r *shapeReader) u32() uint32 {
-	if r.err != nil {
-		return 0
-	}
-	v, next, err := readU32(r.b, r.i)
-	if err != nil {
-		r.failf("section %d: %v", r.sec, err)
-		return 0
-	}
-	r.i = next
-	return v
-}
+// shapeReader is checkModuleShape's reader: sec names the section in its
+// errors, whose offsets are in decimal.
+type shapeReader = reader
 
 // leb skips a signed or unsigned LEB128 integer of at most n bytes (its
 // range is the decoder's to check).
@@ -105,14 +67,6 @@ func (r *shapeReader) leb(n int) {
 		}
 	}
 	r.failf("section %d: integer longer than %d bytes at %d", r.sec, n, r.i)
-}
-
-func (r *shapeReader) skip(n uint32) {
-	if r.err == nil && int64(n) > int64(r.left()) {
-		r.failf("section %d: %d bytes declared at %d, %d remain", r.sec, n, r.i, r.left())
-		return
-	}
-	r.i += int(n)
 }
 
 // count reads a vector's length and refuses one whose elements, of at
